@@ -1,0 +1,49 @@
+//! The kstatus condition vocabulary (`Ready`, `Reconciling`, `Stalled`).
+//!
+//! Tools such as `kubectl wait --for=condition=Ready`, Flux health checks and Argo CD read these.
+
+/// True when the last deploy (and post-deploy) of the current generation succeeded.
+pub const READY: &str = "Ready";
+/// True while the agent is working towards the desired state.
+pub const RECONCILING: &str = "Reconciling";
+/// True when the agent has stopped retrying until something changes.
+pub const STALLED: &str = "Stalled";
+
+/// Condition status values.
+pub const TRUE: &str = "True";
+/// Condition status values.
+pub const FALSE: &str = "False";
+/// Condition status values.
+pub const UNKNOWN: &str = "Unknown";
+
+/// Reasons (CamelCase, as Kubernetes requires).
+pub mod reason {
+    /// A deploy Job is running.
+    pub const DEPLOYING: &str = "Deploying";
+    /// A post-deploy Job is running.
+    pub const POST_DEPLOYING: &str = "PostDeploying";
+    /// A destroy Job is running.
+    pub const DESTROYING: &str = "Destroying";
+    /// The registry is being scanned.
+    pub const SCANNING: &str = "Scanning";
+    /// Everything succeeded.
+    pub const SUCCEEDED: &str = "Succeeded";
+    /// A script exited non-zero.
+    pub const SCRIPT_FAILED: &str = "ScriptFailed";
+    /// The registry could not be read or no tag matched.
+    pub const REGISTRY_ERROR: &str = "RegistryError";
+    /// The spec cannot be acted on (invalid constraint, missing variable…).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// Retries are exhausted until something changes.
+    pub const RETRIES_EXHAUSTED: &str = "RetriesExhausted";
+    /// `spec.suspend` is true.
+    pub const SUSPENDED: &str = "Suspended";
+}
+
+/// Finds a condition by type.
+pub fn find<'a>(
+    conditions: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}

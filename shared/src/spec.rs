@@ -1,0 +1,150 @@
+//! The desired state: what a platform team writes in git.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::status::TerraformStatus;
+
+/// Infrastructure delivered from an OCI image of IaC scripts.
+///
+/// The agent picks the newest tag of `containerRegistry.imageName` that satisfies
+/// `containerRegistry.semanticVersion`, runs `scripts.deploy` from it in a Job (then
+/// `postDeploy.script`, if set), and reports the result in `status`.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "alustan.io",
+    version = "v1alpha1",
+    kind = "Terraform",
+    plural = "terraforms",
+    singular = "terraform",
+    // tofu-controller also has a kind named Terraform (short name `tf`): ours is `altf`, and
+    // `kubectl get alustan` lists every alustan resource.
+    shortname = "altf",
+    category = "alustan",
+    namespaced,
+    status = "TerraformStatus",
+    derive = "PartialEq",
+    doc = "Terraform delivers infrastructure from an OCI image of IaC scripts, redeploying when a newer tag matches the semantic version constraint.",
+    // Raw JSON columns: the structured form repeats `type_` and trips clippy's duplicated_attributes.
+    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state","description":"Progressing, Success, Completed, Failed or Error"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.applied.tag","description":"The image tag of the last applied run"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.message","priority":1}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TerraformSpec {
+    /// Environment variables for every script, usually `TF_VAR_*` inputs of terraform. Values are
+    /// never logged.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+
+    /// The scripts, paths inside the image, each optionally followed by arguments
+    /// (split shell-like: `destroy -c`).
+    pub scripts: Scripts,
+
+    /// A script run after every successful deploy, whose JSON output (with an `outputs` key)
+    /// lands in `status.postDeployOutput`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_deploy: Option<PostDeploy>,
+
+    /// Where the IaC image lives and which versions of it are acceptable.
+    pub container_registry: ContainerRegistry,
+
+    /// Stop every run (deploys, drift correction, resyncs) until set back to false. Deletion
+    /// still runs the destroy script.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub suspend: bool,
+
+    /// The ServiceAccount the Jobs run as, e.g. one bound to a cloud identity (IRSA, workload
+    /// identity). Defaults to the agent's configured job ServiceAccount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+
+    /// How often to rescan the registry and re-apply to correct drift, overriding the agent's
+    /// `syncInterval` (default 6h) for this resource. A Go-style duration: `30m`, `6h`, `1h30m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub sync_interval: Option<String>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// Script paths inside the image, each optionally followed by arguments.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct Scripts {
+    /// Run to create or update the infrastructure, e.g. `deploy`.
+    #[schemars(length(min = 1))]
+    pub deploy: String,
+
+    /// Run when the resource is deleted, e.g. `destroy -c`. When absent, deleting the resource
+    /// leaves the infrastructure in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destroy: Option<String>,
+}
+
+/// A script run after a successful deploy.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct PostDeploy {
+    /// Script path inside the image, e.g. `aws-resource`.
+    #[schemars(length(min = 1))]
+    pub script: String,
+
+    /// Arguments passed as `--name=value`, in ascending order of name, where value is the value
+    /// of the named variable from `spec.variables` (e.g. `region: TF_VAR_region`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+}
+
+/// Where the IaC image lives and which versions of it are acceptable.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRegistry {
+    /// The registry kind. When absent it is inferred from `imageName`: a first path segment
+    /// with a `.` or `:` (or `localhost`) names the registry host (`ghcr.io` → ghcr, any other
+    /// host → oci), otherwise Docker Hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<RegistryProvider>,
+
+    /// The image repository, e.g. `alustan/infrastructure`, `ghcr.io/org/infra` or
+    /// `registry.example.com:5000/team/infra`. No tag or digest.
+    #[schemars(length(min = 1))]
+    pub image_name: String,
+
+    /// A semantic version constraint the chosen tag must satisfy, e.g. `~1.0.0`, `^2`,
+    /// `>=1.2, <2`. Tags may carry a `v` prefix; prereleases only match a constraint that names
+    /// a prerelease of the same major.minor.patch.
+    #[schemars(length(min = 1))]
+    pub semantic_version: String,
+
+    /// A Secret of type `kubernetes.io/dockerconfigjson` in this namespace with credentials for
+    /// the registry, overriding the agent-wide registry secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretReference>,
+}
+
+// Which kind of registry serves the image (documented on the field, which the CRD shows).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryProvider {
+    /// Docker Hub (`registry-1.docker.io`); single names get the `library/` prefix.
+    Docker,
+    /// GitHub Container Registry (`ghcr.io`).
+    Ghcr,
+    /// Any OCI distribution registry, named by the host in `imageName`.
+    Oci,
+}
+
+// A reference to a Secret in the resource's namespace (documented on each field using it).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub struct SecretReference {
+    /// The Secret's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}

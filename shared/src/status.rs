@@ -1,0 +1,245 @@
+//! The observed state: what the agent writes and the plugin reads.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{free_form_object, map_of_any};
+
+/// What the agent last observed and did for a `Terraform`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TerraformStatus {
+    /// The summary state of the latest run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<State>,
+
+    /// A human-readable explanation of `state`: what happened and, on failure, what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+
+    /// Non-sensitive terraform outputs of the last successful deploy (name → value). Sensitive
+    /// outputs are stored in the Secret named by `sensitiveOutputsSecret`, never here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "map_of_any")]
+    pub output: BTreeMap<String, serde_json::Value>,
+
+    /// The Secret (owned by this resource) holding sensitive terraform outputs, one key each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitive_outputs_secret: Option<String>,
+
+    /// URLs of the cluster's Ingresses after the last deploy, grouped by the Ingress's
+    /// namespace: every host of every rule, `https://` when the host is listed in the Ingress's
+    /// TLS section, `http://` otherwise.
+    #[serde(rename = "ingressURLs", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ingress_urls: BTreeMap<String, Vec<String>>,
+
+    /// Credentials of tools the deploy installed (e.g. `argocd`, `grafana`): a username and a
+    /// reference to the Secret key holding the password. Never the password itself.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub credentials: BTreeMap<String, Credential>,
+
+    /// The JSON printed by the post-deploy script (an object with an `outputs` key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub post_deploy_output: Option<serde_json::Value>,
+
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// kstatus conditions: `Ready`, `Reconciling` and `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+
+    /// The image of the last successful deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<AppliedImage>,
+
+    /// The last registry scan and why it chose the tag it chose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scan: Option<RegistryScan>,
+
+    /// The last value of the resync request annotation (`alustan.io/reconcile-requested-at` or
+    /// Flux's `reconcile.fluxcd.io/requestedAt`) the agent acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+
+    /// The last value of `alustan.io/rescan-requested-at` the agent acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_rescan_at: Option<String>,
+
+    /// The most recent runs, newest first (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RunRecord>,
+}
+
+/// The summary state of the latest run.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum State {
+    /// A run is under way (registry scan, deploy, post-deploy or destroy).
+    Progressing,
+    /// The deploy script finished successfully (no post-deploy script is set, or it is pending).
+    Success,
+    /// The deploy and the post-deploy script both finished successfully.
+    Completed,
+    /// A script exited non-zero; `message` holds the tail of its log.
+    Failed,
+    /// The agent could not do its part (bad constraint, registry unreachable, missing Secret…);
+    /// `message` says what and how to fix it.
+    Error,
+}
+
+impl State {
+    /// The state as written in the resource.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Progressing => "Progressing",
+            State::Success => "Success",
+            State::Completed => "Completed",
+            State::Failed => "Failed",
+            State::Error => "Error",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A username and where its password is kept.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Credential {
+    /// The username.
+    pub username: String,
+    /// The Secret key holding the password.
+    pub password_secret_ref: SecretKeyReference,
+}
+
+/// A key of a Secret, possibly in another namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub struct SecretKeyReference {
+    /// The Secret's namespace.
+    pub namespace: String,
+    /// The Secret's name.
+    pub name: String,
+    /// The key within the Secret's data.
+    pub key: String,
+}
+
+/// The image a run used.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedImage {
+    /// The full image reference the Job ran: `repository@sha256:…`.
+    pub image: String,
+    /// The tag exactly as found in the registry (e.g. `v1.0.3`).
+    pub tag: String,
+    /// The manifest digest the tag resolved to.
+    pub digest: String,
+    /// When the deploy that applied it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<Time>,
+}
+
+/// One registry scan: what was seen and why the winner won.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryScan {
+    /// When the tags were listed.
+    pub time: Time,
+    /// The repository scanned, as a full reference without tag (`registry/repository`).
+    pub image: String,
+    /// The constraint the tags were matched against.
+    pub constraint: String,
+    /// How many tags the repository has.
+    pub tag_count: i64,
+    /// How many tags satisfy the constraint.
+    pub matching_count: i64,
+    /// The newest tags satisfying the constraint, newest first (at most 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub newest_matching: Vec<String>,
+    /// Some tags that were rejected, newest versions first (at most 10), with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<RejectedTag>,
+    /// The chosen tag, exactly as in the registry; absent when no tag matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_tag: Option<String>,
+    /// The manifest digest of the chosen tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_digest: Option<String>,
+}
+
+/// A tag that was not chosen, and why.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct RejectedTag {
+    /// The tag, exactly as in the registry.
+    pub tag: String,
+    /// Why it was not a candidate.
+    pub reason: RejectionReason,
+}
+
+/// Why a tag was not a candidate.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RejectionReason {
+    /// Not a semantic version (e.g. `latest`, `production`, build tags).
+    NotSemver,
+    /// A semantic version outside the constraint.
+    OutsideConstraint,
+    /// A prerelease, and the constraint names no prerelease of the same major.minor.patch.
+    Prerelease,
+}
+
+/// What a run did.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RunAction {
+    /// `scripts.deploy`.
+    Deploy,
+    /// `postDeploy.script`.
+    PostDeploy,
+    /// `scripts.destroy`.
+    Destroy,
+}
+
+/// How a run ended.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RunResult {
+    /// Still running.
+    Running,
+    /// The script exited zero.
+    Succeeded,
+    /// The script exited non-zero (or hit its deadline).
+    Failed,
+    /// The agent could not run or read it.
+    Error,
+}
+
+/// One run of a script in a Job.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    /// Which script ran.
+    pub action: RunAction,
+    /// The Job's name.
+    pub job_name: String,
+    /// The image reference the Job ran (`repository@sha256:…`).
+    pub image: String,
+    /// The tag the digest was chosen through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// When the Job was created.
+    pub start_time: Time,
+    /// When the Job finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// How it ended.
+    pub result: RunResult,
+    /// A short explanation (e.g. the exit code and the tail of the log on failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
