@@ -2,6 +2,8 @@
 //! example must validate, and bad specs must be rejected or pruned exactly as a real apiserver
 //! would do it.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test helpers may panic
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
