@@ -2,5 +2,8 @@
 //!
 //! - [`schema`]: the apiserver's custom-resource schema rules (structural checks, pruning and
 //!   validation), as documented on the CRD task page of the Kubernetes docs.
+//! - [`registry`]: a real OCI registry (Debian's `docker-registry`) on loopback, image pushes
+//!   from a directory, and a proxy that pages tag lists as Docker Hub and GHCR do.
 
+pub mod registry;
 pub mod schema;
