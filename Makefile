@@ -24,7 +24,7 @@ demo: ## Run alustan in a local sandbox (not available yet: it arrives with the 
 	@exit 1
 
 .PHONY: test
-test: deps fmt-check clippy crd-check unit ## Install what the tests need, then fmt, clippy and every test.
+test: deps fmt-check clippy one-crypto-provider crd-check unit ## Install what the tests need, then fmt, clippy and every test.
 
 .PHONY: deps
 deps: system-deps python-deps ## Install the system packages and Python tools the tests use.
@@ -58,6 +58,14 @@ fmt-check: ## cargo fmt check.
 .PHONY: clippy
 clippy: ## clippy on every target, warnings are errors.
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+.PHONY: one-crypto-provider
+one-crypto-provider: ## rustls must have exactly one crypto provider (ring) or it panics at run time.
+	@if cargo tree --workspace --locked -i aws-lc-rs >/dev/null 2>&1; then \
+	  echo "aws-lc-rs is in the dependency tree beside ring: rustls would panic at start-up" >&2; \
+	  cargo tree --workspace -i aws-lc-rs >&2; exit 1; \
+	fi
+	@echo "ok: ring is the only rustls crypto provider"
 
 .PHONY: crd-check
 crd-check: python-deps ## Validate the generated CRD and the examples against it.
