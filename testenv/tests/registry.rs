@@ -464,3 +464,17 @@ async fn push_subcommand_pushes_a_directory() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid tag \"1.2.3+build\""));
 }
+
+#[tokio::test]
+async fn pinned_port_is_used_and_a_taken_one_is_reported() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options = RegistryOptions { port: Some(port), ..RegistryOptions::anonymous() };
+    let registry = Registry::start(options.clone()).await.unwrap();
+    assert_eq!(registry.host_port(), format!("127.0.0.1:{port}"));
+
+    let err = Registry::start(options).await.err().unwrap();
+    assert!(matches!(err, RegistryError::Exited { .. }), "{err:?}");
+    assert!(err.to_string().contains("address already in use"), "{err}");
+    // The first instance is unaffected.
+    assert_eq!(registry.client().get("/v2/").await.unwrap().status, StatusCode::OK);
+}

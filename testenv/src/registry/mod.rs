@@ -63,11 +63,13 @@ pub struct RegistryOptions {
     /// usable, else the system temp dir. Why: on these machines' ext4 disks, deleting the
     /// ~7,000 small files of a 1,000-tag repository takes ~20 s; on tmpfs it takes 0.2 s.
     pub temp_root: Option<PathBuf>,
+    /// Listen on this loopback port instead of a free random one (e.g. a demo's pinned port).
+    pub port: Option<u16>,
 }
 
 impl Default for RegistryOptions {
     fn default() -> Self {
-        Self { credentials: None, binary: PathBuf::from("docker-registry"), temp_root: None }
+        Self { credentials: None, binary: PathBuf::from("docker-registry"), temp_root: None, port: None }
     }
 }
 
@@ -98,7 +100,7 @@ impl Registry {
             Some(c) => Some(config::write_htpasswd(dir.path(), &c.username, &c.password)?),
             None => None,
         };
-        let process = server::start(&options.binary, dir.path(), htpasswd.as_deref()).await?;
+        let process = server::start(&options.binary, dir.path(), htpasswd.as_deref(), options.port).await?;
         Ok(Self { proxies: Mutex::new(Vec::new()), process, credentials: options.credentials, dir })
     }
 

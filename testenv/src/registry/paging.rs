@@ -85,6 +85,8 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     let mut connections = JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // e.g. out of file descriptors: back off instead of spinning.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         let state = Arc::clone(&state);

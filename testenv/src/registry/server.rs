@@ -1,6 +1,6 @@
 //! Running one `docker-registry serve` process on a free loopback port.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,11 +30,21 @@ impl Drop for Process {
 
 /// Starts `binary serve` with a config in `dir` (storage under `dir/storage`) and waits for
 /// `GET /v2/` to answer from this very instance.
-pub(crate) async fn start(binary: &Path, dir: &Path, htpasswd: Option<&Path>) -> Result<Process, RegistryError> {
+pub(crate) async fn start(
+    binary: &Path,
+    dir: &Path,
+    htpasswd: Option<&Path>,
+    fixed_port: Option<u16>,
+) -> Result<Process, RegistryError> {
     let storage = dir.join("storage");
     let instance = instance_token(dir);
-    for attempt in 0..START_ATTEMPTS {
-        let port = free_port()?;
+    // A pinned port gets one attempt: retrying could not change the outcome.
+    let attempts = if fixed_port.is_some() { 1 } else { START_ATTEMPTS };
+    for attempt in 0..attempts {
+        let port = match fixed_port {
+            Some(port) => port,
+            None => free_port()?,
+        };
         let config = config::render(&ConfigParams { port, storage: &storage, htpasswd, instance: &instance })?;
         let config_path = dir.join("config.yml");
         write(&config_path, config.as_bytes())?;
@@ -42,11 +52,12 @@ pub(crate) async fn start(binary: &Path, dir: &Path, htpasswd: Option<&Path>) ->
         let process = spawn(binary, &config_path, &log_path, port)?;
         match wait_ready(process, &instance, &log_path).await {
             Ok(process) => return Ok(process),
-            Err(RegistryError::Exited { log, .. }) if log.contains("address already in use") => {}
+            Err(RegistryError::Exited { log, .. })
+                if fixed_port.is_none() && log.contains("address already in use") => {}
             Err(err) => return Err(err),
         }
     }
-    Err(RegistryError::PortCollisions { attempts: START_ATTEMPTS })
+    Err(RegistryError::PortCollisions { attempts })
 }
 
 fn spawn(binary: &Path, config: &Path, log_path: &Path, port: u16) -> Result<Process, RegistryError> {
@@ -112,7 +123,7 @@ fn instance_token(dir: &Path) -> String {
     format!("{}-{nanos}-{name}", std::process::id())
 }
 
-fn write(path: &PathBuf, bytes: &[u8]) -> Result<(), RegistryError> {
+fn write(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
     std::fs::write(path, bytes).map_err(|err| RegistryError::io(format!("writing {}", path.display()), err))
 }
 
