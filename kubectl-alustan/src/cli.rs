@@ -1,0 +1,327 @@
+//! The command line: kubectl's global flags plus the plugin's subcommands.
+//!
+//! kubectl runs `kubectl-alustan` for `kubectl alustan …`, so help and completions are written
+//! for `kubectl alustan` (`bin_name`), and the global flags mean what they mean to kubectl.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+
+/// See, trigger, resync and inspect alustan `Terraform` resources.
+#[derive(Parser, Debug, Clone, PartialEq, Eq)]
+#[command(name = "kubectl-alustan", bin_name = "kubectl alustan", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub kube: KubeFlags,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// kubectl's connection flags, accepted before or after the subcommand like kubectl does.
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeFlags {
+    /// The namespace (default: the context's namespace)
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// All namespaces (wins over --namespace, as in kubectl)
+    #[arg(short = 'A', long, global = true)]
+    pub all_namespaces: bool,
+
+    /// The kubeconfig context to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig cluster to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// The kubeconfig user to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Username to impersonate
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+}
+
+impl KubeFlags {
+    /// The namespace to scope to: `None` means all namespaces; `Some(None)` the context's default.
+    pub fn scope(&self) -> Option<Option<&str>> {
+        if self.all_namespaces { None } else { Some(self.namespace.as_deref()) }
+    }
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// List Terraform resources: state, applied version, ready, age
+    Get {
+        /// One resource by name (default: all in scope)
+        name: Option<String>,
+        /// Stream changes after the first listing
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// Output format
+        #[arg(short = 'o', long, value_enum, default_value_t = GetFormat::Table)]
+        output: GetFormat,
+        /// Label selector, e.g. `team=platform,env!=prod`
+        #[arg(short = 'l', long, value_name = "SELECTOR")]
+        selector: Option<String>,
+    },
+    /// Show a resource in detail: applied image and why, conditions, outputs, runs, events
+    Describe { name: String },
+    /// Trigger a run now (sets the resync annotation)
+    Sync {
+        name: String,
+        /// Follow the run's log and progress until it ends; exit 1 if it failed
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, e.g. `90s`, `10m`, `1h30m`
+        #[arg(long, requires = "wait", value_parser = parse_duration, default_value = "30m")]
+        timeout: Duration,
+    },
+    /// Rescan the registry (bypassing its cache), then run
+    Resync {
+        name: String,
+        /// Follow the run until it ends; exit 1 if it failed
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Print the terraform outputs of the last successful deploy
+    Outputs {
+        name: String,
+        /// Output format (default: a name/value table)
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<DataFormat>,
+    },
+    /// List credential references of the tools a deploy installed; passwords masked
+    Credentials {
+        name: String,
+        /// Read the referenced Secrets with your own RBAC and print the passwords
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Print the log of the latest (or an earlier) run's pod
+    Logs {
+        name: String,
+        /// Which run, counting back from the latest (1 = latest)
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        run: u32,
+        /// Keep streaming the log
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Stop every run of a resource (sets spec.suspend)
+    #[command(group(ArgGroup::new("target").required(true).args(["name", "all"])))]
+    Suspend(Target),
+    /// Let a suspended resource run again
+    #[command(group(ArgGroup::new("target").required(true).args(["name", "all"])))]
+    Resume(Target),
+    /// Print the plugin version (and the agent's, when reachable)
+    Version,
+    /// Open the terminal UI: a live list with describe, outputs, credentials, logs, sync
+    Tui {
+        /// Disable every key that changes the cluster
+        #[arg(long)]
+        readonly: bool,
+    },
+    /// Print a shell completion script
+    Completion {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `suspend`/`resume` act on one resource or, with a confirmation prompt, on all in scope.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: Option<String>,
+    /// Every resource in scope (asks for confirmation)
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetFormat {
+    Table,
+    Wide,
+    Yaml,
+    Json,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFormat {
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DurationError {
+    #[error("empty duration; write e.g. 90s, 10m or 1h30m")]
+    Empty,
+    #[error("`{0}` is not a duration; write e.g. 90s, 10m or 1h30m (units: s, m, h)")]
+    Invalid(String),
+}
+
+/// Parses Go-style durations (`90s`, `10m`, `1h30m`), the form kubectl users type for timeouts.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    if text.is_empty() {
+        return Err(DurationError::Empty);
+    }
+    let invalid = || DurationError::Invalid(text.to_owned());
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for ch in text.chars() {
+        if ch.is_ascii_digit() {
+            number.push(ch);
+            continue;
+        }
+        let unit = match ch {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(invalid()),
+        };
+        let value: u64 = number.parse().map_err(|_| invalid())?;
+        total = value.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(invalid)?;
+        number.clear();
+    }
+    if number.is_empty() { Ok(Duration::from_secs(total)) } else { Err(invalid()) }
+}
+
+/// The process exit code of a parse failure: 0 for `--help`/`--version`, 2 for usage errors.
+pub fn exit_code(error: &clap::Error) -> u8 {
+    u8::try_from(error.exit_code()).unwrap_or(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kubectl-alustan").chain(line.split_whitespace()))
+    }
+
+    fn ok(line: &str) -> Cli {
+        match parse(line) {
+            Ok(cli) => cli,
+            Err(e) => panic!("`{line}` should parse: {e}"),
+        }
+    }
+
+    fn usage_error(line: &str) {
+        match parse(line) {
+            Ok(cli) => panic!("`{line}` should be rejected, got {cli:?}"),
+            Err(e) => assert_eq!(exit_code(&e), 2, "`{line}`: {e}"),
+        }
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+        assert_eq!(Cli::command().get_bin_name(), Some("kubectl alustan"));
+    }
+
+    #[test]
+    fn get_all_namespaces_wide_with_selector() {
+        let cli = ok("get -A -o wide -l team=platform");
+        assert!(cli.kube.all_namespaces);
+        assert_eq!(cli.kube.scope(), None);
+        assert_eq!(
+            cli.command,
+            Command::Get { name: None, watch: false, output: GetFormat::Wide, selector: Some("team=platform".into()) }
+        );
+    }
+
+    #[test]
+    fn global_flags_before_and_after_the_subcommand() {
+        let cli = ok("--context kind-dev -n infra get staging -w --kubeconfig /tmp/kc --as alice --user u --cluster c");
+        assert_eq!(cli.kube.context.as_deref(), Some("kind-dev"));
+        assert_eq!(cli.kube.scope(), Some(Some("infra")));
+        assert_eq!(cli.kube.kubeconfig, Some(PathBuf::from("/tmp/kc")));
+        assert_eq!(cli.kube.as_user.as_deref(), Some("alice"));
+        assert_eq!(cli.kube.user.as_deref(), Some("u"));
+        assert_eq!(cli.kube.cluster.as_deref(), Some("c"));
+        assert!(
+            matches!(cli.command, Command::Get { name: Some(ref n), watch: true, output: GetFormat::Table, .. } if n == "staging")
+        );
+    }
+
+    #[test]
+    fn all_namespaces_wins_over_namespace() {
+        assert_eq!(ok("get -n a -A").kube.scope(), None);
+        assert_eq!(ok("get").kube.scope(), Some(None));
+    }
+
+    #[test]
+    fn sync_wait_timeout() {
+        assert_eq!(
+            ok("sync staging --wait --timeout 1h30m").command,
+            Command::Sync { name: "staging".into(), wait: true, timeout: Duration::from_secs(5400) }
+        );
+        assert_eq!(
+            ok("sync staging").command,
+            Command::Sync { name: "staging".into(), wait: false, timeout: Duration::from_secs(1800) }
+        );
+        usage_error("sync staging --timeout 5m"); // --timeout means nothing without --wait
+        usage_error("sync staging --wait --timeout 5 minutes");
+        usage_error("sync");
+    }
+
+    #[test]
+    fn resync_outputs_credentials_logs() {
+        assert_eq!(ok("resync a --wait").command, Command::Resync { name: "a".into(), wait: true });
+        assert_eq!(
+            ok("outputs a -o json").command,
+            Command::Outputs { name: "a".into(), output: Some(DataFormat::Json) }
+        );
+        assert_eq!(ok("outputs a").command, Command::Outputs { name: "a".into(), output: None });
+        usage_error("outputs a -o wide");
+        assert_eq!(ok("credentials a --reveal").command, Command::Credentials { name: "a".into(), reveal: true });
+        assert_eq!(ok("logs a --run 3 -f").command, Command::Logs { name: "a".into(), run: 3, follow: true });
+        assert_eq!(ok("logs a").command, Command::Logs { name: "a".into(), run: 1, follow: false });
+        usage_error("logs a --run 0");
+    }
+
+    #[test]
+    fn suspend_and_resume_need_a_name_or_all() {
+        assert_eq!(ok("suspend a").command, Command::Suspend(Target { name: Some("a".into()), all: false }));
+        assert_eq!(ok("resume --all -A").command, Command::Resume(Target { name: None, all: true }));
+        usage_error("suspend");
+        usage_error("resume a --all");
+    }
+
+    #[test]
+    fn version_tui_completion() {
+        assert_eq!(ok("version").command, Command::Version);
+        assert_eq!(ok("tui --readonly").command, Command::Tui { readonly: true });
+        assert_eq!(ok("completion zsh").command, Command::Completion { shell: clap_complete::Shell::Zsh });
+        usage_error("completion tcsh");
+    }
+
+    #[test]
+    fn usage_errors_exit_2_and_help_exits_0() {
+        usage_error("");
+        usage_error("frobnicate");
+        usage_error("get -o xml");
+        let help = parse("--help").err().map(|e| exit_code(&e));
+        assert_eq!(help, Some(0));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h2m3s"), Ok(Duration::from_secs(3723)));
+        assert_eq!(parse_duration(""), Err(DurationError::Empty));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! `kubectl alustan`: the command line and the terminal UI's pure core.
+//!
+//! The TUI follows an Elm-like split so it can be tested without a terminal or a cluster:
+//! [`tui::action::Action`]s (keys, watch events) go through a pure [`tui::update::update`] that
+//! changes [`tui::state::State`] and returns [`tui::update::Effect`]s (cluster I/O to perform),
+//! and [`tui::ui::draw`] renders from the state alone.
+
+pub mod cli;
+pub mod tui;

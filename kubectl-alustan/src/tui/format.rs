@@ -1,0 +1,84 @@
+//! Small text helpers shared by the views: ages like kubectl prints them, cell values.
+
+use alustan_shared::Terraform;
+use jiff::{SignedDuration, Timestamp};
+
+/// An age the way kubectl prints it (`45s`, `3m12s`, `5h`, `2d3h`, `40d`, `2y`).
+pub fn age(since: Timestamp, now: Timestamp) -> String {
+    let seconds = now.duration_since(since).as_secs().max(0);
+    let (m, h, d) = (seconds / 60, seconds / 3600, seconds / 86_400);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{m}m{}s", s % 60),
+        s if s < 3 * 3600 => format!("{m}m"),
+        s if s < 8 * 3600 => format!("{h}h{}m", m % 60),
+        s if s < 48 * 3600 => format!("{h}h"),
+        s if s < 8 * 86_400 => format!("{d}d{}h", h % 24),
+        s if s < 2 * 365 * 86_400 => format!("{d}d"),
+        _ => format!("{}y", d / 365),
+    }
+}
+
+pub fn age_of(object: &Terraform, now: Timestamp) -> String {
+    super::state::created(object).map_or_else(|| "<unknown>".to_owned(), |t| age(t, now))
+}
+
+pub fn state(object: &Terraform) -> &'static str {
+    object.status.as_ref().and_then(|s| s.state).map_or("Pending", alustan_shared::State::as_str)
+}
+
+pub fn version(object: &Terraform) -> &str {
+    object.status.as_ref().and_then(|s| s.applied.as_ref()).map_or("<none>", |a| a.tag.as_str())
+}
+
+pub fn ready(object: &Terraform) -> &str {
+    object
+        .status
+        .as_ref()
+        .and_then(|s| alustan_shared::conditions::find(&s.conditions, alustan_shared::conditions::READY))
+        .map_or("Unknown", |c| c.status.as_str())
+}
+
+/// The status message on one line (messages may hold a log tail).
+pub fn message(object: &Terraform) -> String {
+    let text = object.status.as_ref().and_then(|s| s.message.as_deref()).unwrap_or("");
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ⏎ ")
+}
+
+/// A JSON value as a cell: strings bare, everything else as compact JSON.
+pub fn value(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time, now: Timestamp) -> String {
+    format!("{} ({} ago)", t.0.strftime("%Y-%m-%d %H:%M:%SZ"), age(t.0, now))
+}
+
+pub fn elapsed(from: Timestamp, to: Timestamp) -> String {
+    let d: SignedDuration = to.duration_since(from);
+    let s = d.as_secs().max(0);
+    if s < 60 { format!("{s}s") } else { format!("{}m{}s", s / 60, s % 60) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_like_kubectl() {
+        let now: Timestamp = "2026-01-10T00:00:00Z".parse().unwrap();
+        let ago = |secs: i64| age(now - SignedDuration::from_secs(secs), now);
+        assert_eq!(ago(5), "5s");
+        assert_eq!(ago(200), "3m20s");
+        assert_eq!(ago(3000), "50m");
+        assert_eq!(ago(5 * 3600 + 120), "5h2m");
+        assert_eq!(ago(30 * 3600), "30h");
+        assert_eq!(ago(3 * 86_400 + 7200), "3d2h");
+        assert_eq!(ago(40 * 86_400), "40d");
+        assert_eq!(ago(800 * 86_400), "2y");
+        assert_eq!(ago(-5), "0s");
+    }
+}

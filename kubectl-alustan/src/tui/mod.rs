@@ -1,0 +1,8 @@
+//! The terminal UI: actions in, a pure update, effects out, rendering from the state alone.
+
+pub mod action;
+pub mod format;
+pub mod keys;
+pub mod state;
+pub mod ui;
+pub mod update;

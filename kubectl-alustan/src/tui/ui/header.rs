@@ -1,0 +1,37 @@
+//! The top line: where we are connected and how the agent is doing.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::label_style;
+use crate::tui::state::{AgentHealth, State};
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
+    let header = &state.header;
+    let namespace = header.namespace.as_deref().unwrap_or("all");
+    let (agent, agent_style) = match &header.agent {
+        AgentHealth::Unknown => ("unknown".to_owned(), Style::new().fg(Color::Gray)),
+        AgentHealth::Healthy { version } => (format!("ok {version}"), Style::new().fg(Color::Green)),
+        AgentHealth::Unhealthy(why) => {
+            (format!("DOWN: {why}"), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD))
+        }
+    };
+    let mut spans = vec![
+        Span::styled(" alustan ", Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD)),
+        Span::styled(" ctx:", label_style()),
+        Span::raw(header.context.clone()),
+        Span::styled(" cluster:", label_style()),
+        Span::raw(header.cluster.clone()),
+        Span::styled(" ns:", label_style()),
+        Span::raw(namespace.to_owned()),
+        Span::styled(" agent:", label_style()),
+        Span::styled(agent, agent_style),
+    ];
+    if state.readonly {
+        spans.push(Span::styled(" [readonly]", Style::new().fg(Color::Magenta)));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

@@ -1,0 +1,91 @@
+//! The outputs and credentials views.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
+
+use super::{frame_block, missing};
+use crate::tui::format;
+use crate::tui::state::State;
+
+/// What a password looks like until the user asks to see it.
+pub const MASK: &str = "********";
+
+fn header(names: &[&'static str]) -> Row<'static> {
+    Row::new(names.to_vec()).style(Style::new().fg(Color::White).add_modifier(Modifier::BOLD))
+}
+
+pub fn draw_outputs(frame: &mut Frame, area: Rect, state: &State) {
+    let Some((key, object)) = state.target().and_then(|k| Some((k, state.object(k)?))) else {
+        return missing(frame, area, "Outputs");
+    };
+    let block = frame_block(&format!("Outputs({key})"));
+    let status = object.status.as_ref();
+    let mut rows: Vec<Row> = Vec::new();
+    if let Some(status) = status {
+        for (name, value) in &status.output {
+            rows.push(Row::new(vec![name.clone(), "terraform".to_owned(), format::value(value)]));
+        }
+        let post = status.post_deploy_output.as_ref().and_then(|o| o.get("outputs")).and_then(|o| o.as_object());
+        for (name, value) in post.into_iter().flatten() {
+            rows.push(Row::new(vec![name.clone(), "post-deploy".to_owned(), format::value(value)]));
+        }
+    }
+    let note = match status.and_then(|s| s.sensitive_outputs_secret.as_deref()) {
+        Some(secret) => format!("Sensitive outputs are in Secret {secret}, not shown here."),
+        None => "No sensitive outputs.".to_owned(),
+    };
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [table_area, note_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    if rows.is_empty() {
+        frame.render_widget(Paragraph::new("No outputs yet: they appear after a successful deploy."), table_area);
+    } else {
+        let scroll = usize::from(state.view().scroll).min(rows.len().saturating_sub(1));
+        let rows: Vec<Row> = rows.into_iter().skip(scroll).collect();
+        let widths = [Constraint::Length(24), Constraint::Length(12), Constraint::Fill(1)];
+        frame.render_widget(Table::new(rows, widths).header(header(&["NAME", "FROM", "VALUE"])), table_area);
+    }
+    frame.render_widget(Paragraph::new(note).style(Style::new().fg(Color::DarkGray)), note_area);
+}
+
+pub fn draw_credentials(frame: &mut Frame, area: Rect, state: &State) {
+    let Some((key, object)) = state.target().and_then(|k| Some((k, state.object(k)?))) else {
+        return missing(frame, area, "Credentials");
+    };
+    let block = frame_block(&format!("Credentials({key})"));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let credentials = object.status.as_ref().map(|s| &s.credentials);
+    let [table_area, note_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(2)]).areas(inner);
+    let Some(credentials) = credentials.filter(|c| !c.is_empty()) else {
+        frame.render_widget(Paragraph::new("No credentials: the deploy reported none."), table_area);
+        return;
+    };
+    let rows = credentials.iter().map(|(name, cred)| {
+        let secret = &cred.password_secret_ref;
+        let password = match &state.revealed {
+            Some(r) if r.object == *key && r.credential == *name => r.value.clone(),
+            _ => MASK.to_owned(),
+        };
+        Row::new(vec![
+            Cell::from(name.clone()),
+            Cell::from(cred.username.clone()),
+            Cell::from(password),
+            Cell::from(format!("{}/{}[{}]", secret.namespace, secret.name, secret.key)),
+        ])
+    });
+    let widths = [Constraint::Length(14), Constraint::Length(14), Constraint::Length(20), Constraint::Fill(1)];
+    let table = Table::new(rows, widths)
+        .header(header(&["NAME", "USERNAME", "PASSWORD", "SECRET"]))
+        .highlight_symbol("▶ ")
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    let mut table_state = TableState::default().with_selected(Some(state.credential));
+    frame.render_stateful_widget(table, table_area, &mut table_state);
+    let note = "r reveals the selected password after a confirmation; it is read with your own RBAC and hidden again when you leave.";
+    frame.render_widget(
+        Paragraph::new(note).wrap(Wrap { trim: true }).style(Style::new().fg(Color::DarkGray)),
+        note_area,
+    );
+}

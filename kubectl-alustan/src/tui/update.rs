@@ -1,0 +1,400 @@
+//! The pure heart of the TUI: `update(&mut State, Action) -> Vec<Effect>`. No I/O here; the
+//! effects say what the caller must do (patch an annotation, read a Secret, stream a log).
+
+use alustan_shared::Terraform;
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
+
+use super::action::Action;
+use super::keys::{self, Command, Focus};
+use super::state::{
+    Confirm, FLASH_FOR, Flash, FlashLevel, Input, MAX_LOG_LINES, ObjectKey, Revealed, SortKey, State, View, ViewKind,
+};
+
+/// I/O for the caller to perform; results come back as actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Set the resync annotation: run now.
+    RequestSync(ObjectKey),
+    /// Set the rescan annotation (and the resync one): rescan the registry, then run.
+    RequestResync(ObjectKey),
+    /// Patch `spec.suspend`.
+    SetSuspend {
+        object: ObjectKey,
+        suspend: bool,
+    },
+    /// Read one credential's Secret key with the user's RBAC; answer with `SecretRevealed`.
+    RevealSecret {
+        object: ObjectKey,
+        credential: String,
+        secret: alustan_shared::SecretKeyReference,
+    },
+    /// Stream the latest run's pod log; answer with `LogLine`s and `LogEnded`.
+    StartLogs {
+        object: ObjectKey,
+        follow: bool,
+    },
+    /// Stop the log stream.
+    StopLogs,
+    /// Restart the watch in another namespace (`None`: all namespaces).
+    SwitchNamespace(Option<String>),
+    Quit,
+}
+
+/// Applies an action to the state and returns the effects to perform.
+pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Key(event) => on_key(state, event),
+        Action::Applied(object) => {
+            applied(state, *object);
+            Vec::new()
+        }
+        Action::Deleted(key) => {
+            state.objects.remove(&key);
+            state.changed.remove(&key);
+            if state.synced {
+                state.refresh_rows();
+            }
+            Vec::new()
+        }
+        Action::InitialListStarted => {
+            state.relisted = Some(Vec::new());
+            Vec::new()
+        }
+        Action::InitialListDone => {
+            if let Some(seen) = state.relisted.take() {
+                let seen: std::collections::HashSet<_> = seen.into_iter().collect();
+                state.objects.retain(|key, _| seen.contains(key));
+            }
+            state.synced = true;
+            state.error = None;
+            state.refresh_rows();
+            Vec::new()
+        }
+        Action::Tick(now) => {
+            state.now = now;
+            if state.flash.as_ref().is_some_and(|flash| flash.until <= now) {
+                state.flash = None;
+            }
+            let (now, for_) = (state.now, super::state::HIGHLIGHT_FOR);
+            state.changed.retain(|_, at| now.duration_since(*at) < for_);
+            Vec::new()
+        }
+        Action::Resize { height, .. } => {
+            // Header, banner, table header and footer take about six lines.
+            state.page = usize::from(height.saturating_sub(6)).max(1);
+            state.offset = state.visible_offset(state.page);
+            Vec::new()
+        }
+        Action::Flash(text) => {
+            flash(state, text, FlashLevel::Info);
+            Vec::new()
+        }
+        Action::Error(text) => {
+            state.error = Some(text);
+            Vec::new()
+        }
+        Action::AgentHealth(health) => {
+            state.header.agent = health;
+            Vec::new()
+        }
+        Action::SecretRevealed { object, credential, value } => {
+            // Only show it if the user is still looking at that object's credentials.
+            let view = state.view();
+            if view.kind == ViewKind::Credentials && view.object.as_ref() == Some(&object) {
+                state.revealed = Some(Revealed { object, credential, value });
+            }
+            Vec::new()
+        }
+        Action::LogLine(line) => {
+            if state.logs.lines.len() >= MAX_LOG_LINES {
+                state.logs.lines.remove(0);
+            }
+            state.logs.lines.push(line);
+            Vec::new()
+        }
+        Action::LogEnded => {
+            state.logs.ended = true;
+            Vec::new()
+        }
+    }
+}
+
+fn applied(state: &mut State, object: Terraform) {
+    let key = ObjectKey::of(&object);
+    if let Some(seen) = state.relisted.as_mut() {
+        seen.push(key.clone());
+    }
+    let old = state.objects.insert(key.clone(), object);
+    // Rows that change after the initial listing are highlighted for a moment.
+    if state.synced && old.is_some_and(|old| Some(&old) != state.objects.get(&key)) {
+        state.changed.insert(key, state.now);
+    }
+    // Sorting 5,000 rows per event during the initial listing would be quadratic.
+    if state.synced {
+        state.refresh_rows();
+    }
+}
+
+pub fn flash(state: &mut State, text: impl Into<String>, level: FlashLevel) {
+    state.flash = Some(Flash { text: text.into(), level, until: state.now + FLASH_FOR });
+}
+
+fn focus(state: &State) -> Focus {
+    if state.confirm.is_some() {
+        Focus::Modal
+    } else if state.input.is_some() {
+        Focus::Input
+    } else {
+        Focus::View(state.view().kind)
+    }
+}
+
+fn on_key(state: &mut State, event: KeyEvent) -> Vec<Effect> {
+    if event.kind == KeyEventKind::Release {
+        return Vec::new();
+    }
+    let focus = focus(state);
+    let Some(binding) = keys::lookup(&event, focus) else {
+        if let (Focus::Input, KeyCode::Char(ch)) = (focus, event.code) {
+            type_char(state, ch);
+        }
+        return Vec::new();
+    };
+    if binding.mutating && state.readonly {
+        let what = binding.help.split(':').next().unwrap_or(binding.help);
+        flash(
+            state,
+            format!("read-only mode (--readonly): `{}` ({what}) is disabled", binding.label),
+            FlashLevel::Warn,
+        );
+        return Vec::new();
+    }
+    run(state, binding.command)
+}
+
+fn type_char(state: &mut State, ch: char) {
+    match state.input.as_mut() {
+        Some(Input::Filter(text)) => {
+            text.push(ch);
+            // Filter as you type: the list narrows immediately.
+            state.filter.clone_from(text);
+            state.refresh_rows();
+        }
+        Some(Input::Command(text)) => text.push(ch),
+        None => {}
+    }
+}
+
+fn run(state: &mut State, command: Command) -> Vec<Effect> {
+    match command {
+        Command::Quit | Command::ForceQuit => {
+            return vec![Effect::Quit];
+        }
+        Command::Help => push(state, ViewKind::Help, None),
+        Command::Filter => state.input = Some(Input::Filter(state.filter.clone())),
+        Command::Prompt => state.input = Some(Input::Command(String::new())),
+        Command::Describe => return open(state, ViewKind::Describe),
+        Command::Yaml => return open(state, ViewKind::Yaml),
+        Command::Outputs => return open(state, ViewKind::Outputs),
+        Command::Credentials => return open(state, ViewKind::Credentials),
+        Command::Logs => return open(state, ViewKind::Logs),
+        Command::Sync => ask(state, |key, _| (format!("Sync {key}? A run starts now."), Effect::RequestSync(key))),
+        Command::Resync => ask(state, |key, _| {
+            (format!("Resync {key}? The registry is rescanned, then a run starts."), Effect::RequestResync(key))
+        }),
+        Command::ToggleSuspend => ask(state, |key, object| {
+            let suspended = object.spec.suspend;
+            let question = if suspended {
+                format!("Resume {key}? Runs start again.")
+            } else {
+                format!("Suspend {key}? No runs (deploys, drift correction, resyncs) until resumed.")
+            };
+            (question, Effect::SetSuspend { object: key, suspend: !suspended })
+        }),
+        Command::Reveal => reveal(state),
+        Command::Back => return back(state),
+        Command::Up => move_by(state, -1),
+        Command::Down => move_by(state, 1),
+        Command::PageUp => move_by(state, -page(state)),
+        Command::PageDown => move_by(state, page(state)),
+        Command::Top => move_by(state, isize::MIN / 2),
+        Command::Bottom => move_by(state, isize::MAX / 2),
+        Command::SortName => sort(state, SortKey::Name),
+        Command::SortAge => sort(state, SortKey::Age),
+        Command::SortState => sort(state, SortKey::State),
+        Command::Confirm => {
+            if let Some(confirm) = state.confirm.take() {
+                return vec![confirm.effect];
+            }
+        }
+        Command::Cancel => state.confirm = None,
+        Command::InputApply => return apply_input(state),
+        Command::InputCancel => {
+            if let Some(Input::Filter(_)) = state.input {
+                state.filter.clear();
+                state.refresh_rows();
+            }
+            state.input = None;
+        }
+        Command::InputDelete => match state.input.as_mut() {
+            Some(Input::Filter(text)) => {
+                text.pop();
+                state.filter.clone_from(text);
+                state.refresh_rows();
+            }
+            Some(Input::Command(text)) => {
+                text.pop();
+            }
+            None => {}
+        },
+    }
+    Vec::new()
+}
+
+fn page(state: &State) -> isize {
+    isize::try_from(state.page).unwrap_or(1)
+}
+
+fn push(state: &mut State, kind: ViewKind, object: Option<ObjectKey>) {
+    state.views.push(View { kind, object, scroll: 0 });
+}
+
+/// Opens a view about the target object (the list's selection or the current view's object).
+fn open(state: &mut State, kind: ViewKind) -> Vec<Effect> {
+    let Some(key) = state.target().cloned() else {
+        flash(state, "nothing selected", FlashLevel::Warn);
+        return Vec::new();
+    };
+    state.credential = 0;
+    state.revealed = None;
+    push(state, kind, Some(key.clone()));
+    if kind == ViewKind::Logs {
+        state.logs = super::state::Logs::default();
+        return vec![Effect::StartLogs { object: key, follow: true }];
+    }
+    Vec::new()
+}
+
+fn ask(state: &mut State, make: impl FnOnce(ObjectKey, &Terraform) -> (String, Effect)) {
+    let Some((key, object)) = state.target().and_then(|key| Some((key.clone(), state.object(key)?))) else {
+        flash(state, "nothing selected", FlashLevel::Warn);
+        return;
+    };
+    let (question, effect) = make(key, object);
+    state.confirm = Some(Confirm { question, effect });
+}
+
+fn reveal(state: &mut State) {
+    let Some(key) = state.view().object.clone() else { return };
+    let credential = state
+        .object(&key)
+        .and_then(|object| object.status.as_ref())
+        .and_then(|status| status.credentials.iter().nth(state.credential))
+        .map(|(name, credential)| (name.clone(), credential.password_secret_ref.clone()));
+    let Some((name, secret)) = credential else {
+        flash(state, "no credential to reveal", FlashLevel::Warn);
+        return;
+    };
+    let question = format!(
+        "Reveal the password of `{name}` ({}/{} key {})? It will be shown on screen.",
+        secret.namespace, secret.name, secret.key
+    );
+    state.confirm = Some(Confirm { question, effect: Effect::RevealSecret { object: key, credential: name, secret } });
+}
+
+fn back(state: &mut State) -> Vec<Effect> {
+    if state.views.len() <= 1 {
+        // In the list, Esc clears the filter (k9s does the same).
+        if !state.filter.is_empty() {
+            state.filter.clear();
+            state.refresh_rows();
+        } else if state.error.is_some() {
+            state.error = None;
+        }
+        return Vec::new();
+    }
+    let left = state.views.pop().map(|view| view.kind);
+    // A revealed password never outlives its view.
+    state.revealed = None;
+    if left == Some(ViewKind::Logs) { vec![Effect::StopLogs] } else { Vec::new() }
+}
+
+fn move_by(state: &mut State, delta: isize) {
+    let kind = state.view().kind;
+    match kind {
+        ViewKind::List => {
+            let last = state.rows.len().saturating_sub(1);
+            state.selected = state.selected.saturating_add_signed(delta).min(last);
+            state.offset = state.visible_offset(state.page);
+        }
+        ViewKind::Credentials => {
+            let count = state
+                .target()
+                .and_then(|k| state.object(k))
+                .and_then(|o| o.status.as_ref())
+                .map_or(0, |s| s.credentials.len());
+            state.credential = state.credential.saturating_add_signed(delta).min(count.saturating_sub(1));
+            state.revealed = None;
+        }
+        _ => {
+            // Detail views scroll; the renderer clamps to the text's length.
+            if let Some(view) = state.view_mut() {
+                let scroll = isize::try_from(view.scroll).unwrap_or(0).saturating_add(delta).max(0);
+                view.scroll = u16::try_from(scroll).unwrap_or(u16::MAX);
+            }
+        }
+    }
+}
+
+fn sort(state: &mut State, key: SortKey) {
+    if state.sort == key {
+        state.sort_descending = !state.sort_descending;
+    } else {
+        state.sort = key;
+        state.sort_descending = false;
+    }
+    state.refresh_rows();
+}
+
+fn apply_input(state: &mut State) -> Vec<Effect> {
+    match state.input.take() {
+        Some(Input::Filter(text)) => {
+            state.filter = text;
+            state.refresh_rows();
+            Vec::new()
+        }
+        Some(Input::Command(text)) => run_command(state, text.trim()),
+        None => Vec::new(),
+    }
+}
+
+/// `:` commands, k9s style.
+fn run_command(state: &mut State, text: &str) -> Vec<Effect> {
+    let mut words = text.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some("q" | "quit" | "q!"), None, None) => {
+            vec![Effect::Quit]
+        }
+        (Some("ns" | "namespace"), Some(namespace), None) => {
+            let namespace = (!matches!(namespace, "all" | "-A" | "*")).then(|| namespace.to_owned());
+            state.header.namespace.clone_from(&namespace);
+            state.objects.clear();
+            state.changed.clear();
+            state.rows.clear();
+            state.selected = 0;
+            state.offset = 0;
+            state.synced = false;
+            state.views.truncate(1);
+            vec![Effect::SwitchNamespace(namespace)]
+        }
+        (Some("help"), None, None) => {
+            push(state, ViewKind::Help, None);
+            Vec::new()
+        }
+        (None, _, _) => Vec::new(),
+        _ => {
+            flash(state, format!("unknown command `{text}`: try `ns NAME`, `ns all`, `help` or `q`"), FlashLevel::Warn);
+            Vec::new()
+        }
+    }
+}
