@@ -1,6 +1,6 @@
 //! The describe, YAML and logs views: scrollable text about one resource.
 
-use alustan_shared::{RejectionReason, Terraform, TerraformStatus};
+use alustan_shared::{RegistryScan, RejectionReason, RunRecord, Terraform, TerraformStatus};
 use jiff::Timestamp;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -124,36 +124,7 @@ fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, now
         None => lines.push(field("Applied:", "nothing yet")),
     }
     if let Some(scan) = &status.last_scan {
-        lines.push(section("Why this version (last registry scan)"));
-        lines.push(field("  Scanned:", format!("{} {}", scan.image, format::time(&scan.time, now))));
-        lines.push(field(
-            "  Constraint:",
-            format!("{} matched {} of {} tags", scan.constraint, scan.matching_count, scan.tag_count),
-        ));
-        if !scan.newest_matching.is_empty() {
-            lines.push(field("  Newest:", scan.newest_matching.join(", ")));
-        }
-        if !scan.rejected.is_empty() {
-            let rejected: Vec<String> = scan
-                .rejected
-                .iter()
-                .map(|r| {
-                    let why = match r.reason {
-                        RejectionReason::NotSemver => "not semver",
-                        RejectionReason::OutsideConstraint => "outside constraint",
-                        RejectionReason::Prerelease => "prerelease",
-                    };
-                    format!("{} ({why})", r.tag)
-                })
-                .collect();
-            lines.push(field("  Rejected:", rejected.join(", ")));
-        }
-        let selected = match (&scan.selected_tag, &scan.selected_digest) {
-            (Some(tag), Some(digest)) => format!("{tag} {}", short_digest(digest)),
-            (Some(tag), None) => tag.clone(),
-            (None, _) => "none: no tag satisfies the constraint".to_owned(),
-        };
-        lines.push(field("  Selected:", selected));
+        describe_scan(lines, scan, now);
     }
     if !status.conditions.is_empty() {
         lines.push(section("Conditions"));
@@ -196,27 +167,64 @@ fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, now
         let pretty = serde_json::to_string_pretty(output).unwrap_or_else(|_| output.to_string());
         lines.extend(pretty.lines().map(|l| Line::from(format!("  {l}"))));
     }
-    if !status.history.is_empty() {
-        lines.push(section("Runs (newest first)"));
-        lines.push(Line::styled(
-            format!("  {:<12}{:<10}{:<10}{:<8}{:<9}MESSAGE", "ACTION", "RESULT", "TAG", "AGE", "TOOK"),
-            label_style(),
-        ));
-        for run in &status.history {
-            let action = format!("{:?}", run.action);
-            let result = format!("{:?}", run.result);
-            let took = run
-                .completion_time
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), |end| format::elapsed(run.start_time.0, end.0));
-            lines.push(Line::from(format!(
-                "  {action:<12}{result:<10}{:<10}{:<8}{took:<9}{}",
-                run.tag.as_deref().unwrap_or("-"),
-                format::age(run.start_time.0, now),
-                run.message.as_deref().unwrap_or(""),
-            )));
-        }
-    }
+    describe_runs(lines, &status.history, now);
     lines.push(section("Events"));
     lines.push(Line::from("  (not shown yet: Events come with the plugin's cluster I/O)"));
+}
+
+/// WHY this version: what the last registry scan saw and chose.
+fn describe_scan(lines: &mut Vec<Line<'static>>, scan: &RegistryScan, now: Timestamp) {
+    lines.push(section("Why this version (last registry scan)"));
+    lines.push(field("  Scanned:", format!("{} {}", scan.image, format::time(&scan.time, now))));
+    lines.push(field(
+        "  Constraint:",
+        format!("{} matched {} of {} tags", scan.constraint, scan.matching_count, scan.tag_count),
+    ));
+    if !scan.newest_matching.is_empty() {
+        lines.push(field("  Newest:", scan.newest_matching.join(", ")));
+    }
+    if !scan.rejected.is_empty() {
+        let rejected: Vec<String> = scan
+            .rejected
+            .iter()
+            .map(|r| {
+                let why = match r.reason {
+                    RejectionReason::NotSemver => "not semver",
+                    RejectionReason::OutsideConstraint => "outside constraint",
+                    RejectionReason::Prerelease => "prerelease",
+                };
+                format!("{} ({why})", r.tag)
+            })
+            .collect();
+        lines.push(field("  Rejected:", rejected.join(", ")));
+    }
+    let selected = match (&scan.selected_tag, &scan.selected_digest) {
+        (Some(tag), Some(digest)) => format!("{tag} {}", short_digest(digest)),
+        (Some(tag), None) => tag.clone(),
+        (None, _) => "none: no tag satisfies the constraint".to_owned(),
+    };
+    lines.push(field("  Selected:", selected));
+}
+
+fn describe_runs(lines: &mut Vec<Line<'static>>, history: &[RunRecord], now: Timestamp) {
+    if history.is_empty() {
+        return;
+    }
+    lines.push(section("Runs (newest first)"));
+    lines.push(Line::styled(
+        format!("  {:<12}{:<10}{:<10}{:<8}{:<9}MESSAGE", "ACTION", "RESULT", "TAG", "AGE", "TOOK"),
+        label_style(),
+    ));
+    for run in history {
+        let action = format!("{:?}", run.action);
+        let result = format!("{:?}", run.result);
+        let took =
+            run.completion_time.as_ref().map_or_else(|| "-".to_owned(), |end| format::elapsed(run.start_time.0, end.0));
+        lines.push(Line::from(format!(
+            "  {action:<12}{result:<10}{:<10}{:<8}{took:<9}{}",
+            run.tag.as_deref().unwrap_or("-"),
+            format::age(run.start_time.0, now),
+            run.message.as_deref().unwrap_or(""),
+        )));
+    }
 }
