@@ -9,14 +9,19 @@ pub fn age(since: Timestamp, now: Timestamp) -> String {
     let (m, h, d) = (seconds / 60, seconds / 3600, seconds / 86_400);
     match seconds {
         s if s < 120 => format!("{s}s"),
-        s if s < 600 => format!("{m}m{}s", s % 60),
+        s if s < 600 => with_rest(m, 'm', s % 60, 's'),
         s if s < 3 * 3600 => format!("{m}m"),
-        s if s < 8 * 3600 => format!("{h}h{}m", m % 60),
+        s if s < 8 * 3600 => with_rest(h, 'h', m % 60, 'm'),
         s if s < 48 * 3600 => format!("{h}h"),
-        s if s < 8 * 86_400 => format!("{d}d{}h", h % 24),
+        s if s < 8 * 86_400 => with_rest(d, 'd', h % 24, 'h'),
         s if s < 2 * 365 * 86_400 => format!("{d}d"),
         _ => format!("{}y", d / 365),
     }
+}
+
+/// `5h2m`, but `5h` rather than `5h0m`, as kubectl prints.
+fn with_rest(big: i64, big_unit: char, rest: i64, rest_unit: char) -> String {
+    if rest == 0 { format!("{big}{big_unit}") } else { format!("{big}{big_unit}{rest}{rest_unit}") }
 }
 
 pub fn age_of(object: &Terraform, now: Timestamp) -> String {
@@ -60,7 +65,7 @@ pub fn time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time, now: Times
 pub fn elapsed(from: Timestamp, to: Timestamp) -> String {
     let d: SignedDuration = to.duration_since(from);
     let s = d.as_secs().max(0);
-    if s < 60 { format!("{s}s") } else { format!("{}m{}s", s / 60, s % 60) }
+    if s < 60 { format!("{s}s") } else { with_rest(s / 60, 'm', s % 60, 's') }
 }
 
 #[cfg(test)]
@@ -77,6 +82,8 @@ mod tests {
         assert_eq!(ago(5 * 3600 + 120), "5h2m");
         assert_eq!(ago(30 * 3600), "30h");
         assert_eq!(ago(3 * 86_400 + 7200), "3d2h");
+        assert_eq!(ago(5 * 3600), "5h");
+        assert_eq!(ago(300), "5m");
         assert_eq!(ago(40 * 86_400), "40d");
         assert_eq!(ago(800 * 86_400), "2y");
         assert_eq!(ago(-5), "0s");

@@ -64,8 +64,8 @@ pub struct Binding {
     pub scope: Scope,
     /// Changes the cluster: disabled by `--readonly`.
     pub mutating: bool,
-    /// Shown in the footer hints.
-    pub hint: bool,
+    /// The short word shown in the footer hints, for the keys worth a hint.
+    pub hint: Option<&'static str>,
 }
 
 const LIST: &[ViewKind] = &[ViewKind::List];
@@ -76,11 +76,11 @@ const NONE: KeyModifiers = KeyModifiers::NONE;
 const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
 
 const fn key(code: KeyCode, label: &'static str, command: Command, help: &'static str, scope: Scope) -> Binding {
-    Binding { code, modifiers: NONE, label, command, help, scope, mutating: false, hint: false }
+    Binding { code, modifiers: NONE, label, command, help, scope, mutating: false, hint: None }
 }
 
-const fn hint(binding: Binding) -> Binding {
-    Binding { hint: true, ..binding }
+const fn hint(word: &'static str, binding: Binding) -> Binding {
+    Binding { hint: Some(word), ..binding }
 }
 
 const fn mutating(binding: Binding) -> Binding {
@@ -95,30 +95,27 @@ use Command as C;
 use KeyCode as K;
 use Scope as S;
 
+const RESYNC: &str = "resync: rescan the registry, then run (asks first)";
+const SUSPEND: &str = "suspend or resume (asks first)";
+
 /// Every key binding of the TUI, in help-page order.
 pub const KEYS: &[Binding] = &[
-    hint(key(K::Char('?'), "?", C::Help, "help: this page", S::Everywhere)),
-    hint(key(K::Char('/'), "/", C::Filter, "filter by name, namespace, state or version", S::Views(LIST))),
+    hint("help", key(K::Char('?'), "?", C::Help, "help: this page", S::Everywhere)),
+    hint("filter", key(K::Char('/'), "/", C::Filter, "filter by name, namespace, state or version", S::Views(LIST))),
     key(K::Char(':'), ":", C::Prompt, "command: `ns NAME`, `ns all`, `q`", S::Everywhere),
-    hint(key(K::Enter, "Enter", C::Describe, "describe the selected resource", S::Views(LIST))),
+    hint("describe", key(K::Enter, "Enter", C::Describe, "describe the selected resource", S::Views(LIST))),
     key(K::Char('d'), "d", C::Describe, "describe the selected resource", S::Views(OBJECT)),
-    hint(key(K::Char('y'), "y", C::Yaml, "YAML of the resource", S::Views(OBJECT))),
-    hint(key(K::Char('o'), "o", C::Outputs, "terraform outputs", S::Views(OBJECT))),
-    hint(key(K::Char('c'), "c", C::Credentials, "credentials (masked)", S::Views(OBJECT))),
-    hint(key(K::Char('l'), "l", C::Logs, "logs of the latest run (follow)", S::Views(OBJECT))),
-    hint(mutating(key(K::Char('s'), "s", C::Sync, "sync: run now (asks first)", S::Views(OBJECT)))),
-    with(
-        SHIFT,
-        mutating(key(
-            K::Char('S'),
-            "S",
-            C::Resync,
-            "resync: rescan the registry, then run (asks first)",
-            S::Views(OBJECT),
-        )),
+    hint("yaml", key(K::Char('y'), "y", C::Yaml, "YAML of the resource", S::Views(OBJECT))),
+    hint("outputs", key(K::Char('o'), "o", C::Outputs, "terraform outputs", S::Views(OBJECT))),
+    hint("creds", key(K::Char('c'), "c", C::Credentials, "credentials (masked)", S::Views(OBJECT))),
+    hint("logs", key(K::Char('l'), "l", C::Logs, "logs of the latest run (follow)", S::Views(OBJECT))),
+    hint("sync", mutating(key(K::Char('s'), "s", C::Sync, "sync: run now (asks first)", S::Views(OBJECT)))),
+    hint("resync", with(SHIFT, mutating(key(K::Char('S'), "S", C::Resync, RESYNC, S::Views(OBJECT))))),
+    hint("suspend", mutating(key(K::Char(' '), "Space", C::ToggleSuspend, SUSPEND, S::Views(OBJECT)))),
+    hint(
+        "reveal",
+        key(K::Char('r'), "r", C::Reveal, "reveal the selected password (asks first)", S::Views(CREDENTIALS)),
     ),
-    mutating(key(K::Char(' '), "Space", C::ToggleSuspend, "suspend or resume (asks first)", S::Views(OBJECT))),
-    hint(key(K::Char('r'), "r", C::Reveal, "reveal the selected password (asks first)", S::Views(CREDENTIALS))),
     with(SHIFT, key(K::Char('N'), "N", C::SortName, "sort by name (again: reverse)", S::Views(LIST))),
     with(SHIFT, key(K::Char('A'), "A", C::SortAge, "sort by age, newest first (again: reverse)", S::Views(LIST))),
     with(SHIFT, key(K::Char('T'), "T", C::SortState, "sort by state, failures first (again: reverse)", S::Views(LIST))),
@@ -130,15 +127,15 @@ pub const KEYS: &[Binding] = &[
     key(K::PageUp, "PgUp", C::PageUp, "page up", S::Everywhere),
     key(K::Home, "Home", C::Top, "first row / top", S::Everywhere),
     key(K::End, "End", C::Bottom, "last row / bottom", S::Everywhere),
-    hint(key(K::Esc, "Esc", C::Back, "back (in the list: clear the filter)", S::Everywhere)),
-    hint(key(K::Char('q'), "q", C::Quit, "quit", S::Everywhere)),
+    hint("back", key(K::Esc, "Esc", C::Back, "back (in the list: clear the filter)", S::Everywhere)),
+    hint("quit", key(K::Char('q'), "q", C::Quit, "quit", S::Everywhere)),
     with(KeyModifiers::CONTROL, key(K::Char('c'), "Ctrl-c", C::ForceQuit, "quit, from anywhere", S::Always)),
-    key(K::Char('y'), "y", C::Confirm, "confirm", S::Modal),
+    hint("yes", key(K::Char('y'), "y", C::Confirm, "confirm", S::Modal)),
     key(K::Enter, "Enter", C::Confirm, "confirm", S::Modal),
-    key(K::Char('n'), "n", C::Cancel, "cancel", S::Modal),
+    hint("no", key(K::Char('n'), "n", C::Cancel, "cancel", S::Modal)),
     key(K::Esc, "Esc", C::Cancel, "cancel", S::Modal),
-    key(K::Enter, "Enter", C::InputApply, "apply the filter / run the command", S::Input),
-    key(K::Esc, "Esc", C::InputCancel, "clear the filter / drop the command", S::Input),
+    hint("apply", key(K::Enter, "Enter", C::InputApply, "apply the filter / run the command", S::Input)),
+    hint("clear", key(K::Esc, "Esc", C::InputCancel, "clear the filter / drop the command", S::Input)),
     key(K::Backspace, "Backspace", C::InputDelete, "delete a character", S::Input),
 ];
 
@@ -178,7 +175,7 @@ pub fn lookup(event: &KeyEvent, focus: Focus) -> Option<&'static Binding> {
 
 /// The bindings to list in the footer for a view (`--readonly` hides the mutating ones).
 pub fn hints(focus: Focus, readonly: bool) -> impl Iterator<Item = &'static Binding> {
-    KEYS.iter().filter(move |b| b.hint && b.applies(focus) && !(readonly && b.mutating))
+    KEYS.iter().filter(move |b| b.hint.is_some() && b.applies(focus) && !(readonly && b.mutating))
 }
 
 /// The help page's sections: a title and the bindings that apply there, one line per command.

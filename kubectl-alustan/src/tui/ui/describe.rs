@@ -48,7 +48,7 @@ pub fn draw_logs(frame: &mut Frame, area: Rect, state: &State) {
 }
 
 fn field(label: &str, value: impl Into<String>) -> Line<'static> {
-    Line::from(vec![Span::styled(format!("{label:<14}"), label_style()), Span::raw(value.into())])
+    Line::from(vec![Span::styled(format!("{label:<15}"), label_style()), Span::raw(value.into())])
 }
 
 fn section(title: &str) -> Line<'static> {
@@ -108,13 +108,13 @@ pub fn describe(object: &Terraform, now: Timestamp) -> Vec<Line<'static>> {
 fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, now: Timestamp) {
     let state = status.state.map_or("Pending", alustan_shared::State::as_str);
     lines.push(Line::from(vec![
-        Span::styled(format!("{:<14}", "State:"), label_style()),
+        Span::styled(format!("{:<15}", "State:"), label_style()),
         Span::styled(state, state_style(state)),
     ]));
     if let Some(message) = &status.message {
         let mut message_lines = message.lines();
         lines.push(field("Message:", message_lines.next().unwrap_or_default().to_owned()));
-        lines.extend(message_lines.map(|l| Line::from(format!("{:14}{l}", ""))));
+        lines.extend(message_lines.map(|l| Line::from(format!("{:15}{l}", ""))));
     }
     match &status.applied {
         Some(applied) => {

@@ -28,8 +28,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
         let mut spans = Vec::new();
         for binding in keys::hints(focus, state.readonly) {
             spans.push(Span::styled(format!("<{}>", binding.label), key_style()));
-            let short = binding.help.split([':', '(', ',']).next().unwrap_or(binding.help).trim();
-            spans.push(Span::raw(format!(" {short} ")));
+            spans.push(Span::raw(format!(" {} ", binding.hint.unwrap_or_default())));
         }
         Line::from(spans)
     };

@@ -23,13 +23,17 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
         Span::styled(" alustan ", Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD)),
         Span::styled(" ctx:", label_style()),
         Span::raw(header.context.clone()),
-        Span::styled(" cluster:", label_style()),
-        Span::raw(header.cluster.clone()),
+    ];
+    // Most kubeconfigs name the cluster after the context: say it once.
+    if header.cluster != header.context {
+        spans.extend([Span::styled(" cluster:", label_style()), Span::raw(header.cluster.clone())]);
+    }
+    spans.extend([
         Span::styled(" ns:", label_style()),
         Span::raw(namespace.to_owned()),
         Span::styled(" agent:", label_style()),
         Span::styled(agent, agent_style),
-    ];
+    ]);
     if state.readonly {
         spans.push(Span::styled(" [readonly]", Style::new().fg(Color::Magenta)));
     }

@@ -12,7 +12,7 @@ use crate::tui::state::{ObjectKey, SortKey, State};
 use alustan_shared::Terraform;
 
 /// Below this many columns the MESSAGE column is dropped rather than squeezed to nothing.
-const MIN_MESSAGE: u16 = 16;
+const MIN_MESSAGE: u16 = 12;
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     let block = frame_block(&title(state));

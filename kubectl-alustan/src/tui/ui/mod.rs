@@ -58,10 +58,17 @@ fn frame_block(title: &str) -> Block<'static> {
 
 /// Draws scrollable text in a box; the scroll is clamped so the last page stays full.
 fn scrolled_text(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>, scroll: u16) {
-    let block = frame_block(title);
-    let inner = block.inner(area);
-    let max = lines.len().saturating_sub(usize::from(inner.height));
+    let inner = frame_block(title).inner(area);
+    let total = lines.len();
+    let max = total.saturating_sub(usize::from(inner.height));
     let scroll = usize::from(scroll).min(max);
+    // Say where we are when the text does not fit, so hidden lines are not a surprise.
+    let block = if max == 0 {
+        frame_block(title)
+    } else {
+        let last = (scroll + usize::from(inner.height)).min(total);
+        frame_block(&format!("{title} [{}-{last}/{total}]", scroll + 1))
+    };
     let visible: Vec<Line<'static>> = lines.into_iter().skip(scroll).take(usize::from(inner.height)).collect();
     frame.render_widget(Paragraph::new(visible).block(block), area);
 }

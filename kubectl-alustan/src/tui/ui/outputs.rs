@@ -76,7 +76,13 @@ pub fn draw_credentials(frame: &mut Frame, area: Rect, state: &State) {
             Cell::from(format!("{}/{}[{}]", secret.namespace, secret.name, secret.key)),
         ])
     });
-    let widths = [Constraint::Length(14), Constraint::Length(14), Constraint::Length(20), Constraint::Fill(1)];
+    let password_width = state.revealed.as_ref().map_or(8, |r| r.value.chars().count()).clamp(8, 40);
+    let widths = [
+        Constraint::Length(14),
+        Constraint::Length(14),
+        Constraint::Length(u16::try_from(password_width).unwrap_or(8)),
+        Constraint::Fill(1),
+    ];
     let table = Table::new(rows, widths)
         .header(header(&["NAME", "USERNAME", "PASSWORD", "SECRET"]))
         .highlight_symbol("▶ ")
