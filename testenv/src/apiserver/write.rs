@@ -1,0 +1,771 @@
+//! The write verbs: create, update, patch (merge, JSON, strategic, server-side apply), delete.
+//!
+//! Rules from the API concepts docs and the CRD task page:
+//! - Optimistic concurrency: a write carrying a stale `metadata.resourceVersion` is a 409.
+//! - Status subresource: main-resource writes ignore `.status`; `/status` writes change only
+//!   `.status`. Custom resources bump `metadata.generation` on any change outside `metadata`
+//!   and `status`; built-ins with generations bump it on `.spec` changes.
+//! - A write whose result equals the stored object (managedFields timestamps aside) is not
+//!   persisted: no new resourceVersion, no watch event.
+//! - Finalizers (working-with-objects/finalizers): DELETE sets `deletionTimestamp`; the object
+//!   goes away when an update removes its last finalizer. No finalizer may be added meanwhile.
+//! - `dryRun=All` runs every check and returns the result without storing it.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::apply::{self, Scope, Writer};
+use super::catalog::{ResourceDef, Special};
+use super::handlers::Ctx;
+use super::patch::{self, JsonPatchError};
+use super::router::Reply;
+use super::status::{ApiError, Cause, Target};
+use super::store::{ObjKey, Store};
+use super::util::{finalizers, is_deleting, meta_mut, meta_str, name_suffix, new_uid, now_rfc3339, owner_uids};
+use super::{Shared, builtins, crd};
+use crate::schema;
+
+pub fn parse_body(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+    let ct = ctx.req.header("content-type");
+    let v: Value = if ct.contains("protobuf") {
+        super::protobuf::decode(&ctx.req.body).map_err(|e| {
+            ApiError::unsupported_media_type(
+                &e,
+                &["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"],
+            )
+        })?
+    } else if ct.contains("yaml") {
+        serde_yaml::from_slice(&ctx.req.body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+    } else {
+        serde_json::from_slice(&ctx.req.body)
+            .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))?
+    };
+    if !v.is_object() || v.get("metadata").is_some_and(|m| !m.is_object() && !m.is_null()) {
+        return Err(ApiError::bad_request("the body of the request must be a JSON object with an object metadata"));
+    }
+    Ok(v)
+}
+
+/// Checks (or fills) apiVersion/kind against the URL.
+fn check_type(ctx: &Ctx<'_>, mut obj: Value, required: bool) -> Result<Value, ApiError> {
+    let want_av = ctx.api_version();
+    let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_owned();
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_owned();
+    if required && (av.is_empty() || kind.is_empty()) {
+        let which = if av.is_empty() { "apiVersion" } else { "kind" };
+        return Err(ApiError::bad_request(format!("{which} must be set")));
+    }
+    if !av.is_empty() && av != want_av {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({want_av})"
+        )));
+    }
+    if !kind.is_empty() && kind != ctx.def.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            ctx.def.kind
+        )));
+    }
+    if let Value::Object(m) = &mut obj {
+        m.insert("apiVersion".into(), json!(want_av));
+        m.insert("kind".into(), json!(ctx.def.kind));
+    }
+    Ok(obj)
+}
+
+/// Checks the body's name/namespace against the URL, filling them when absent.
+fn check_identity(ctx: &Ctx<'_>, obj: &mut Value) -> Result<(), ApiError> {
+    let name = meta_str(obj, "name").to_owned();
+    if !name.is_empty() && name != ctx.name() {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            ctx.name()
+        )));
+    }
+    check_namespace(ctx, obj)?;
+    meta_mut(obj).insert("name".into(), json!(ctx.name()));
+    Ok(())
+}
+
+fn check_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> Result<(), ApiError> {
+    if ctx.def.namespaced {
+        let ns = meta_str(obj, "namespace");
+        if !ns.is_empty() && ns != ctx.namespace() {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        meta_mut(obj).insert("namespace".into(), json!(ctx.namespace()));
+    } else {
+        meta_mut(obj).remove("namespace");
+    }
+    Ok(())
+}
+
+/// The field manager: `fieldManager`, else the user agent up to its first `/`.
+fn manager(ctx: &Ctx<'_>) -> String {
+    match ctx.req.param("fieldManager") {
+        Some(m) if !m.is_empty() => m.to_owned(),
+        _ => {
+            let ua = ctx.req.header("user-agent");
+            let m = ua.split('/').next().unwrap_or("");
+            if m.is_empty() { "unknown".to_owned() } else { m.to_owned() }
+        }
+    }
+}
+
+fn scope(ctx: &Ctx<'_>) -> Scope {
+    if ctx.subresource() == "status" {
+        Scope::StatusOnly
+    } else if ctx.version.status {
+        Scope::NoStatus
+    } else {
+        Scope::All
+    }
+}
+
+fn writer<'a>(ctx: &Ctx<'_>, manager: &'a str, api_version: &'a str, subresource: &'a str) -> Writer<'a> {
+    Writer { manager, api_version, subresource, scope: scope(ctx) }
+}
+
+fn invalid(def: &ResourceDef, name: &str, causes: &[Cause]) -> ApiError {
+    ApiError::invalid(&def.target(name), causes)
+}
+
+/// Prunes unknown fields (warning or, with `fieldValidation=Strict`, failing) and validates a
+/// custom resource against its version's schema (CRD task page, "Field pruning", "Validation").
+fn custom_checks(ctx: &mut Ctx<'_>, obj: &mut Value, causes: &mut Vec<Cause>) -> Result<(), ApiError> {
+    let Some(sch) = ctx.version.schema.clone() else { return Ok(()) };
+    let pruned = schema::prune(&sch, obj);
+    match ctx.req.param("fieldValidation").unwrap_or("Warn") {
+        "Strict" if !pruned.is_empty() => {
+            let list: Vec<String> = pruned.iter().map(|p| format!("unknown field \"{p}\"")).collect();
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+                list.join(", "),
+                kind = ctx.def.kind,
+                v = ctx.version.name
+            )));
+        }
+        "Ignore" => {}
+        _ => ctx.warnings.extend(pruned.iter().map(|p| format!("unknown field \"{p}\""))),
+    }
+    causes.extend(schema::validate(&sch, obj).into_iter().map(|e| Cause {
+        reason: e.reason().to_owned(),
+        message: e.message(),
+        field: e.field.clone(),
+    }));
+    Ok(())
+}
+
+fn namespace_target(ns: &str) -> Target<'_> {
+    Target { group: "", resource: "namespaces", kind: "Namespace", name: ns }
+}
+
+/// Creates an object (external form in, stored form out).
+fn create(ctx: &mut Ctx<'_>, st: &mut Store, mut obj: Value, track: Option<&str>) -> Result<Arc<Value>, ApiError> {
+    let def = Arc::clone(&ctx.def);
+    if def.namespaced && ctx.namespace().is_empty() {
+        return Err(ApiError::no_route());
+    }
+    check_namespace(ctx, &mut obj)?;
+    let mut name = meta_str(&obj, "name").to_owned();
+    if name.is_empty() {
+        let prefix = meta_str(&obj, "generateName").to_owned();
+        if prefix.is_empty() {
+            let c = Cause {
+                reason: "FieldValueRequired".into(),
+                field: "metadata.name".into(),
+                message: "Required value: name or generateName is required".into(),
+            };
+            return Err(invalid(&def, "", &[c]));
+        }
+        name = format!("{prefix}{}", name_suffix());
+        meta_mut(&mut obj).insert("name".into(), json!(name));
+    }
+    let mut causes = builtins::name_causes(&def, &name);
+    if !meta_str(&obj, "resourceVersion").is_empty() {
+        return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
+    }
+    let uid = new_uid();
+    {
+        let m = meta_mut(&mut obj);
+        m.insert("uid".into(), json!(uid));
+        m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "generation"] {
+            m.remove(f);
+        }
+        // Apply computed managedFields already; anything a client sent is replaced.
+        if track.is_some() {
+            m.remove("managedFields");
+        }
+        if def.generation {
+            m.insert("generation".into(), json!(1));
+        }
+    }
+    if ctx.version.status
+        && let Value::Object(m) = &mut obj
+    {
+        m.remove("status");
+    }
+    causes.extend(builtins::on_create(&def, &mut obj, &uid));
+    if def.special == Special::Crd {
+        causes.extend(crd::validate(&obj));
+        obj["status"] = crd::status(&obj, None);
+    }
+    if def.custom {
+        custom_checks(ctx, &mut obj, &mut causes)?;
+    }
+    if !causes.is_empty() {
+        return Err(invalid(&def, &name, &causes));
+    }
+    let key: ObjKey = (if def.namespaced { ctx.namespace().to_owned() } else { String::new() }, name.clone());
+    if def.namespaced {
+        match st.get("/namespaces", &(String::new(), key.0.clone())) {
+            None => return Err(ApiError::not_found(&namespace_target(&key.0))),
+            Some(ns) if is_deleting(&ns) => {
+                return Err(ApiError::forbidden(
+                    format!(
+                        "{} \"{name}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
+                        def.target(&name).qualified_resource(),
+                        key.0
+                    ),
+                    json!({"name": name, "group": def.group, "kind": def.plural, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {} is being terminated", key.0), "field": "metadata.namespace"}]}),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if st.get(&def.store, &key).is_some() {
+        return Err(ApiError::already_exists(&def.target(&name)));
+    }
+    if let Some(manager) = track {
+        let av = ctx.api_version();
+        apply::track_update(None, &mut obj, &writer(ctx, manager, &av, ""));
+    }
+    let obj = ctx.internal(obj);
+    if ctx.dry_run() {
+        return Ok(Arc::new(obj));
+    }
+    let stored = st.write(&def.store, &key, Some(obj)).ok_or_else(|| ApiError::internal("write lost"))?;
+    after_write(ctx.shared, st, &def, &stored);
+    Ok(stored)
+}
+
+/// Side effects of a committed create/update.
+fn after_write(shared: &Shared, st: &mut Store, def: &ResourceDef, obj: &Value) {
+    match def.special {
+        Special::Crd => st.catalog.register(crd::resource_def(obj)),
+        Special::Namespace => {
+            // The ServiceAccount controller's job: a `default` ServiceAccount per namespace.
+            let ns = meta_str(obj, "name").to_owned();
+            let key = (ns.clone(), "default".to_owned());
+            if st.get("/serviceaccounts", &key).is_none() && !is_deleting(obj) {
+                let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+                    "name": "default", "namespace": ns, "uid": new_uid(), "creationTimestamp": now_rfc3339()}});
+                st.write("/serviceaccounts", &key, Some(sa));
+            }
+        }
+        _ => {}
+    }
+    if !owner_uids(obj).is_empty() || is_deleting(obj) {
+        shared.gc.notify_one();
+    }
+}
+
+pub fn create_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    if ctx.def.special == Special::SelfSubjectAccessReview {
+        return super::auth::self_subject_access_review(ctx);
+    }
+    let obj = parse_body(ctx)?;
+    let obj = check_type(ctx, obj, false)?;
+    let manager = manager(ctx);
+    let shared = ctx.shared;
+    let created = {
+        let mut st = shared.lock();
+        create(ctx, &mut st, obj, Some(&manager))?
+    };
+    Ok(ctx.object_reply(201, &ctx.external(&created)))
+}
+
+/// Whether a change bumps `metadata.generation`.
+fn generation_changed(def: &ResourceDef, old: &Value, new: &Value) -> bool {
+    if def.custom {
+        let strip = |v: &Value| {
+            let mut o = v.clone();
+            if let Value::Object(m) = &mut o {
+                for k in ["metadata", "status", "apiVersion", "kind"] {
+                    m.remove(k);
+                }
+            }
+            o
+        };
+        strip(old) != strip(new)
+    } else {
+        old.get("spec") != new.get("spec")
+    }
+}
+
+/// Status subresource rules: `/status` writes change `.status` (and managedFields) only;
+/// main-resource writes keep the stored `.status`.
+fn scope_status(ctx: &Ctx<'_>, old: &Value, new: &mut Value) {
+    if ctx.subresource() == "status" {
+        let status = new.get("status").cloned();
+        let managed = new.pointer("/metadata/managedFields").cloned();
+        *new = old.clone();
+        if let Value::Object(m) = new {
+            match status {
+                Some(s) => m.insert("status".into(), s),
+                None => m.remove("status"),
+            };
+        }
+        match managed {
+            Some(mf) => meta_mut(new).insert("managedFields".into(), mf),
+            None => meta_mut(new).remove("managedFields"),
+        };
+    } else if ctx.version.status
+        && let Value::Object(m) = new
+    {
+        match old.get("status") {
+            Some(s) => m.insert("status".into(), s.clone()),
+            None => m.remove("status"),
+        };
+    }
+}
+
+/// The shared tail of update, patch and apply: `new` is the proposed object (external form).
+fn finish_update(
+    ctx: &mut Ctx<'_>,
+    st: &mut Store,
+    old: &Arc<Value>,
+    new: Value,
+    track: Option<&str>,
+) -> Result<Arc<Value>, ApiError> {
+    let def = Arc::clone(&ctx.def);
+    let mut new = ctx.internal(new);
+    if !new.is_object() {
+        return Err(ApiError::bad_request("the object must be a JSON object"));
+    }
+    let name = meta_str(old, "name").to_owned();
+    let rv = meta_str(&new, "resourceVersion");
+    if !rv.is_empty() && rv != meta_str(old, "resourceVersion") {
+        return Err(ApiError::stale(&def.target(&name)));
+    }
+    let uid = meta_str(&new, "uid");
+    if !uid.is_empty() && uid != meta_str(old, "uid") {
+        return Err(ApiError::conflict(
+            &def.target(&name),
+            &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(old, "uid")),
+        ));
+    }
+    {
+        let old_meta = super::util::meta(old).cloned().unwrap_or_default();
+        let m = meta_mut(&mut new);
+        m.remove("selfLink");
+        for f in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "resourceVersion",
+        ] {
+            match old_meta.get(f) {
+                Some(v) => m.insert(f.to_owned(), v.clone()),
+                None => m.remove(f),
+            };
+        }
+    }
+    let status_write = ctx.subresource() == "status";
+    scope_status(ctx, old, &mut new);
+    let mut causes = Vec::new();
+    if !status_write {
+        causes.extend(builtins::on_update(&def, old, &mut new));
+    }
+    if def.special == Special::Crd {
+        causes.extend(crd::validate(&new));
+        new["status"] = crd::status(&new, Some(old));
+    }
+    if def.custom {
+        custom_checks(ctx, &mut new, &mut causes)?;
+    }
+    if is_deleting(old) {
+        let before = finalizers(old);
+        let added: Vec<String> = finalizers(&new).into_iter().filter(|f| !before.contains(f)).collect();
+        if !added.is_empty() {
+            let list = added.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", ");
+            causes.push(Cause {
+                reason: "FieldValueForbidden".into(),
+                field: "metadata.finalizers".into(),
+                message: format!("Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"),
+            });
+        }
+    }
+    if !causes.is_empty() {
+        return Err(invalid(&def, &name, &causes));
+    }
+    if def.generation && generation_changed(&def, old, &new) {
+        let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+        meta_mut(&mut new).insert("generation".into(), json!(g + 1));
+    }
+    if let Some(manager) = track {
+        let av = ctx.api_version();
+        let sub = ctx.subresource().to_owned();
+        apply::track_update(Some(old), &mut new, &writer(ctx, manager, &av, &sub));
+    }
+    if apply::without_times(&new) == apply::without_times(old) {
+        return Ok(Arc::clone(old));
+    }
+    let key: ObjKey = (meta_str(old, "namespace").to_owned(), name);
+    if is_deleting(&new) && finalizers(&new).is_empty() {
+        if ctx.dry_run() {
+            return Ok(Arc::new(new));
+        }
+        let last = st.remove_with(&def.store, &key, new).ok_or_else(|| ApiError::internal("delete lost"))?;
+        after_delete(ctx.shared, st, &def, &last);
+        return Ok(last);
+    }
+    if ctx.dry_run() {
+        return Ok(Arc::new(new));
+    }
+    let stored = st.write(&def.store, &key, Some(new)).ok_or_else(|| ApiError::internal("write lost"))?;
+    after_write(ctx.shared, st, &def, &stored);
+    Ok(stored)
+}
+
+fn get_existing(ctx: &Ctx<'_>, st: &Store) -> Result<Arc<Value>, ApiError> {
+    st.get(&ctx.def.store, &ctx.key()).ok_or_else(|| ApiError::not_found(&ctx.def.target(ctx.name())))
+}
+
+pub fn update_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let obj = parse_body(ctx)?;
+    let mut obj = check_type(ctx, obj, false)?;
+    check_identity(ctx, &mut obj)?;
+    let manager = manager(ctx);
+    let shared = ctx.shared;
+    let updated = {
+        let mut st = shared.lock();
+        let old = get_existing(ctx, &st)?;
+        finish_update(ctx, &mut st, &old, obj, Some(&manager))?
+    };
+    Ok(ctx.object_reply(200, &ctx.external(&updated)))
+}
+
+const PATCH_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+];
+
+pub fn patch_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let ct = ctx.req.header("content-type").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match ct.as_str() {
+        "application/apply-patch+yaml" => return apply_request(ctx),
+        "application/json-patch+json" | "application/merge-patch+json" => {}
+        "application/strategic-merge-patch+json" if !ctx.def.custom => {}
+        _ => {
+            let accepted: Vec<&str> =
+                PATCH_TYPES.iter().copied().filter(|t| !(ctx.def.custom && t.contains("strategic"))).collect();
+            return Err(ApiError::unsupported_media_type(&ct, &accepted));
+        }
+    }
+    let patch: Value = serde_json::from_slice(&ctx.req.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let manager = manager(ctx);
+    let shared = ctx.shared;
+    let updated = {
+        let mut st = shared.lock();
+        let old = get_existing(ctx, &st)?;
+        let mut target = ctx.external(&old);
+        match ct.as_str() {
+            "application/json-patch+json" => patch::json_patch(&mut target, &patch).map_err(|e| match e {
+                JsonPatchError::Malformed(m) | JsonPatchError::Failed(m) => ApiError::new(422, "Invalid", m),
+            })?,
+            "application/merge-patch+json" => patch::merge_patch(&mut target, &patch),
+            _ => {
+                let mut p = patch;
+                patch::strip_directives(&mut p);
+                patch::merge_patch(&mut target, &p);
+            }
+        }
+        if !target.is_object() {
+            return Err(ApiError::bad_request("the patched object must be a JSON object"));
+        }
+        // A patch may not rename or move the object.
+        for f in ["name", "namespace"] {
+            let (was, now) = (meta_str(&old, f).to_owned(), meta_str(&target, f).to_owned());
+            if was != now {
+                let c = Cause {
+                    reason: "FieldValueInvalid".into(),
+                    field: format!("metadata.{f}"),
+                    message: format!("Invalid value: \"{now}\": field is immutable"),
+                };
+                return Err(invalid(&ctx.def, &was, &[c]));
+            }
+        }
+        finish_update(ctx, &mut st, &old, target, Some(&manager))?
+    };
+    Ok(ctx.object_reply(200, &ctx.external(&updated)))
+}
+
+/// Server-side apply; see [`super::apply`] for what is approximated.
+fn apply_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let manager = match ctx.req.param("fieldManager") {
+        Some(m) if !m.is_empty() => m.to_owned(),
+        _ => {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            ));
+        }
+    };
+    let force = ctx.req.flag("force");
+    let config: Value = serde_yaml::from_slice(&ctx.req.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    if !config.is_object() {
+        return Err(ApiError::bad_request("the applied configuration must be an object"));
+    }
+    let mut config = check_type(ctx, config, true)?;
+    check_identity(ctx, &mut config)?;
+    let av = ctx.api_version();
+    let sub = ctx.subresource().to_owned();
+    let w = writer(ctx, &manager, &av, &sub);
+    let shared = ctx.shared;
+    let mut st = shared.lock();
+    let Some(old) = st.get(&ctx.def.store, &ctx.key()) else {
+        if sub == "status" {
+            return Err(ApiError::not_found(&ctx.def.target(ctx.name())));
+        }
+        let mut skeleton = json!({"apiVersion": av, "kind": ctx.def.kind, "metadata": {"name": ctx.name()}});
+        if ctx.def.namespaced {
+            skeleton["metadata"]["namespace"] = json!(ctx.namespace());
+        }
+        let merged = apply::apply(&skeleton, &config, &w, force).map_err(|c| apply_conflict(&c))?;
+        let created = create(ctx, &mut st, merged, None)?;
+        drop(st);
+        return Ok(ctx.object_reply(201, &ctx.external(&created)));
+    };
+    let want_rv = meta_str(&config, "resourceVersion");
+    if !want_rv.is_empty() && want_rv != meta_str(&old, "resourceVersion") {
+        return Err(ApiError::stale(&ctx.def.target(ctx.name())));
+    }
+    let live = ctx.external(&old);
+    let merged = apply::apply(&live, &config, &w, force).map_err(|c| apply_conflict(&c))?;
+    let updated = finish_update(ctx, &mut st, &old, merged, None)?;
+    drop(st);
+    Ok(ctx.object_reply(200, &ctx.external(&updated)))
+}
+
+fn apply_conflict(conflicts: &[apply::Conflict]) -> ApiError {
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.field}))
+        .collect();
+    ApiError::new(409, "Conflict", apply::conflict_message(conflicts)).with_details(json!({"causes": causes}))
+}
+
+/// `DeleteOptions` from the body and query.
+struct DeleteOpts {
+    policy: Option<String>,
+    uid: Option<String>,
+    rv: Option<String>,
+    dry_run: bool,
+}
+
+fn delete_opts(ctx: &Ctx<'_>) -> Result<DeleteOpts, ApiError> {
+    let body: Value = if ctx.req.body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&ctx.req.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+    };
+    let s = |p: &str| body.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    let mut policy = s("/propagationPolicy").or_else(|| ctx.req.param("propagationPolicy").map(str::to_owned));
+    if policy.is_none() {
+        match body
+            .get("orphanDependents")
+            .and_then(Value::as_bool)
+            .or_else(|| ctx.req.param("orphanDependents").map(|v| v == "true"))
+        {
+            Some(true) => policy = Some("Orphan".into()),
+            Some(false) => policy = Some("Background".into()),
+            None => {}
+        }
+    }
+    if let Some(p) = &policy
+        && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+    {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            format!(
+                "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            ),
+        ));
+    }
+    let dry_body = body.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
+    Ok(DeleteOpts {
+        policy,
+        uid: s("/preconditions/uid"),
+        rv: s("/preconditions/resourceVersion"),
+        dry_run: ctx.dry_run() || dry_body,
+    })
+}
+
+fn check_preconditions(def: &ResourceDef, obj: &Value, o: &DeleteOpts) -> Result<(), ApiError> {
+    let name = meta_str(obj, "name");
+    if let Some(uid) = o.uid.as_deref().filter(|u| !u.is_empty())
+        && uid != meta_str(obj, "uid")
+    {
+        return Err(ApiError::conflict(
+            &def.target(name),
+            &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(obj, "uid")),
+        ));
+    }
+    if let Some(rv) = o.rv.as_deref().filter(|r| !r.is_empty())
+        && rv != meta_str(obj, "resourceVersion")
+    {
+        return Err(ApiError::conflict(
+            &def.target(name),
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                meta_str(obj, "resourceVersion")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub fn delete_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let opts = delete_opts(ctx)?;
+    let shared = ctx.shared;
+    let done = {
+        let mut st = shared.lock();
+        let old = get_existing(ctx, &st)?;
+        check_preconditions(&ctx.def, &old, &opts)?;
+        delete_object(shared, &mut st, &ctx.def, &ctx.key(), opts.policy.as_deref(), opts.dry_run)?
+    };
+    Ok(ctx.object_reply(200, &ctx.external(&done)))
+}
+
+pub fn delete_collection(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let opts = delete_opts(ctx)?;
+    let sel = ctx.selectors()?;
+    let shared = ctx.shared;
+    let mut items = Vec::new();
+    let rv = {
+        let mut st = shared.lock();
+        let objs = st.list(&ctx.def.store, ctx.rp.namespace.as_deref());
+        for o in objs.iter().filter(|o| sel.matches(&ctx.external(o))) {
+            let key = (meta_str(o, "namespace").to_owned(), meta_str(o, "name").to_owned());
+            let done = delete_object(shared, &mut st, &ctx.def, &key, opts.policy.as_deref(), opts.dry_run)?;
+            items.push(ctx.external(&done));
+        }
+        st.rv().to_string()
+    };
+    Ok(ctx.reply(
+        200,
+        json!({"kind": format!("{}List", ctx.def.kind), "apiVersion": ctx.api_version(), "metadata": {"resourceVersion": rv}, "items": items}),
+    ))
+}
+
+/// Deletes (or starts deleting) one object, per its finalizers and the propagation policy
+/// (garbage-collection docs: Background is the default, except batch/v1 Jobs which orphan
+/// their Pods unless told otherwise; Foreground waits for dependents).
+pub fn delete_object(
+    shared: &Shared,
+    st: &mut Store,
+    def: &ResourceDef,
+    key: &ObjKey,
+    policy: Option<&str>,
+    dry: bool,
+) -> Result<Arc<Value>, ApiError> {
+    let old = st.get(&def.store, key).ok_or_else(|| ApiError::not_found(&def.target(&key.1)))?;
+    let policy = policy.unwrap_or(if def.special == Special::Job { "Orphan" } else { "Background" });
+    let mut obj = (*old).clone();
+    if def.special == Special::Namespace {
+        // Namespace deletion: Terminating until its content is gone (see gc.rs).
+        if is_deleting(&old) || dry {
+            return Ok(old);
+        }
+        mark_deleting(def, &mut obj);
+        obj["status"] = json!({"phase": "Terminating"});
+        let stored = st.write(&def.store, key, Some(obj)).ok_or_else(|| ApiError::internal("write lost"))?;
+        shared.gc.notify_one();
+        return Ok(stored);
+    }
+    let mut fins = finalizers(&obj);
+    if policy == "Foreground" && !fins.iter().any(|f| f == "foregroundDeletion") && !is_deleting(&old) {
+        fins.push("foregroundDeletion".into());
+        meta_mut(&mut obj).insert("finalizers".into(), json!(fins));
+    }
+    if policy == "Orphan" && !dry {
+        orphan_dependents(st, meta_str(&old, "uid"));
+    }
+    if !fins.is_empty() {
+        if is_deleting(&old) {
+            return Ok(old);
+        }
+        mark_deleting(def, &mut obj);
+        if dry {
+            return Ok(Arc::new(obj));
+        }
+        let stored = st.write(&def.store, key, Some(obj)).ok_or_else(|| ApiError::internal("write lost"))?;
+        shared.gc.notify_one();
+        return Ok(stored);
+    }
+    if dry {
+        return Ok(old);
+    }
+    let last = st.remove_with(&def.store, key, obj).ok_or_else(|| ApiError::internal("delete lost"))?;
+    after_delete(shared, st, def, &last);
+    Ok(last)
+}
+
+fn mark_deleting(def: &ResourceDef, obj: &mut Value) {
+    let generation = obj.pointer("/metadata/generation").and_then(Value::as_i64);
+    let m = meta_mut(obj);
+    m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+    m.insert("deletionGracePeriodSeconds".into(), json!(0));
+    if def.generation {
+        m.insert("generation".into(), json!(generation.unwrap_or(0) + 1));
+    }
+}
+
+/// Removes owner references to `uid` from every object (the Orphan policy).
+fn orphan_dependents(st: &mut Store, uid: &str) {
+    for store in st.stores() {
+        for (key, obj) in st.entries(&store) {
+            if !owner_uids(&obj).iter().any(|u| u == uid) {
+                continue;
+            }
+            let mut o = (*obj).clone();
+            if let Some(Value::Array(refs)) = o.pointer_mut("/metadata/ownerReferences") {
+                refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
+            }
+            st.write(&store, &key, Some(o));
+        }
+    }
+}
+
+/// Side effects once an object is gone.
+pub fn after_delete(shared: &Shared, st: &mut Store, def: &ResourceDef, last: &Value) {
+    match def.special {
+        Special::Crd => {
+            // The CRD's custom resources go with it.
+            let rd = crd::resource_def(last);
+            for (key, _) in st.entries(&rd.store) {
+                st.write(&rd.store, &key, None);
+            }
+            st.catalog.unregister(&rd.group, &rd.plural);
+        }
+        Special::Pod => shared.pod_logs.remove_pod(meta_str(last, "namespace"), meta_str(last, "name")),
+        _ => {}
+    }
+    shared.gc.notify_one();
+}

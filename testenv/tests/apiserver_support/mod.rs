@@ -1,0 +1,96 @@
+//! Helpers shared by the apiserver integration tests.
+#![allow(dead_code, clippy::missing_panics_doc, clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use alustan_testenv::apiserver::{ApiServer, ApiServerOptions};
+use tokio::io::AsyncWriteExt as _;
+
+pub const EXAMPLE_CR: &str = r#"apiVersion: alustan.io/v1alpha1
+kind: Terraform
+metadata: {name: staging-cluster}
+spec:
+  variables: {TF_VAR_provision_cluster: "true", TF_VAR_vpc_cidr: "10.1.0.0/16"}
+  scripts: {deploy: deploy, destroy: destroy -c}
+  postDeploy: {script: aws-resource, args: {workspace: TF_VAR_workspace, region: TF_VAR_region}}
+  containerRegistry: {provider: docker, imageName: alustan/infrastructure, semanticVersion: "~1.0.0"}
+"#;
+
+pub fn crds_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds")
+}
+
+/// A server with our CRDs loaded, a temp dir, and a kubeconfig in it.
+pub struct Env {
+    pub server: ApiServer,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+pub async fn env() -> Env {
+    env_with(ApiServerOptions::default()).await
+}
+
+pub async fn env_with(opts: ApiServerOptions) -> Env {
+    let server = ApiServer::start(opts).await.expect("start apiserver");
+    server.load_crds_from_dir(&crds_dir()).expect("load CRDs");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig, "admin", None).expect("kubeconfig");
+    Env { server, dir, kubeconfig }
+}
+
+/// What a kubectl run printed.
+#[derive(Debug)]
+pub struct Out {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Env {
+    pub fn kubectl_cmd(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new("/usr/bin/kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    pub async fn kubectl_in(&self, args: &[&str], stdin: &str) -> Out {
+        let mut child = self.kubectl_cmd(args).spawn().expect("spawn kubectl");
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(stdin.as_bytes()).await.expect("write stdin");
+        drop(input);
+        let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+            .await
+            .expect("kubectl timed out")
+            .expect("kubectl output");
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub async fn kubectl(&self, args: &[&str]) -> Out {
+        self.kubectl_in(args, "").await
+    }
+
+    /// Runs kubectl and fails the test unless it succeeds.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args).await;
+        assert!(out.ok, "kubectl {args:?} failed:\n{}\n{}", out.stdout, out.stderr);
+        out.stdout
+    }
+}
