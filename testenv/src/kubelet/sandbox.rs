@@ -1,0 +1,130 @@
+//! One container as a host process under bubblewrap: the Pod's copy of the image as `/`, the
+//! host's `/usr` (and `/bin`, `/lib*`, `/sbin` through it) read-only so images need no shell of
+//! their own, a private `/proc`, `/dev` and `/tmp`, a private PID namespace (so killing
+//! bubblewrap kills the whole process tree), and volumes bound at their mount paths.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::AsyncReadExt as _;
+use tokio::process::{Child, Command};
+
+use crate::apiserver::PodLogs;
+
+/// Host files a process commonly needs (name resolution, users, CA bundle, Debian's
+/// alternatives symlinks in `/usr/bin`), bound read-only when present.
+const HOST_FILES: [&str; 7] = [
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/nsswitch.conf",
+    "/etc/ssl",
+    "/etc/alternatives",
+];
+
+/// A directory bound into the container.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub container: String,
+    pub read_only: bool,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub root: PathBuf,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: String,
+    pub mounts: Vec<Mount>,
+    /// Host file bound at the container's `terminationMessagePath`.
+    pub termination_log: (PathBuf, String),
+}
+
+/// Starts bubblewrap for `spec`. The child is killed when dropped.
+pub fn spawn(spec: &Spec) -> std::io::Result<Child> {
+    let mut command = Command::new("bwrap");
+    command.arg("--bind").arg(&spec.root).arg("/");
+    command.args(["--ro-bind", "/usr", "/usr"]);
+    for link in ["/bin", "/lib", "/lib64", "/sbin", "/lib32", "/libx32"] {
+        add_usr_link(&mut command, &spec.root, link);
+    }
+    for file in HOST_FILES {
+        if Path::new(file).exists() && !spec.root.join(&file[1..]).exists() {
+            command.args(["--ro-bind", file, file]);
+        }
+    }
+    command.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+    for mount in &spec.mounts {
+        let flag = if mount.read_only { "--ro-bind" } else { "--bind" };
+        command.arg(flag).arg(&mount.host).arg(&mount.container);
+    }
+    command.arg("--bind").arg(&spec.termination_log.0).arg(&spec.termination_log.1);
+    command.args([
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+    ]);
+    for (key, value) in &spec.env {
+        command.arg("--setenv").arg(key).arg(value);
+    }
+    let working_dir = if spec.working_dir.is_empty() { "/" } else { spec.working_dir.as_str() };
+    command.args(["--chdir", working_dir, "--"]).args(&spec.argv);
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    command.spawn()
+}
+
+/// `/bin` and friends: a symlink into `/usr` like a merged-usr host, or the host directory over
+/// the image's own when the image ships one.
+fn add_usr_link(command: &mut Command, root: &Path, link: &str) {
+    let host = Path::new(link);
+    let Ok(meta) = std::fs::symlink_metadata(host) else {
+        return;
+    };
+    let in_image = root.join(&link[1..]);
+    if meta.file_type().is_symlink() {
+        if let Ok(target) = std::fs::read_link(host)
+            && std::fs::symlink_metadata(&in_image).is_err()
+        {
+            command.arg("--symlink").arg(target).arg(link);
+        }
+    } else if meta.is_dir() {
+        command.args(["--ro-bind", link, link]);
+    }
+}
+
+/// Copies the child's stdout and stderr into the pod log as they arrive, then waits for it.
+/// Returns the exit code (128 + signal when killed by a signal, as container runtimes report).
+pub async fn run_to_end(mut child: Child, logs: &PodLogs, (namespace, pod, container): (&str, &str, &str)) -> i32 {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let copy = |stream: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+        let logs = logs.clone();
+        async move {
+            let Some(mut stream) = stream else { return };
+            let mut buffer = vec![0_u8; 16 * 1024];
+            while let Ok(read) = stream.read(&mut buffer).await {
+                if read == 0 {
+                    break;
+                }
+                logs.append(namespace, pod, container, &buffer[..read]);
+            }
+        }
+    };
+    let out: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>> = stdout.map(|s| Box::new(s) as _);
+    let err: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>> = stderr.map(|s| Box::new(s) as _);
+    let ((), (), status) = tokio::join!(copy(out), copy(err), child.wait());
+    logs.finish(namespace, pod, container);
+    match status {
+        Ok(status) => status.code().unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt as _;
+            128 + status.signal().unwrap_or(9)
+        }),
+        Err(_) => 128 + 9,
+    }
+}

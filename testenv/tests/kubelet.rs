@@ -1,0 +1,263 @@
+//! The process kubelet end to end: Jobs created through the test API server run the image's
+//! scripts (pulled from the real registry) under bubblewrap; their status, exit codes,
+//! termination messages and logs come back exactly as a real cluster reports them, read with
+//! kube-rs and with the real kubectl.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test helpers may panic
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::Duration;
+
+use alustan_testenv::apiserver::{ApiServer, ApiServerOptions};
+use alustan_testenv::kubelet::{Kubelet, KubeletOptions};
+use alustan_testenv::registry::{ImageConfig, Registry, RegistryOptions};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use serde_json::json;
+
+struct Env {
+    server: ApiServer,
+    registry: Registry,
+    _kubelet: Kubelet,
+    dir: tempfile::TempDir,
+}
+
+async fn start(registry: RegistryOptions) -> Env {
+    let server = ApiServer::start(ApiServerOptions::default()).await.unwrap();
+    let registry = Registry::start(registry).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = KubeletOptions::new(dir.path().join("kubelet"));
+    options.insecure_registries.push(registry.host_port().to_owned());
+    options.retry_backoff = Duration::from_millis(200);
+    let kubelet = Kubelet::start(server.client().unwrap(), server.pod_logs().clone(), options);
+    Env { server, registry, _kubelet: kubelet, dir }
+}
+
+fn script(dir: &Path, name: &str, body: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// An image with a few scripts, pushed as `iac:1.0.0`; returns `host:port/iac:1.0.0`.
+async fn push_scripts(env: &Env) -> String {
+    let image_dir = env.dir.path().join("image");
+    std::fs::create_dir_all(&image_dir).unwrap();
+    script(
+        &image_dir,
+        "print-env",
+        "echo \"greeting=$GREETING secret=$FROM_SECRET workdir=$(pwd)\"\necho written > /workspace/out\ncat /workspace/out\n",
+    );
+    script(&image_dir, "fail", "for i in $(seq 1 100); do echo \"log line $i\"; done\necho 'boom' >&2\nexit 3\n");
+    script(&image_dir, "sleep-long", "echo started\nsleep 30\necho never\n");
+    script(&image_dir, "message", "echo 'custom message' > /dev/termination-log\nexit 1\n");
+    let config = ImageConfig {
+        env: vec!["GREETING=from-image".into()],
+        working_dir: Some("/".into()),
+        ..ImageConfig::default()
+    };
+    env.registry.push_dir("iac", &["1.0.0"], &image_dir, &config).await.unwrap();
+    format!("{}/iac:1.0.0", env.registry.host_port())
+}
+
+fn job(name: &str, image: &str, command: &[&str], extra: serde_json::Value) -> Job {
+    let mut job = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "run", "image": image, "command": command,
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "volumeMounts": [{"name": "workspace", "mountPath": "/workspace"}]}],
+            "volumes": [{"name": "workspace", "emptyDir": {}}],
+        }}},
+    });
+    merge(&mut job, extra);
+    serde_json::from_value(job).unwrap()
+}
+
+fn merge(target: &mut serde_json::Value, patch: serde_json::Value) {
+    match (target, patch) {
+        (serde_json::Value::Object(t), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                merge(t.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (t, p) => *t = p,
+    }
+}
+
+/// Waits until the Job has a Complete or Failed condition; returns (type, reason).
+async fn wait_finished(jobs: &Api<Job>, name: &str) -> (String, String) {
+    for _ in 0..300 {
+        let job = jobs.get(name).await.unwrap();
+        if let Some(c) = job
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+        {
+            return (c.type_, c.reason.unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {name} did not finish in 30 s");
+}
+
+async fn job_pods(env: &Env, name: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(env.server.client().unwrap(), "default");
+    pods.list(&ListParams::default().labels(&format!("job-name={name}"))).await.unwrap().items
+}
+
+fn terminated(pod: &Pod) -> k8s_openapi::api::core::v1::ContainerStateTerminated {
+    pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .expect("terminated")
+}
+
+#[tokio::test]
+async fn job_runs_the_image_script_with_env_volumes_and_logs_readable_by_kubectl() {
+    let env = start(RegistryOptions::anonymous()).await;
+    let image = push_scripts(&env).await;
+    let client = env.server.client().unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let secret =
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "vars"}, "data": {"token": "czNjcjN0"}});
+    secrets.create(&PostParams::default(), &serde_json::from_value(secret).unwrap()).await.unwrap();
+    let jobs: Api<Job> = Api::namespaced(client, "default");
+    let extra = json!({"spec": {"template": {"spec": {"containers": [{"name": "run", "image": image, "command": ["/print-env"],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "workspace", "mountPath": "/workspace"}],
+        "env": [{"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "vars", "key": "token"}}}]}]}}}});
+    jobs.create(&PostParams::default(), &job("print", &image, &["/print-env"], extra)).await.unwrap();
+    assert_eq!(wait_finished(&jobs, "print").await.0, "Complete");
+
+    let status = jobs.get("print").await.unwrap().status.unwrap();
+    assert_eq!((status.succeeded, status.failed.unwrap_or(0)), (Some(1), 0));
+    assert!(status.start_time.is_some() && status.completion_time.is_some());
+    let pods = job_pods(&env, "print").await;
+    assert_eq!(pods.len(), 1);
+    let pod = &pods[0];
+    assert_eq!(pod.status.as_ref().unwrap().phase.as_deref(), Some("Succeeded"));
+    assert_eq!(terminated(pod).exit_code, 0);
+    assert_eq!(terminated(pod).reason.as_deref(), Some("Completed"));
+    let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.controller), ("Job", Some(true)));
+
+    // The real kubectl reads the log through the Job.
+    let kubeconfig = env.dir.path().join("kubeconfig");
+    env.server.write_kubeconfig(&kubeconfig, "admin", None).unwrap();
+    // tokio's Command: the in-process server must keep serving while kubectl runs.
+    let output = tokio::process::Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--cache-dir",
+            env.dir.path().join("cache").to_str().unwrap(),
+        ])
+        .args(["logs", "job/print"])
+        .output()
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "kubectl logs failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(log, "greeting=from-image secret=s3cr3t workdir=/\nwritten\n");
+}
+
+#[tokio::test]
+async fn failing_script_fails_the_job_with_the_log_tail_as_termination_message() {
+    let env = start(RegistryOptions::anonymous()).await;
+    let image = push_scripts(&env).await;
+    let jobs: Api<Job> = Api::namespaced(env.server.client().unwrap(), "default");
+    jobs.create(&PostParams::default(), &job("fails", &image, &["/fail"], json!({}))).await.unwrap();
+    assert_eq!(wait_finished(&jobs, "fails").await, ("Failed".to_owned(), "BackoffLimitExceeded".to_owned()));
+    let pods = job_pods(&env, "fails").await;
+    assert_eq!(pods.len(), 1, "backoffLimit 0 allows no retry");
+    let state = terminated(&pods[0]);
+    assert_eq!((state.exit_code, state.reason.as_deref()), (3, Some("Error")));
+    let message = state.message.unwrap();
+    assert!(message.ends_with("log line 100\nboom") || message.ends_with("boom\nlog line 100"), "{message}");
+    assert_eq!(message.lines().count(), 80);
+    assert_eq!(pods[0].status.as_ref().unwrap().phase.as_deref(), Some("Failed"));
+}
+
+#[tokio::test]
+async fn termination_message_file_wins_over_the_log() {
+    let env = start(RegistryOptions::anonymous()).await;
+    let image = push_scripts(&env).await;
+    let jobs: Api<Job> = Api::namespaced(env.server.client().unwrap(), "default");
+    jobs.create(&PostParams::default(), &job("msg", &image, &["/message"], json!({}))).await.unwrap();
+    wait_finished(&jobs, "msg").await;
+    assert_eq!(terminated(&job_pods(&env, "msg").await[0]).message.as_deref(), Some("custom message\n"));
+}
+
+#[tokio::test]
+async fn active_deadline_kills_the_process_and_fails_the_job() {
+    let env = start(RegistryOptions::anonymous()).await;
+    let image = push_scripts(&env).await;
+    let jobs: Api<Job> = Api::namespaced(env.server.client().unwrap(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job("slow", &image, &["/sleep-long"], json!({"spec": {"activeDeadlineSeconds": 2}})),
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(wait_finished(&jobs, "slow").await, ("Failed".to_owned(), "DeadlineExceeded".to_owned()));
+    assert!(started.elapsed() < Duration::from_secs(15), "the deadline must end the job long before the script would");
+    // The pod was deleted, which kills the sandbox: no process of it may remain.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let leftover = std::process::Command::new("pgrep").args(["-f", "sleep 30"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&leftover.stdout).trim().is_empty(), "sleep survived the deadline");
+}
+
+#[tokio::test]
+async fn missing_image_reports_err_image_pull_with_the_registry_message() {
+    let env = start(RegistryOptions::anonymous()).await;
+    let image = format!("{}/nothing-here:1.0.0", env.registry.host_port());
+    let jobs: Api<Job> = Api::namespaced(env.server.client().unwrap(), "default");
+    jobs.create(&PostParams::default(), &job("nopull", &image, &["/x"], json!({}))).await.unwrap();
+    for _ in 0..100 {
+        if let Some(pod) = job_pods(&env, "nopull").await.first()
+            && let Some(waiting) = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|c| c[0].state.as_ref())
+                .and_then(|s| s.waiting.clone())
+            && matches!(waiting.reason.as_deref(), Some("ErrImagePull" | "ImagePullBackOff"))
+        {
+            let message = waiting.message.unwrap_or_default();
+            assert!(message.contains("nothing-here"), "{message}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no ErrImagePull reported");
+}
+
+#[tokio::test]
+async fn private_registry_is_pulled_with_image_pull_secrets() {
+    let env = start(RegistryOptions::htpasswd("puller", "pw-123")).await;
+    let image = push_scripts(&env).await;
+    let client = env.server.client().unwrap();
+    let config = json!({"auths": {env.registry.host_port(): {"username": "puller", "password": "pw-123"}}}).to_string();
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pull"}, "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": config}});
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &serde_json::from_value(secret).unwrap())
+        .await
+        .unwrap();
+    let jobs: Api<Job> = Api::namespaced(client, "default");
+    let extra = json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": "pull"}]}}}});
+    jobs.create(&PostParams::default(), &job("private", &image, &["/print-env"], extra)).await.unwrap();
+    assert_eq!(wait_finished(&jobs, "private").await.0, "Complete");
+}
