@@ -1,0 +1,8 @@
+//! The alustan agent as a library: the pieces the `alustan-agent` binary is built from, each
+//! usable and testable on its own.
+//!
+//! - [`registry`]: registry scanning and version selection — list every tag of an image,
+//!   choose the newest one satisfying a semver constraint (and explain why), and pin it to a
+//!   digest; one scan per repository and credentials per interval, shared by every resource.
+
+pub mod registry;

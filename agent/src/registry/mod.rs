@@ -1,0 +1,37 @@
+//! Registry scanning and version selection.
+//!
+//! ```text
+//! imageName + provider ──reference──▶ ImageRef ─┐
+//! docker config.json ──credentials──▶ Credentials ├─▶ Scanner::scan ─▶ ScanReport ─▶ status.lastScan
+//! semanticVersion ─────select──────▶ Constraint ─┘      │ (tags: one listing per repository and
+//!                                                        │  credentials per interval, single-flight)
+//!                                                        └─▶ ChosenImage: tag + digest + `repo@sha256:…`
+//! ```
+//!
+//! - [`reference`]: image name rules (Docker Hub default, `library/`, hosts, providers).
+//! - [`credentials`]: docker `config.json` Secrets; secret values never printed.
+//! - [`client`]: HTTP, timeouts, retries (`Retry-After`), auth handshake, insecure registries.
+//! - [`tags`]: every tag, following `Link` pagination.
+//! - [`select`]: the semver choice and its explanation (the prerelease and build-metadata
+//!   rules are documented there).
+//! - [`digest`]: tag → manifest digest.
+//! - [`scan`]: the shared, cached, single-flight [`Scanner`].
+
+pub mod client;
+pub mod credentials;
+pub mod digest;
+pub mod error;
+pub mod reference;
+pub mod retry;
+pub mod scan;
+pub mod select;
+pub mod tags;
+
+pub use client::{ClientConfig, ClientSetupError, RegistryClient, install_crypto_provider};
+pub use credentials::{Credentials, DockerConfig, Secret, SecretSource, credentials_for};
+pub use error::ScanError;
+pub use reference::ImageRef;
+pub use retry::RetryPolicy;
+pub use scan::{ChosenImage, Listing, ScanReport, ScanRequest, Scanner};
+pub use select::{Constraint, RejectionCounts, Selection, select};
+pub use tags::TagList;
