@@ -1,5 +1,7 @@
 //! Test infrastructure for alustan. Never a dependency of shipped binaries.
 //!
+//! [`TestEnv`] starts the whole stack for a test; `alustan-testenv serve` runs it by hand.
+//!
 //! - [`apiserver`]: an in-process Kubernetes-API-compatible server (discovery, OpenAPI v3,
 //!   CRUD, watch, patches and server-side apply, CRDs, Tables, RBAC, request log, faults).
 //! - [`kubelet`]: a Job controller and a process kubelet running Pods' containers under
@@ -10,6 +12,9 @@
 //!   from a directory, and a proxy that pages tag lists as Docker Hub and GHCR do.
 
 pub mod apiserver;
+mod harness;
 pub mod kubelet;
 pub mod registry;
 pub mod schema;
+
+pub use harness::{TestEnv, TestEnvError, TestEnvOptions, repo_crds_dir};

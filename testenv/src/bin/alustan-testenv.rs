@@ -1,11 +1,15 @@
 //! `alustan-testenv`: the test environment from the command line.
 //!
+//! - `serve`: run the API server (our CRDs installed), a registry and the process kubelet until
+//!   Ctrl-C or SIGTERM; once ready, print `export KUBECONFIG=…` and `export ALUSTAN_REGISTRY=…`
+//!   on stdout so `eval "$(alustan-testenv serve)"`-style scripts work.
 //! - `push`: build an image whose filesystem is a directory and push it under every tag.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alustan_testenv::registry::{Credentials, ImageConfig, PushRequest, PushTarget, push_command};
+use alustan_testenv::{TestEnv, TestEnvOptions};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -17,8 +21,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the test API server, a local registry and the process kubelet until Ctrl-C/SIGTERM.
+    Serve(ServeArgs),
     /// Build an image whose filesystem is DIR (file modes kept) and push it under every tag.
     Push(PushArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// API server port on 127.0.0.1 (random when absent).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Registry port on 127.0.0.1 (random when absent).
+    #[arg(long)]
+    registry_port: Option<u16>,
+    /// Directory for the kubeconfig and the kubelet's files (a temp dir when absent).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Directory of CRDs to install (default: the repository's `crds/`).
+    #[arg(long)]
+    crds: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -61,8 +83,54 @@ struct PushArgs {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve(args).await,
         Command::Push(args) => push(args).await,
     }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let mut options = TestEnvOptions::default();
+    options.api.port = args.port.unwrap_or(0);
+    options.registry.port = args.registry_port;
+    options.work_dir = args.work_dir.map(absolute);
+    if let Some(crds) = args.crds {
+        options.crds_dir = Some(crds);
+    }
+    let env = match TestEnv::start_with(options).await {
+        Ok(env) => env,
+        Err(err) => {
+            eprintln!("alustan-testenv serve: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("export KUBECONFIG={}", env.kubeconfig().display());
+    println!("export ALUSTAN_REGISTRY={}", env.registry().host_port());
+    eprintln!(
+        "alustan-testenv: API server {} and registry {} are up; Ctrl-C stops them",
+        env.api().base_url(),
+        env.registry().host_port()
+    );
+    match wait_for_stop().await {
+        Ok(signal) => eprintln!("alustan-testenv: {signal}, stopping"),
+        Err(err) => {
+            eprintln!("alustan-testenv serve: cannot listen for signals: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
+    drop(env);
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_stop() -> std::io::Result<&'static str> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.map(|()| "interrupted"),
+        _ = terminate.recv() => Ok("terminated"),
+    }
+}
+
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 async fn push(args: PushArgs) -> ExitCode {

@@ -1,0 +1,141 @@
+//! `TestEnv`: the whole stack for one test (or `alustan-testenv serve`): the API server with our
+//! CRDs installed, a real registry, the process kubelet, and a kubeconfig that works for kubectl
+//! and kube-rs. Every instance has its own ports and temp dirs, so tests run in parallel.
+
+use std::path::{Path, PathBuf};
+
+use crate::apiserver::{ApiServer, ApiServerError, ApiServerOptions, Faults, RequestLog};
+use crate::kubelet::{Kubelet, KubeletOptions};
+use crate::registry::{Registry, RegistryError, RegistryOptions};
+
+/// The repository's generated CRDs, installed into every environment.
+pub fn repo_crds_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("crds")
+}
+
+/// Errors starting a [`TestEnv`].
+#[derive(Debug, thiserror::Error)]
+pub enum TestEnvError {
+    #[error("test API server: {0}")]
+    ApiServer(#[from] ApiServerError),
+    #[error("registry: {0}")]
+    Registry(#[from] RegistryError),
+    #[error("cannot create the environment's temp dir: {0}")]
+    TempDir(std::io::Error),
+}
+
+/// How to start a [`TestEnv`].
+#[derive(Debug, Clone)]
+pub struct TestEnvOptions {
+    pub api: ApiServerOptions,
+    pub registry: RegistryOptions,
+    /// CRDs to install (every `*.yaml` in it); the repository's `crds/` by default.
+    pub crds_dir: Option<PathBuf>,
+    /// Run the Job controller and process kubelet.
+    pub kubelet: bool,
+    /// Where the kubeconfig and kubelet files go; a fresh temp dir when `None`.
+    pub work_dir: Option<PathBuf>,
+}
+
+impl Default for TestEnvOptions {
+    fn default() -> Self {
+        Self {
+            api: ApiServerOptions::default(),
+            registry: RegistryOptions::anonymous(),
+            crds_dir: Some(repo_crds_dir()),
+            kubelet: true,
+            work_dir: None,
+        }
+    }
+}
+
+/// A running environment; everything stops (processes killed, temp dirs removed) on drop.
+pub struct TestEnv {
+    // Drop order: the kubelet (and its containers) before the servers it talks to.
+    kubelet: Option<Kubelet>,
+    api: ApiServer,
+    registry: Registry,
+    kubeconfig: PathBuf,
+    work_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl TestEnv {
+    /// The default stack: anonymous registry, our CRDs, the kubelet.
+    pub async fn start() -> Result<Self, TestEnvError> {
+        Self::start_with(TestEnvOptions::default()).await
+    }
+
+    pub async fn start_with(options: TestEnvOptions) -> Result<Self, TestEnvError> {
+        let (temp, work_dir) = if let Some(dir) = options.work_dir {
+            std::fs::create_dir_all(&dir).map_err(TestEnvError::TempDir)?;
+            (None, dir)
+        } else {
+            let temp = tempfile::Builder::new().prefix("alustan-testenv-").tempdir().map_err(TestEnvError::TempDir)?;
+            let dir = temp.path().to_path_buf();
+            (Some(temp), dir)
+        };
+        let api = ApiServer::start(options.api).await?;
+        if let Some(crds) = &options.crds_dir {
+            api.load_crds_from_dir(crds)?;
+        }
+        let registry = Registry::start(options.registry).await?;
+        let kubeconfig = work_dir.join("kubeconfig");
+        api.write_kubeconfig(&kubeconfig, "admin", None)?;
+        let kubelet = if options.kubelet {
+            let mut kubelet_options = KubeletOptions::new(work_dir.join("kubelet"));
+            kubelet_options.insecure_registries.push(registry.host_port().to_owned());
+            Some(Kubelet::start(api.client()?, api.pod_logs().clone(), kubelet_options))
+        } else {
+            None
+        };
+        Ok(Self { kubelet, api, registry, kubeconfig, work_dir, _temp: temp })
+    }
+
+    /// The admin kubeconfig (absolute path), for kubectl (`--kubeconfig`) and kube-rs.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// A kubeconfig for a named user authenticating with `token` (RBAC mode).
+    pub fn kubeconfig_for(&self, user: &str, token: &str) -> Result<PathBuf, TestEnvError> {
+        let path = self.work_dir.join(format!("kubeconfig-{user}"));
+        self.api.write_kubeconfig(&path, user, Some(token))?;
+        Ok(path)
+    }
+
+    /// An admin kube client (namespace `default`).
+    pub fn client(&self) -> Result<kube::Client, TestEnvError> {
+        Ok(self.api.client()?)
+    }
+
+    /// A kube client authenticating with `token`.
+    pub fn client_for(&self, token: &str) -> Result<kube::Client, TestEnvError> {
+        Ok(self.api.client_with_token(Some(token))?)
+    }
+
+    pub fn api(&self) -> &ApiServer {
+        &self.api
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn kubelet(&self) -> Option<&Kubelet> {
+        self.kubelet.as_ref()
+    }
+
+    pub fn requests(&self) -> &RequestLog {
+        self.api.requests()
+    }
+
+    pub fn faults(&self) -> &Faults {
+        self.api.faults()
+    }
+
+    /// The environment's own directory (kubeconfigs, kubelet files).
+    pub fn work_dir(&self) -> &Path {
+        &self.work_dir
+    }
+}
