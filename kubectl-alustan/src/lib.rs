@@ -6,4 +6,5 @@
 //! and [`tui::ui::draw`] renders from the state alone.
 
 pub mod cli;
+pub mod logging;
 pub mod tui;

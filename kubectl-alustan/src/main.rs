@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use kubectl_alustan::cli::{self, Cli, Command};
+use kubectl_alustan::tui::app;
+use kubectl_alustan::tui::state::{AgentHealth, Header};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Tui { readonly } => tui(&cli.kube, readonly),
         Command::Version => {
             // The agent's version needs the cluster; the plugin's own is known here.
             println!("kubectl-alustan {}", env!("CARGO_PKG_VERSION"));
@@ -41,6 +44,28 @@ fn main() -> ExitCode {
                 alustan_shared::PLURAL,
                 alustan_shared::GROUP,
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The TUI; its header names what the flags select (the kubeconfig is not read yet).
+fn tui(flags: &cli::KubeFlags, readonly: bool) -> ExitCode {
+    let log = kubectl_alustan::logging::to_file();
+    tracing::info!(readonly, "tui starting");
+    let context = flags.context.clone().unwrap_or_else(|| "(current)".to_owned());
+    let header = Header {
+        cluster: flags.cluster.clone().unwrap_or_else(|| context.clone()),
+        context,
+        namespace: flags.scope().map(|namespace| namespace.unwrap_or("(default)").to_owned()),
+        agent: AgentHealth::Unknown,
+    };
+    match app::run(header, readonly) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "tui failed");
+            let log = log.map(|path| format!(" (log: {})", path.display())).unwrap_or_default();
+            eprintln!("kubectl alustan tui: {error}{log}");
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,7 @@
 //! The terminal UI: actions in, a pure update, effects out, rendering from the state alone.
 
 pub mod action;
+pub mod app;
 pub mod fixtures;
 pub mod format;
 pub mod keys;

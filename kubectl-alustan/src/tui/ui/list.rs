@@ -18,7 +18,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     let block = frame_block(&title(state));
     let inner = block.inner(area);
     if state.rows.is_empty() {
-        let text = if !state.synced {
+        let text = if !state.synced && state.error.is_some() {
+            "No data: see the error above.".to_owned()
+        } else if !state.synced {
             "Loading Terraform resources…".to_owned()
         } else if state.objects.is_empty() {
             let scope =
