@@ -7,6 +7,7 @@ mod help;
 mod list;
 mod modal;
 mod outputs;
+mod wrap;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -59,6 +60,8 @@ fn frame_block(title: &str) -> Block<'static> {
 /// Draws scrollable text in a box; the scroll is clamped so the last page stays full.
 fn scrolled_text(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>, scroll: u16) {
     let inner = frame_block(title).inner(area);
+    let lines: Vec<Line<'static>> =
+        lines.into_iter().flat_map(|line| wrap::wrap(line, usize::from(inner.width).max(1))).collect();
     let total = lines.len();
     let max = total.saturating_sub(usize::from(inner.height));
     let scroll = usize::from(scroll).min(max);
