@@ -1,5 +1,8 @@
 //! Conformance: the REAL kubectl (1.32 via its dispatcher) against the test apiserver.
 
+// Helpers outside #[test] fns panic on purpose: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod apiserver_support;
 
 use std::time::Duration;
