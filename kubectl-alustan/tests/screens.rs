@@ -154,3 +154,46 @@ fn help_lists_every_key_of_the_table() {
         assert!(screen.contains(binding.help), "help lacks `{}`", binding.help);
     }
 }
+
+#[test]
+fn every_view_survives_tiny_and_odd_terminal_sizes() {
+    let prepare: [&dyn Fn(&mut State); 9] = [
+        &|_| {},
+        &|s| press(s, char_key('?')).clear(),
+        &|s| press(s, char_key('d')).clear(),
+        &|s| press(s, char_key('y')).clear(),
+        &|s| press(s, char_key('o')).clear(),
+        &|s| press(s, char_key('c')).clear(),
+        &|s| press(s, char_key('l')).clear(),
+        &|s| press(s, char_key('s')).clear(),
+        &|s| press(s, Action::Error("e".repeat(300))).clear(),
+    ];
+    for (width, height) in [(1, 1), (10, 3), (20, 5), (40, 10), (60, 15), (300, 8)] {
+        for step in prepare {
+            let mut state = samples();
+            select(&mut state, "staging-cluster");
+            press(&mut state, Action::Resize { width, height });
+            step(&mut state);
+            render(&state, width, height);
+        }
+    }
+}
+
+#[test]
+fn changed_rows_are_highlighted_until_they_fade() {
+    let mut state = samples();
+    let mut changed = kubectl_alustan::tui::fixtures::progressing();
+    changed.status.as_mut().unwrap().message = Some("deploying v2.4.1".to_owned());
+    press(&mut state, Action::Applied(Box::new(changed)));
+    let background = |state: &State| {
+        let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|frame| kubectl_alustan::tui::ui::draw(frame, state)).unwrap();
+        // Screen row 4 is apps/payments-db (after header, border, column names, analytics).
+        let buffer = terminal.backend().buffer().clone();
+        assert!(buffer.cell((13, 4)).unwrap().symbol() == "p", "payments-db is on row 4");
+        buffer.cell((13, 4)).unwrap().bg
+    };
+    assert_ne!(background(&state), ratatui::style::Color::Reset);
+    press(&mut state, Action::Tick(kubectl_alustan::tui::fixtures::NOW + jiff::SignedDuration::from_secs(5)));
+    assert_eq!(background(&state), ratatui::style::Color::Reset);
+}
