@@ -1,6 +1,8 @@
 //! The ONE key table. The key handler looks keys up here, and the help page and the footer
 //! hints are generated from it, so they cannot disagree.
 
+use std::fmt::Write as _;
+
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::state::ViewKind;
@@ -202,7 +204,22 @@ pub fn help_sections() -> Vec<(&'static str, Vec<&'static Binding>)> {
     ]
 }
 
-/// All labels of the keys bound to `command` in `focus` (`j/Down`).
-pub fn labels(command: Command, scope: Scope) -> String {
-    KEYS.iter().filter(|b| b.command == command && b.scope == scope).map(|b| b.label).collect::<Vec<_>>().join("/")
+/// All labels of the keys bound to `command` in `scope` (`j`, `Down`).
+pub fn labels(command: Command, scope: Scope) -> Vec<&'static str> {
+    KEYS.iter().filter(|b| b.command == command && b.scope == scope).map(|b| b.label).collect()
+}
+
+/// The key table as Markdown, for the plugin's README (a test keeps the README in sync).
+pub fn markdown() -> String {
+    let mut out = String::from("| Keys | Where | What |\n|---|---|---|\n");
+    for (title, bindings) in help_sections() {
+        for binding in bindings {
+            let keys: Vec<String> =
+                labels(binding.command, binding.scope).iter().map(|label| format!("`{label}`")).collect();
+            let readonly = if binding.mutating { " — disabled by `--readonly`" } else { "" };
+            // Writing to a String cannot fail.
+            let _ = writeln!(out, "| {} | {title} | {}{readonly} |", keys.join(" "), binding.help.replace('|', "\\|"));
+        }
+    }
+    out
 }

@@ -14,7 +14,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     for (title, bindings) in keys::help_sections() {
         lines.push(Line::from(Span::styled(title, Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED))));
         for binding in bindings {
-            let labels = keys::labels(binding.command, binding.scope);
+            let labels = keys::labels(binding.command, binding.scope).join("/");
             let mut spans = vec![Span::styled(format!("  {labels:<12}"), key_style()), Span::raw(binding.help)];
             if binding.mutating && state.readonly {
                 spans.push(Span::raw("  [disabled: --readonly]"));
