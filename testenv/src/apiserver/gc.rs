@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::catalog::{ResourceDef, Special};
+use super::delete::{after_delete, delete_object};
 use super::store::{ObjKey, Store};
 use super::util::{finalizers, is_deleting, meta_str, owner_uids};
-use super::write::{after_delete, delete_object};
 
 /// Runs until shutdown, collecting after every notification.
 pub async fn run(shared: Arc<Shared>) {

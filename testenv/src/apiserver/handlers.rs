@@ -16,7 +16,7 @@ use super::status::ApiError;
 use super::store::ObjKey;
 use super::table::{self, Include};
 use super::util::meta_str;
-use super::{logs, watch, write};
+use super::{delete, logs, patching, watch, write};
 
 /// Everything a resource handler needs.
 pub struct Ctx<'a> {
@@ -165,9 +165,9 @@ pub fn dispatch(shared: &Arc<Shared>, req: &Request, rp: &ResourcePath, user: &U
         ("watch", "") => return watch::serve(&ctx),
         ("create", "") => write::create_request(&mut ctx),
         ("update", _) => write::update_request(&mut ctx),
-        ("patch", _) => write::patch_request(&mut ctx),
-        ("delete", "") => write::delete_request(&mut ctx),
-        ("deletecollection", "") => write::delete_collection(&mut ctx),
+        ("patch", _) => patching::patch_request(&mut ctx),
+        ("delete", "") => delete::delete_request(&mut ctx),
+        ("deletecollection", "") => delete::delete_collection(&mut ctx),
         _ => Err(ApiError::method_not_allowed()),
     };
     match result {

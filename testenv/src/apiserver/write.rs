@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 
 use super::apply::{self, Scope, Writer};
 use super::catalog::{ResourceDef, Special};
+use super::delete::after_delete;
 use super::handlers::Ctx;
-use super::patch::{self, JsonPatchError};
 use super::router::Reply;
 use super::status::{ApiError, Cause, Target};
 use super::store::{ObjKey, Store};
@@ -48,7 +48,7 @@ pub fn parse_body(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
 }
 
 /// Checks (or fills) apiVersion/kind against the URL.
-fn check_type(ctx: &Ctx<'_>, mut obj: Value, required: bool) -> Result<Value, ApiError> {
+pub(super) fn check_type(ctx: &Ctx<'_>, mut obj: Value, required: bool) -> Result<Value, ApiError> {
     let want_av = ctx.api_version();
     let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_owned();
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_owned();
@@ -75,7 +75,7 @@ fn check_type(ctx: &Ctx<'_>, mut obj: Value, required: bool) -> Result<Value, Ap
 }
 
 /// Checks the body's name/namespace against the URL, filling them when absent.
-fn check_identity(ctx: &Ctx<'_>, obj: &mut Value) -> Result<(), ApiError> {
+pub(super) fn check_identity(ctx: &Ctx<'_>, obj: &mut Value) -> Result<(), ApiError> {
     let name = meta_str(obj, "name").to_owned();
     if !name.is_empty() && name != ctx.name() {
         return Err(ApiError::bad_request(format!(
@@ -104,7 +104,7 @@ fn check_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 /// The field manager: `fieldManager`, else the user agent up to its first `/`.
-fn manager(ctx: &Ctx<'_>) -> String {
+pub(super) fn manager(ctx: &Ctx<'_>) -> String {
     match ctx.req.param("fieldManager") {
         Some(m) if !m.is_empty() => m.to_owned(),
         _ => {
@@ -125,11 +125,11 @@ fn scope(ctx: &Ctx<'_>) -> Scope {
     }
 }
 
-fn writer<'a>(ctx: &Ctx<'_>, manager: &'a str, api_version: &'a str, subresource: &'a str) -> Writer<'a> {
+pub(super) fn writer<'a>(ctx: &Ctx<'_>, manager: &'a str, api_version: &'a str, subresource: &'a str) -> Writer<'a> {
     Writer { manager, api_version, subresource, scope: scope(ctx) }
 }
 
-fn invalid(def: &ResourceDef, name: &str, causes: &[Cause]) -> ApiError {
+pub(super) fn invalid(def: &ResourceDef, name: &str, causes: &[Cause]) -> ApiError {
     ApiError::invalid(&def.target(name), causes)
 }
 
@@ -164,7 +164,12 @@ fn namespace_target(ns: &str) -> Target<'_> {
 }
 
 /// Creates an object (external form in, stored form out).
-fn create(ctx: &mut Ctx<'_>, st: &mut Store, mut obj: Value, track: Option<&str>) -> Result<Arc<Value>, ApiError> {
+pub(super) fn create(
+    ctx: &mut Ctx<'_>,
+    st: &mut Store,
+    mut obj: Value,
+    track: Option<&str>,
+) -> Result<Arc<Value>, ApiError> {
     let def = Arc::clone(&ctx.def);
     if def.namespaced && ctx.namespace().is_empty() {
         return Err(ApiError::no_route());
@@ -335,7 +340,7 @@ fn scope_status(ctx: &Ctx<'_>, old: &Value, new: &mut Value) {
 }
 
 /// The shared tail of update, patch and apply: `new` is the proposed object (external form).
-fn finish_update(
+pub(super) fn finish_update(
     ctx: &mut Ctx<'_>,
     st: &mut Store,
     old: &Arc<Value>,
@@ -436,7 +441,7 @@ fn finish_update(
     Ok(stored)
 }
 
-fn get_existing(ctx: &Ctx<'_>, st: &Store) -> Result<Arc<Value>, ApiError> {
+pub(super) fn get_existing(ctx: &Ctx<'_>, st: &Store) -> Result<Arc<Value>, ApiError> {
     st.get(&ctx.def.store, &ctx.key()).ok_or_else(|| ApiError::not_found(&ctx.def.target(ctx.name())))
 }
 
@@ -452,320 +457,4 @@ pub fn update_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         finish_update(ctx, &mut st, &old, obj, Some(&manager))?
     };
     Ok(ctx.object_reply(200, &ctx.external(&updated)))
-}
-
-const PATCH_TYPES: &[&str] = &[
-    "application/json-patch+json",
-    "application/merge-patch+json",
-    "application/strategic-merge-patch+json",
-    "application/apply-patch+yaml",
-];
-
-pub fn patch_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
-    let ct = ctx.req.header("content-type").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    match ct.as_str() {
-        "application/apply-patch+yaml" => return apply_request(ctx),
-        "application/json-patch+json" | "application/merge-patch+json" => {}
-        "application/strategic-merge-patch+json" if !ctx.def.custom => {}
-        _ => {
-            let accepted: Vec<&str> =
-                PATCH_TYPES.iter().copied().filter(|t| !(ctx.def.custom && t.contains("strategic"))).collect();
-            return Err(ApiError::unsupported_media_type(&ct, &accepted));
-        }
-    }
-    let patch: Value = serde_json::from_slice(&ctx.req.body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-    let manager = manager(ctx);
-    let shared = ctx.shared;
-    let updated = {
-        let mut st = shared.lock();
-        let old = get_existing(ctx, &st)?;
-        let mut target = ctx.external(&old);
-        match ct.as_str() {
-            "application/json-patch+json" => patch::json_patch(&mut target, &patch).map_err(|e| match e {
-                JsonPatchError::Malformed(m) | JsonPatchError::Failed(m) => ApiError::new(422, "Invalid", m),
-            })?,
-            "application/merge-patch+json" => patch::merge_patch(&mut target, &patch),
-            _ => {
-                let mut p = patch;
-                patch::strip_directives(&mut p);
-                patch::merge_patch(&mut target, &p);
-            }
-        }
-        if !target.is_object() {
-            return Err(ApiError::bad_request("the patched object must be a JSON object"));
-        }
-        // A patch may not rename or move the object.
-        for f in ["name", "namespace"] {
-            let (was, now) = (meta_str(&old, f).to_owned(), meta_str(&target, f).to_owned());
-            if was != now {
-                let c = Cause {
-                    reason: "FieldValueInvalid".into(),
-                    field: format!("metadata.{f}"),
-                    message: format!("Invalid value: \"{now}\": field is immutable"),
-                };
-                return Err(invalid(&ctx.def, &was, &[c]));
-            }
-        }
-        finish_update(ctx, &mut st, &old, target, Some(&manager))?
-    };
-    Ok(ctx.object_reply(200, &ctx.external(&updated)))
-}
-
-/// Server-side apply; see [`super::apply`] for what is approximated.
-fn apply_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
-    let manager = match ctx.req.param("fieldManager") {
-        Some(m) if !m.is_empty() => m.to_owned(),
-        _ => {
-            return Err(ApiError::new(
-                422,
-                "Invalid",
-                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-            ));
-        }
-    };
-    let force = ctx.req.flag("force");
-    let config: Value = serde_yaml::from_slice(&ctx.req.body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-    if !config.is_object() {
-        return Err(ApiError::bad_request("the applied configuration must be an object"));
-    }
-    let mut config = check_type(ctx, config, true)?;
-    check_identity(ctx, &mut config)?;
-    let av = ctx.api_version();
-    let sub = ctx.subresource().to_owned();
-    let w = writer(ctx, &manager, &av, &sub);
-    let shared = ctx.shared;
-    let mut st = shared.lock();
-    let Some(old) = st.get(&ctx.def.store, &ctx.key()) else {
-        if sub == "status" {
-            return Err(ApiError::not_found(&ctx.def.target(ctx.name())));
-        }
-        let mut skeleton = json!({"apiVersion": av, "kind": ctx.def.kind, "metadata": {"name": ctx.name()}});
-        if ctx.def.namespaced {
-            skeleton["metadata"]["namespace"] = json!(ctx.namespace());
-        }
-        let merged = apply::apply(&skeleton, &config, &w, force).map_err(|c| apply_conflict(&c))?;
-        let created = create(ctx, &mut st, merged, None)?;
-        drop(st);
-        return Ok(ctx.object_reply(201, &ctx.external(&created)));
-    };
-    let want_rv = meta_str(&config, "resourceVersion");
-    if !want_rv.is_empty() && want_rv != meta_str(&old, "resourceVersion") {
-        return Err(ApiError::stale(&ctx.def.target(ctx.name())));
-    }
-    let live = ctx.external(&old);
-    let merged = apply::apply(&live, &config, &w, force).map_err(|c| apply_conflict(&c))?;
-    let updated = finish_update(ctx, &mut st, &old, merged, None)?;
-    drop(st);
-    Ok(ctx.object_reply(200, &ctx.external(&updated)))
-}
-
-fn apply_conflict(conflicts: &[apply::Conflict]) -> ApiError {
-    let causes: Vec<Value> = conflicts
-        .iter()
-        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.field}))
-        .collect();
-    ApiError::new(409, "Conflict", apply::conflict_message(conflicts)).with_details(json!({"causes": causes}))
-}
-
-/// `DeleteOptions` from the body and query.
-struct DeleteOpts {
-    policy: Option<String>,
-    uid: Option<String>,
-    rv: Option<String>,
-    dry_run: bool,
-}
-
-fn delete_opts(ctx: &Ctx<'_>) -> Result<DeleteOpts, ApiError> {
-    let body: Value = if ctx.req.body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(&ctx.req.body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
-    };
-    let s = |p: &str| body.pointer(p).and_then(Value::as_str).map(str::to_owned);
-    let mut policy = s("/propagationPolicy").or_else(|| ctx.req.param("propagationPolicy").map(str::to_owned));
-    if policy.is_none() {
-        match body
-            .get("orphanDependents")
-            .and_then(Value::as_bool)
-            .or_else(|| ctx.req.param("orphanDependents").map(|v| v == "true"))
-        {
-            Some(true) => policy = Some("Orphan".into()),
-            Some(false) => policy = Some("Background".into()),
-            None => {}
-        }
-    }
-    if let Some(p) = &policy
-        && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
-    {
-        return Err(ApiError::new(
-            422,
-            "Invalid",
-            format!(
-                "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
-            ),
-        ));
-    }
-    let dry_body = body.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
-    Ok(DeleteOpts {
-        policy,
-        uid: s("/preconditions/uid"),
-        rv: s("/preconditions/resourceVersion"),
-        dry_run: ctx.dry_run() || dry_body,
-    })
-}
-
-fn check_preconditions(def: &ResourceDef, obj: &Value, o: &DeleteOpts) -> Result<(), ApiError> {
-    let name = meta_str(obj, "name");
-    if let Some(uid) = o.uid.as_deref().filter(|u| !u.is_empty())
-        && uid != meta_str(obj, "uid")
-    {
-        return Err(ApiError::conflict(
-            &def.target(name),
-            &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(obj, "uid")),
-        ));
-    }
-    if let Some(rv) = o.rv.as_deref().filter(|r| !r.is_empty())
-        && rv != meta_str(obj, "resourceVersion")
-    {
-        return Err(ApiError::conflict(
-            &def.target(name),
-            &format!(
-                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                meta_str(obj, "resourceVersion")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-pub fn delete_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
-    let opts = delete_opts(ctx)?;
-    let shared = ctx.shared;
-    let done = {
-        let mut st = shared.lock();
-        let old = get_existing(ctx, &st)?;
-        check_preconditions(&ctx.def, &old, &opts)?;
-        delete_object(shared, &mut st, &ctx.def, &ctx.key(), opts.policy.as_deref(), opts.dry_run)?
-    };
-    Ok(ctx.object_reply(200, &ctx.external(&done)))
-}
-
-pub fn delete_collection(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
-    let opts = delete_opts(ctx)?;
-    let sel = ctx.selectors()?;
-    let shared = ctx.shared;
-    let mut items = Vec::new();
-    let rv = {
-        let mut st = shared.lock();
-        let objs = st.list(&ctx.def.store, ctx.rp.namespace.as_deref());
-        for o in objs.iter().filter(|o| sel.matches(&ctx.external(o))) {
-            let key = (meta_str(o, "namespace").to_owned(), meta_str(o, "name").to_owned());
-            let done = delete_object(shared, &mut st, &ctx.def, &key, opts.policy.as_deref(), opts.dry_run)?;
-            items.push(ctx.external(&done));
-        }
-        st.rv().to_string()
-    };
-    Ok(ctx.reply(
-        200,
-        json!({"kind": format!("{}List", ctx.def.kind), "apiVersion": ctx.api_version(), "metadata": {"resourceVersion": rv}, "items": items}),
-    ))
-}
-
-/// Deletes (or starts deleting) one object, per its finalizers and the propagation policy
-/// (garbage-collection docs: Background is the default, except batch/v1 Jobs which orphan
-/// their Pods unless told otherwise; Foreground waits for dependents).
-pub fn delete_object(
-    shared: &Shared,
-    st: &mut Store,
-    def: &ResourceDef,
-    key: &ObjKey,
-    policy: Option<&str>,
-    dry: bool,
-) -> Result<Arc<Value>, ApiError> {
-    let old = st.get(&def.store, key).ok_or_else(|| ApiError::not_found(&def.target(&key.1)))?;
-    let policy = policy.unwrap_or(if def.special == Special::Job { "Orphan" } else { "Background" });
-    let mut obj = (*old).clone();
-    if def.special == Special::Namespace {
-        // Namespace deletion: Terminating until its content is gone (see gc.rs).
-        if is_deleting(&old) || dry {
-            return Ok(old);
-        }
-        mark_deleting(def, &mut obj);
-        obj["status"] = json!({"phase": "Terminating"});
-        let stored = st.write(&def.store, key, Some(obj)).ok_or_else(|| ApiError::internal("write lost"))?;
-        shared.gc.notify_one();
-        return Ok(stored);
-    }
-    let mut fins = finalizers(&obj);
-    if policy == "Foreground" && !fins.iter().any(|f| f == "foregroundDeletion") && !is_deleting(&old) {
-        fins.push("foregroundDeletion".into());
-        meta_mut(&mut obj).insert("finalizers".into(), json!(fins));
-    }
-    if policy == "Orphan" && !dry {
-        orphan_dependents(st, meta_str(&old, "uid"));
-    }
-    if !fins.is_empty() {
-        if is_deleting(&old) {
-            return Ok(old);
-        }
-        mark_deleting(def, &mut obj);
-        if dry {
-            return Ok(Arc::new(obj));
-        }
-        let stored = st.write(&def.store, key, Some(obj)).ok_or_else(|| ApiError::internal("write lost"))?;
-        shared.gc.notify_one();
-        return Ok(stored);
-    }
-    if dry {
-        return Ok(old);
-    }
-    let last = st.remove_with(&def.store, key, obj).ok_or_else(|| ApiError::internal("delete lost"))?;
-    after_delete(shared, st, def, &last);
-    Ok(last)
-}
-
-fn mark_deleting(def: &ResourceDef, obj: &mut Value) {
-    let generation = obj.pointer("/metadata/generation").and_then(Value::as_i64);
-    let m = meta_mut(obj);
-    m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
-    m.insert("deletionGracePeriodSeconds".into(), json!(0));
-    if def.generation {
-        m.insert("generation".into(), json!(generation.unwrap_or(0) + 1));
-    }
-}
-
-/// Removes owner references to `uid` from every object (the Orphan policy).
-fn orphan_dependents(st: &mut Store, uid: &str) {
-    for store in st.stores() {
-        for (key, obj) in st.entries(&store) {
-            if !owner_uids(&obj).iter().any(|u| u == uid) {
-                continue;
-            }
-            let mut o = (*obj).clone();
-            if let Some(Value::Array(refs)) = o.pointer_mut("/metadata/ownerReferences") {
-                refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
-            }
-            st.write(&store, &key, Some(o));
-        }
-    }
-}
-
-/// Side effects once an object is gone.
-pub fn after_delete(shared: &Shared, st: &mut Store, def: &ResourceDef, last: &Value) {
-    match def.special {
-        Special::Crd => {
-            // The CRD's custom resources go with it.
-            let rd = crd::resource_def(last);
-            for (key, _) in st.entries(&rd.store) {
-                st.write(&rd.store, &key, None);
-            }
-            st.catalog.unregister(&rd.group, &rd.plural);
-        }
-        Special::Pod => shared.pod_logs.remove_pod(meta_str(last, "namespace"), meta_str(last, "name")),
-        _ => {}
-    }
-    shared.gc.notify_one();
 }
