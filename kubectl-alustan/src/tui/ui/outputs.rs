@@ -3,9 +3,10 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 
-use super::{frame_block, missing};
+use super::{frame_block, missing, scrolled_text};
 use crate::tui::format;
 use crate::tui::state::State;
 
@@ -16,38 +17,41 @@ fn header(names: &[&'static str]) -> Row<'static> {
     Row::new(names.to_vec()).style(Style::new().fg(Color::White).add_modifier(Modifier::BOLD))
 }
 
+/// Outputs as text lines (not a table) so long values wrap under the VALUE column.
 pub fn draw_outputs(frame: &mut Frame, area: Rect, state: &State) {
     let Some((key, object)) = state.target().and_then(|k| Some((k, state.object(k)?))) else {
         return missing(frame, area, "Outputs");
     };
-    let block = frame_block(&format!("Outputs({key})"));
     let status = object.status.as_ref();
-    let mut rows: Vec<Row> = Vec::new();
+    let mut rows: Vec<(String, &str, String)> = Vec::new();
     if let Some(status) = status {
-        for (name, value) in &status.output {
-            rows.push(Row::new(vec![name.clone(), "terraform".to_owned(), format::value(value)]));
-        }
+        rows.extend(status.output.iter().map(|(name, value)| (name.clone(), "terraform", format::value(value))));
         let post = status.post_deploy_output.as_ref().and_then(|o| o.get("outputs")).and_then(|o| o.as_object());
-        for (name, value) in post.into_iter().flatten() {
-            rows.push(Row::new(vec![name.clone(), "post-deploy".to_owned(), format::value(value)]));
+        rows.extend(
+            post.into_iter().flatten().map(|(name, value)| (name.clone(), "post-deploy", format::value(value))),
+        );
+    }
+    let name_width = rows.iter().map(|(name, _, _)| name.chars().count()).max().unwrap_or(0).clamp(4, 28) + 2;
+    let mut lines = Vec::new();
+    if rows.is_empty() {
+        lines.push(Line::from("No outputs yet: they appear after a successful deploy."));
+    } else {
+        let bold = Style::new().fg(Color::White).add_modifier(Modifier::BOLD);
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<name_width$}{:<13}", "NAME", "FROM"), bold),
+            Span::styled("VALUE", bold),
+        ]));
+        for (name, from, value) in rows {
+            lines.push(Line::from(vec![Span::raw(format!("{name:<name_width$}{from:<13}")), Span::raw(value)]));
         }
     }
+    lines.push(Line::default());
     let note = match status.and_then(|s| s.sensitive_outputs_secret.as_deref()) {
         Some(secret) => format!("Sensitive outputs are in Secret {secret}, not shown here."),
         None => "No sensitive outputs.".to_owned(),
     };
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    let [table_area, note_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
-    if rows.is_empty() {
-        frame.render_widget(Paragraph::new("No outputs yet: they appear after a successful deploy."), table_area);
-    } else {
-        let scroll = usize::from(state.view().scroll).min(rows.len().saturating_sub(1));
-        let rows: Vec<Row> = rows.into_iter().skip(scroll).collect();
-        let widths = [Constraint::Length(24), Constraint::Length(12), Constraint::Fill(1)];
-        frame.render_widget(Table::new(rows, widths).header(header(&["NAME", "FROM", "VALUE"])), table_area);
-    }
-    frame.render_widget(Paragraph::new(note).style(Style::new().fg(Color::DarkGray)), note_area);
+    lines.push(Line::styled(note, Style::new().fg(Color::DarkGray)));
+    scrolled_text(frame, area, &format!("Outputs({key})"), lines, state.view().scroll);
 }
 
 pub fn draw_credentials(frame: &mut Frame, area: Rect, state: &State) {

@@ -24,8 +24,12 @@ pub fn wrap(line: Line<'static>, width: usize) -> Vec<Line<'static>> {
             used += graphemes[end].2;
             end += 1;
         }
-        // Break at the last space after some text (not inside the leading indentation).
-        let text_from = (start..end).find(|&i| graphemes[i].0 != " ").unwrap_or(end);
+        // Break at the last space after some text: not inside the leading indentation, and on
+        // the first line not inside the label (a long value moves whole only if it must).
+        let mut text_from = (start..end).find(|&i| graphemes[i].0 != " ").unwrap_or(end);
+        if out.is_empty() {
+            text_from = text_from.max(label_graphemes(&graphemes, indent));
+        }
         if end < graphemes.len()
             && graphemes[end].0 != " "
             && let Some(space) = (text_from + 1..end).rev().find(|&i| graphemes[i].0 == " ")
@@ -53,9 +57,21 @@ pub fn wrap(line: Line<'static>, width: usize) -> Vec<Line<'static>> {
     out
 }
 
+/// How many graphemes make up the first `columns` columns.
+fn label_graphemes(graphemes: &[(String, Style, usize)], columns: usize) -> usize {
+    let mut used = 0;
+    graphemes
+        .iter()
+        .take_while(|(_, _, width)| {
+            used += width;
+            used <= columns
+        })
+        .count()
+}
+
 fn continuation_indent(line: &Line) -> usize {
     match line.spans.as_slice() {
-        [label, _, ..] if label.width() <= 20 => label.width(),
+        [label, _, ..] if label.width() <= 48 => label.width(),
         _ => line.spans.first().map_or(0, |s| s.content.len() - s.content.trim_start().len()) + 2,
     }
 }
@@ -72,6 +88,9 @@ mod tests {
     fn short_lines_stay_whole() {
         assert_eq!(text(&wrap(Line::from("short"), 10)), ["short"]);
         assert_eq!(text(&wrap(Line::from("abc def ghi"), 7)), ["abc def", "  ghi"]);
+        // A long value after a label is cut rather than leaving the label alone on its line.
+        let line = Line::from(vec![Span::raw("arn  "), Span::raw("arn:aws:eks:eu-west-1")]);
+        assert_eq!(text(&wrap(line, 16)), ["arn  arn:aws:eks", "     :eu-west-1"]);
     }
 
     #[test]
