@@ -197,3 +197,22 @@ fn changed_rows_are_highlighted_until_they_fade() {
     press(&mut state, Action::Tick(kubectl_alustan::tui::fixtures::NOW + jiff::SignedDuration::from_secs(5)));
     assert_eq!(background(&state), ratatui::style::Color::Reset);
 }
+
+#[test]
+fn logs_show_the_newest_lines_until_scrolled_back() {
+    let mut state = samples();
+    press(&mut state, char_key('l'));
+    for i in 0..50 {
+        press(&mut state, Action::LogLine(format!("line {i}")));
+    }
+    let screen = render(&state, 80, 24);
+    assert!(screen.contains("[following]") && screen.contains("line 49") && !screen.contains("line 10 "));
+    press(&mut state, char_key('k'));
+    let screen = render(&state, 80, 24);
+    assert!(
+        screen.contains("[1 back from the newest; End follows]")
+            && screen.contains("line 48")
+            && !screen.contains("line 49"),
+        "{screen}"
+    );
+}

@@ -421,3 +421,22 @@ fn log_lines_are_bounded() {
     assert_eq!(state.logs.lines.len(), kubectl_alustan::tui::state::MAX_LOG_LINES);
     assert_eq!(state.logs.lines[0], "line 10");
 }
+
+#[test]
+fn logs_follow_the_tail_and_scroll_back() {
+    let mut state = samples();
+    press(&mut state, char_key('l'));
+    for i in 0..100 {
+        press(&mut state, Action::LogLine(format!("line {i}")));
+    }
+    assert_eq!(state.view().scroll, 0, "following");
+    press(&mut state, char_key('k'));
+    press(&mut state, code(KeyCode::Up));
+    assert_eq!(state.view().scroll, 2, "two lines back from the newest");
+    press(&mut state, char_key('j'));
+    assert_eq!(state.view().scroll, 1);
+    press(&mut state, code(KeyCode::Home));
+    assert_eq!(usize::from(state.view().scroll), 100 - state.page, "the oldest page");
+    press(&mut state, code(KeyCode::End));
+    assert_eq!(state.view().scroll, 0, "following again");
+}

@@ -336,6 +336,14 @@ fn move_by(state: &mut State, delta: isize) {
             state.credential = state.credential.saturating_add_signed(delta).min(count.saturating_sub(1));
             state.revealed = None;
         }
+        ViewKind::Logs => {
+            // Logs follow the tail: the scroll counts lines back from the newest, 0 = following.
+            let max = state.logs.lines.len().saturating_sub(state.page);
+            if let Some(view) = state.views.last_mut() {
+                let back = isize::try_from(view.scroll).unwrap_or(0).saturating_sub(delta).max(0);
+                view.scroll = u16::try_from(usize::try_from(back).unwrap_or(0).min(max)).unwrap_or(u16::MAX);
+            }
+        }
         _ => {
             // Detail views scroll; the renderer clamps to the text's length.
             if let Some(view) = state.view_mut() {

@@ -31,11 +31,9 @@ pub fn draw_yaml(frame: &mut Frame, area: Rect, state: &State) {
     scrolled_text(frame, area, &format!("YAML({key})"), lines, state.view().scroll);
 }
 
-/// The logs view follows: it always shows the newest lines that fit.
+/// The logs view follows the newest lines unless scrolled back (`k`, `PgUp`; `End` follows).
 pub fn draw_logs(frame: &mut Frame, area: Rect, state: &State) {
-    let title = format!("Logs({})", state.target().map(ToString::to_string).unwrap_or_default());
-    let block = frame_block(&title);
-    let height = usize::from(block.inner(area).height);
+    let height = usize::from(frame_block("").inner(area).height);
     let mut lines: Vec<Line> = state.logs.lines.iter().map(|l| Line::from(l.as_str())).collect();
     if state.logs.lines.is_empty() && !state.logs.ended {
         lines.push(Line::from("Waiting for the run's log…"));
@@ -43,8 +41,16 @@ pub fn draw_logs(frame: &mut Frame, area: Rect, state: &State) {
     if state.logs.ended {
         lines.push(Line::styled("— log ended —", Style::new().fg(Color::DarkGray)));
     }
-    let skip = lines.len().saturating_sub(height);
-    frame.render_widget(Paragraph::new(lines.split_off(skip)).block(block), area);
+    let max_back = lines.len().saturating_sub(height);
+    let back = usize::from(state.view().scroll).min(max_back);
+    let target = state.target().map(ToString::to_string).unwrap_or_default();
+    let title = if back == 0 {
+        format!("Logs({target}) [following]")
+    } else {
+        format!("Logs({target}) [{back} back from the newest; End follows]")
+    };
+    let visible: Vec<Line> = lines.into_iter().skip(max_back - back).take(height).collect();
+    frame.render_widget(Paragraph::new(visible).block(frame_block(&title)), area);
 }
 
 fn field(label: &str, value: impl Into<String>) -> Line<'static> {
