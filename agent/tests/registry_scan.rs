@@ -245,6 +245,14 @@ async fn a_re_pushed_tag_resolves_to_its_new_digest_on_the_next_scan() {
     };
     scanner.scan(request).await.unwrap();
     assert_eq!(scanner.listings_started(), 3);
+
+    // Pruning forgets listings older than the given age; the next scan lists again.
+    scanner.prune(HOUR);
+    assert_eq!(scanner.cached(), 1);
+    scanner.prune(Duration::ZERO);
+    assert_eq!(scanner.cached(), 0);
+    scan(&scanner, &image, "^1").await.unwrap();
+    assert_eq!(scanner.listings_started(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -290,8 +290,14 @@ impl Session<'_> {
         }
     }
 
+    /// An answer the caller did not expect: a client error is a protocol problem (retrying
+    /// will not help), a server error a registry failure.
     pub fn status_error(&self, reply: &Reply) -> ScanError {
-        self.status_failure(reply, 1, None)
+        if reply.status.is_client_error() {
+            self.protocol(format!("unexpected HTTP {}: {}", reply.status, excerpt(&reply.body, BODY_EXCERPT)))
+        } else {
+            self.status_failure(reply, 1, None)
+        }
     }
 }
 

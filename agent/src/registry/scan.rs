@@ -147,6 +147,22 @@ impl Scanner {
         self.listings_started.load(Ordering::Relaxed)
     }
 
+    /// Drops finished listings older than `age` (and failed ones), so repositories no resource
+    /// uses any more do not keep their tag lists in memory. Flights in progress stay.
+    pub fn prune(&self, age: Duration) {
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        flights.retain(|_, flight| match flight.get() {
+            None => true,
+            Some(Err(_)) => false,
+            Some(Ok(listing)) => listing.started.elapsed() < age,
+        });
+    }
+
+    /// Repositories (per credentials) with a listing cached or in flight.
+    pub fn cached(&self) -> usize {
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
     /// Lists (or reuses a listing of) the repository, selects the tag and resolves its digest.
     /// Registry failures are errors; "no tag matches" is a report without a chosen image.
     pub async fn scan(&self, request: ScanRequest<'_>) -> Result<ScanReport, ScanError> {
