@@ -216,6 +216,41 @@ async fn htpasswd_wrong_missing_and_right_credentials() {
 }
 
 #[tokio::test]
+async fn bearer_token_flow_through_a_token_realm() {
+    let registry = registry().await;
+    let dir = image_dir("tokened");
+    let digest = registry.push_dir(REPO, &["2.0.0"], dir.path(), &ImageConfig::default()).await.unwrap();
+    let proxy = Proxy::start(registry.host_port()).await;
+    proxy.require_bearer("bob", "token-pass");
+    let host = proxy.host_port();
+    let scanner = scanner(&[&host]);
+    let image = image(&host);
+
+    let wrong = docker_config(&host, "bob", "not-the-pass").credentials_for(&host).unwrap();
+    let err = scan_with(&scanner, &image, &wrong, "*", false).await.unwrap_err();
+    assert_eq!(err.metric_label(), "unauthorized");
+    assert!(err.to_string().contains("check the credentials of user \"bob\""), "{err}");
+    assert!(!err.to_string().contains("not-the-pass"));
+
+    proxy.clear();
+    let right = docker_config(&host, "bob", "token-pass").credentials_for(&host).unwrap();
+    let report = scan_with(&scanner, &image, &right, "*", false).await.unwrap();
+    assert_eq!(report.chosen().unwrap().digest, digest);
+    let requests = proxy.requests();
+    assert_eq!(
+        requests,
+        [
+            format!("GET /v2/{REPO}/tags/list?n=1000"),
+            "GET /v2/".to_owned(),
+            "GET /token?scope=repository%3Ateam%2Finfra%3Apull&service=alustan-test".to_owned(),
+            format!("GET /v2/{REPO}/tags/list?n=1000"),
+            format!("HEAD /v2/{REPO}/manifests/2.0.0"),
+        ],
+        "challenge, handshake, token, then the token is reused for the digest"
+    );
+}
+
+#[tokio::test]
 async fn a_re_pushed_tag_resolves_to_its_new_digest_on_the_next_scan() {
     let registry = registry().await;
     let (first_dir, second_dir) = (image_dir("first"), image_dir("second"));

@@ -101,8 +101,15 @@ impl RegistryClient {
     }
 
     /// A conversation with one repository, authenticating lazily on the first 401.
-    pub(crate) fn session<'a>(&'a self, image: &'a ImageRef, credentials: &'a Credentials) -> Session<'a> {
-        Session { client: self, image, credentials, authorization: None, requests: 0 }
+    /// `authorization` is one an earlier session obtained for the same repository and
+    /// credentials: reused until the registry answers 401, then renewed.
+    pub(crate) fn session<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        credentials: &'a Credentials,
+        authorization: Option<HeaderValue>,
+    ) -> Session<'a> {
+        Session { client: self, image, credentials, authorization, requests: 0 }
     }
 }
 
@@ -137,6 +144,11 @@ impl Session<'_> {
 
     pub fn config(&self) -> &ClientConfig {
         &self.client.config
+    }
+
+    /// The `Authorization` the handshake produced (marked sensitive: never printed).
+    pub fn authorization(&self) -> Option<HeaderValue> {
+        self.authorization.clone()
     }
 
     /// Sends one request, retrying 429, 5xx and connection failures per the retry policy and

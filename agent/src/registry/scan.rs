@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use alustan_shared::RegistryScan;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use reqwest::header::HeaderValue;
 use tokio::sync::OnceCell;
 
 use super::client::RegistryClient;
@@ -55,6 +56,9 @@ pub struct Listing {
     /// How long the listing took.
     pub duration: Duration,
     started: Instant,
+    /// The listing's authorization, reused to resolve digests (a sensitive header value:
+    /// `Debug` shows `Sensitive`).
+    authorization: Option<HeaderValue>,
     digests: Mutex<HashMap<String, DigestCell>>,
 }
 
@@ -203,7 +207,7 @@ impl Scanner {
     async fn list(&self, image: &ImageRef, credentials: &Credentials) -> Result<Arc<Listing>, ScanError> {
         self.listings_started.fetch_add(1, Ordering::Relaxed);
         let (started, time) = (Instant::now(), jiff::Timestamp::now());
-        let mut session = self.client.session(image, credentials);
+        let mut session = self.client.session(image, credentials, None);
         let result = tags::list_all(&mut session).await;
         let duration = started.elapsed();
         match &result {
@@ -232,6 +236,7 @@ impl Scanner {
             requests: session.requests,
             duration,
             started,
+            authorization: session.authorization(),
             digests: Mutex::new(HashMap::new()),
         }))
     }
@@ -254,7 +259,7 @@ impl Scanner {
             Arc::clone(cell)
         };
         cell.get_or_init(|| async {
-            let mut session = self.client.session(image, credentials);
+            let mut session = self.client.session(image, credentials, listing.authorization.clone());
             let digest = digest::resolve(&mut session, tag).await;
             if let Ok(digest) = &digest {
                 tracing::debug!(

@@ -1,7 +1,10 @@
 //! A recording, fault-injecting HTTP proxy for registry tests and benches: it forwards every
 //! request to a backend (a registry or the testenv paging proxy), logs `METHOD path?query`,
 //! and can answer tag-list requests with an error status (and `Retry-After`) a given number
-//! of times, or stop answering altogether to provoke client timeouts.
+//! of times, or stop answering altogether to provoke client timeouts. In bearer mode it acts
+//! as a token-auth registry (as Docker Hub and GHCR do): `401` with a `Bearer realm=…`
+//! challenge unless the request carries its token, which its `/token` endpoint grants for
+//! the right basic credentials.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -32,8 +35,15 @@ struct Faults {
     hang: AtomicBool,
 }
 
+/// Bearer mode: the `Authorization` the token endpoint wants, and the token it grants.
+struct Bearer {
+    basic: String,
+    token: String,
+}
+
 struct State {
     backend: String,
+    bearer: Mutex<Option<Bearer>>,
     client: Client<HttpConnector, Body>,
     log: Mutex<Vec<String>>,
     faults: Faults,
@@ -59,6 +69,7 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
             backend: backend.to_owned(),
+            bearer: Mutex::new(None),
             client: Client::builder(TokioExecutor::new()).build_http(),
             log: Mutex::new(Vec::new()),
             faults: Faults::default(),
@@ -92,6 +103,14 @@ impl Proxy {
         self.state.faults.remaining.store(times, Ordering::SeqCst);
     }
 
+    /// Requires a bearer token on every `/v2/` request, granted by `/token` to `user:password`.
+    pub fn require_bearer(&self, user: &str, password: &str) {
+        use base64::Engine as _;
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let token = format!("token-for-{user}");
+        *self.state.bearer.lock().unwrap() = Some(Bearer { basic: format!("Basic {pair}"), token });
+    }
+
     /// From now on, accept requests but never answer them.
     pub fn hang(&self) {
         self.state.faults.hang.store(true, Ordering::SeqCst);
@@ -117,6 +136,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if state.faults.hang.load(Ordering::SeqCst) {
         std::future::pending::<()>().await;
     }
+    if let Some(response) = bearer_gate(&state, &req) {
+        return Ok(response);
+    }
     if req.uri().path().ends_with("/tags/list") && take_fault(&state.faults) {
         let status = u16::try_from(state.faults.status.load(Ordering::SeqCst)).unwrap();
         let mut response = Response::new(full(Bytes::from_static(
@@ -139,6 +161,34 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             response
         }
     })
+}
+
+/// In bearer mode: the token endpoint, or a 401 challenge for requests without the token.
+fn bearer_gate(state: &State, req: &Request<Incoming>) -> Option<Response<Body>> {
+    let bearer = state.bearer.lock().unwrap();
+    let bearer = bearer.as_ref()?;
+    let authorization = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if req.uri().path() == "/token" {
+        return Some(if authorization == Some(bearer.basic.as_str()) {
+            Response::new(full(Bytes::from(format!("{{\"token\":\"{}\",\"expires_in\":300}}", bearer.token))))
+        } else {
+            status(StatusCode::UNAUTHORIZED, "{\"details\":\"incorrect username or password\"}")
+        });
+    }
+    if authorization == Some(format!("Bearer {}", bearer.token).as_str()) {
+        return None;
+    }
+    let mut response = status(StatusCode::UNAUTHORIZED, "{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}");
+    let host = req.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let challenge = format!("Bearer realm=\"http://{host}/token\",service=\"alustan-test\"");
+    response.headers_mut().insert(http::header::WWW_AUTHENTICATE, challenge.parse().unwrap());
+    Some(response)
+}
+
+fn status(code: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = code;
+    response
 }
 
 fn take_fault(faults: &Faults) -> bool {
