@@ -1,0 +1,108 @@
+//! Flags and environment variables; the names match the Helm chart's values.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// `alustan-agent`: delivers `Terraform` resources from OCI images of IaC scripts.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// How often to rescan registries and re-apply to correct drift (Go-style: `30m`, `6h`).
+    #[arg(long, env = "SYNC_INTERVAL", default_value = "6h", value_parser = parse_duration)]
+    pub sync_interval: Duration,
+
+    /// A registry served over plain HTTP, as `HOST:PORT` (repeatable).
+    #[arg(long = "insecure-registry", env = "INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+
+    /// A docker `config.json` with agent-wide registry credentials.
+    #[arg(long, env = "REGISTRY_CONFIG")]
+    pub registry_config: Option<PathBuf>,
+
+    /// `activeDeadlineSeconds` of every Job.
+    #[arg(long, env = "JOB_ACTIVE_DEADLINE_SECONDS", default_value_t = 3600)]
+    pub job_active_deadline_seconds: i64,
+
+    /// `ttlSecondsAfterFinished` of every Job.
+    #[arg(long, env = "JOB_TTL_SECONDS_AFTER_FINISHED", default_value_t = 86_400)]
+    pub job_ttl_seconds_after_finished: i32,
+
+    /// The ServiceAccount Jobs run as unless the resource names one.
+    #[arg(long, env = "JOB_SERVICE_ACCOUNT")]
+    pub job_service_account: Option<String>,
+
+    /// `imagePullSecrets` of every Job (repeatable).
+    #[arg(long = "job-image-pull-secret", env = "JOB_IMAGE_PULL_SECRETS", value_delimiter = ',')]
+    pub job_image_pull_secrets: Vec<String>,
+
+    /// A `tracing` filter, e.g. `info` or `alustan_agent=debug`.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Watch only this namespace (all namespaces when absent).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// First retry delay after a failed run; doubles per failure.
+    #[arg(long, env = "RETRY_BASE", default_value = "30s", value_parser = parse_duration)]
+    pub retry_base: Duration,
+
+    /// Longest retry delay.
+    #[arg(long, env = "RETRY_MAX", default_value = "30m", value_parser = parse_duration)]
+    pub retry_max: Duration,
+
+    /// Failed runs of the same inputs before giving up (Stalled) until something changes.
+    #[arg(long, env = "RETRY_ATTEMPTS", default_value_t = 5)]
+    pub retry_attempts: u32,
+}
+
+/// A Go-style duration: one or more `<number><unit>` with units `ms`, `s`, `m`, `h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("invalid duration {text:?}: write e.g. 30s, 10m, 6h or 1h30m");
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(invalid)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ms" => number / 1000.0,
+            "s" => number,
+            "m" => number * 60.0,
+            "h" => number * 3600.0,
+            _ => return Err(invalid()),
+        };
+        total += Duration::try_from_secs_f64(seconds).map_err(|_| invalid())?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(6 * 3600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_helm_values() {
+        let config = Config::parse_from(["alustan-agent", "--insecure-registry", "a:1", "--insecure-registry", "b:2"]);
+        assert_eq!(config.sync_interval, Duration::from_secs(6 * 3600));
+        assert_eq!(config.insecure_registries, ["a:1", "b:2"]);
+        assert_eq!(config.retry_attempts, 5);
+    }
+}

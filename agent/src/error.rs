@@ -1,0 +1,40 @@
+//! Why a reconcile failed; every variant has a stable metric label.
+
+use crate::registry::ScanError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+
+    #[error("{0}")]
+    Scan(#[from] ScanError),
+
+    #[error("{0}")]
+    InvalidSpec(String),
+
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+
+    #[error("cannot serialize: {0}")]
+    Serialize(#[from] serde_json::Error),
+
+    #[error("the resource has no {0}")]
+    MissingField(&'static str),
+}
+
+impl Error {
+    /// A short, stable label for metrics (`reconcile_errors_total{reason=…}`).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "kube",
+            Self::Scan(err) => err.metric_label(),
+            Self::InvalidSpec(_) => "invalid_spec",
+            Self::Finalizer(_) => "finalizer",
+            Self::Serialize(_) => "serialize",
+            Self::MissingField(_) => "missing_field",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

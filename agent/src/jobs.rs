@@ -1,0 +1,275 @@
+//! The batch/v1 Job of one run, and the deterministic names that make runs idempotent: the
+//! same inputs always give the same name, so a restarted agent adopts the Job it created
+//! instead of starting a second one.
+//!
+//! Name: `{resource ≤32}-{deploy|post|destroy}-{key}-{round}` where `key` hashes (uid, generation, digest,
+//! resync token) and `round` counts retries and drift re-applies of the same inputs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use alustan_shared::{RunAction, Terraform, meta};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvVar, LocalObjectReference, PodSpec, PodTemplateSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Where the outputs file lives in the Job (an emptyDir, writable whatever the image).
+const OUTPUTS_DIR: &str = "/alustan";
+
+/// Runs the script (`$1`, args after it), then, on success, prints the outputs file between
+/// the markers. A bare script name found in the working directory runs as `./name`.
+pub const WRAPPER: &str = r#"s="$1"; shift
+case "$s" in */*) ;; *) if [ -f "./$s" ]; then s="./$s"; fi ;; esac
+"$s" "$@"
+rc=$?
+if [ "$rc" -eq 0 ] && [ -s "$ALUSTAN_OUTPUTS" ]; then
+  printf '\n%s\n' "$ALUSTAN_OUTPUTS_BEGIN"
+  cat "$ALUSTAN_OUTPUTS"
+  printf '\n%s\n' "$ALUSTAN_OUTPUTS_END"
+fi
+exit "$rc"
+"#;
+
+/// The action's short form in Job names and labels.
+pub fn action_label(action: RunAction) -> &'static str {
+    match action {
+        RunAction::Deploy => "deploy",
+        RunAction::PostDeploy => "post-deploy",
+        RunAction::Destroy => "destroy",
+    }
+}
+
+fn hex10(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        // Length-prefixed so ("ab","c") and ("a","bc") differ.
+        hasher.update(part.len().to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().iter().take(5).fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// The identity of a deploy's inputs.
+pub fn run_key(uid: &str, generation: i64, digest: &str, token: Option<&str>) -> String {
+    hex10(&[uid, &generation.to_string(), digest, token.unwrap_or("")])
+}
+
+/// The identity of the post-deploy following deploy round `deploy_round` of `key`.
+pub fn post_key(key: &str, deploy_round: u32) -> String {
+    hex10(&[key, "post", &deploy_round.to_string()])
+}
+
+fn prefix(resource: &str, action: RunAction, key: &str) -> String {
+    let short: String = resource.chars().take(32).collect();
+    let short = short.trim_end_matches(['-', '.']);
+    let action = match action {
+        RunAction::Deploy => "deploy",
+        RunAction::PostDeploy => "post",
+        RunAction::Destroy => "destroy",
+    };
+    format!("{short}-{action}-{key}-")
+}
+
+/// The Job name of `round` of a run (at most 63 characters).
+pub fn job_name(resource: &str, action: RunAction, key: &str, round: u32) -> String {
+    format!("{}{round}", prefix(resource, action, key))
+}
+
+/// The round of `job_name` if it is a run of `key`.
+pub fn round_of(job_name: &str, resource: &str, action: RunAction, key: &str) -> Option<u32> {
+    job_name.strip_prefix(&prefix(resource, action, key))?.parse().ok()
+}
+
+/// Agent-wide Job settings.
+#[derive(Debug, Clone, Default)]
+pub struct JobSettings {
+    pub active_deadline_seconds: i64,
+    pub ttl_seconds_after_finished: i32,
+    pub service_account: Option<String>,
+    pub image_pull_secrets: Vec<String>,
+}
+
+/// One run to start.
+#[derive(Debug, Clone)]
+pub struct RunSpec<'a> {
+    pub action: RunAction,
+    pub name: String,
+    /// The script string (`destroy -c`).
+    pub script: &'a str,
+    /// Extra arguments after the script's own (post-deploy `--name=value`).
+    pub extra_args: Vec<String>,
+    /// `repository@sha256:…`
+    pub image: &'a str,
+    pub tag: &'a str,
+}
+
+/// The markers around the outputs file in the log of Job `job`.
+pub fn markers(job: &str) -> (String, String) {
+    (format!("=== alustan outputs begin {job} ==="), format!("=== alustan outputs end {job} ==="))
+}
+
+/// Builds the Job for `run` of `tf`.
+pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Result<Job> {
+    let name = tf.metadata.name.clone().ok_or(Error::MissingField("metadata.name"))?;
+    let owner = tf.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
+    let mut words = shell_words::split(run.script)
+        .map_err(|err| Error::InvalidSpec(format!("cannot split script {:?}: {err}", run.script)))?;
+    if words.is_empty() {
+        return Err(Error::InvalidSpec("the script is empty".into()));
+    }
+    words.extend(run.extra_args.iter().cloned());
+    let mut command = vec!["/bin/sh".to_owned(), "-c".to_owned(), WRAPPER.to_owned(), "alustan-run".to_owned()];
+    command.extend(words);
+
+    let generation = tf.metadata.generation.unwrap_or_default().to_string();
+    let labels = BTreeMap::from([
+        (meta::LABEL_MANAGED_BY.to_owned(), meta::MANAGED_BY_VALUE.to_owned()),
+        (meta::LABEL_TERRAFORM.to_owned(), name.clone()),
+        (meta::LABEL_ACTION.to_owned(), action_label(run.action).to_owned()),
+        (meta::LABEL_GENERATION.to_owned(), generation.clone()),
+    ]);
+    let (begin, end) = markers(&run.name);
+    let mut env: Vec<EnvVar> = tf.spec.variables.iter().map(|(k, v)| env_var(k, v)).collect();
+    env.extend([
+        env_var(meta::ENV_OUTPUTS_FILE, &format!("{OUTPUTS_DIR}/outputs.json")),
+        env_var("ALUSTAN_OUTPUTS_BEGIN", &begin),
+        env_var("ALUSTAN_OUTPUTS_END", &end),
+        env_var("ALUSTAN_ACTION", action_label(run.action)),
+        env_var("ALUSTAN_TERRAFORM", &name),
+        env_var("ALUSTAN_NAMESPACE", tf.metadata.namespace.as_deref().unwrap_or("default")),
+        env_var("ALUSTAN_GENERATION", &generation),
+        env_var("ALUSTAN_IMAGE", run.image),
+        env_var("ALUSTAN_TAG", run.tag),
+    ]);
+    let container = Container {
+        name: "run".into(),
+        image: Some(run.image.to_owned()),
+        command: Some(command),
+        env: Some(env),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "alustan".into(),
+            mount_path: OUTPUTS_DIR.into(),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    };
+    let service_account = tf.spec.service_account_name.clone().or_else(|| settings.service_account.clone());
+    let pull_secrets = (!settings.image_pull_secrets.is_empty())
+        .then(|| settings.image_pull_secrets.iter().map(|s| LocalObjectReference { name: s.clone() }).collect());
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(run.name.clone()),
+            namespace: tf.metadata.namespace.clone(),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(settings.active_deadline_seconds),
+            ttl_seconds_after_finished: Some(settings.ttl_seconds_after_finished),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    service_account_name: service_account,
+                    image_pull_secrets: pull_secrets,
+                    containers: vec![container],
+                    volumes: Some(vec![Volume {
+                        name: "alustan".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Volume::default()
+                    }]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    })
+}
+
+fn env_var(name: &str, value: &str) -> EnvVar {
+    EnvVar { name: name.to_owned(), value: Some(value.to_owned()), value_from: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terraform() -> Terraform {
+        let mut tf: Terraform = serde_json::from_value(serde_json::json!({
+            "apiVersion": "alustan.io/v1alpha1", "kind": "Terraform",
+            "metadata": {"name": "staging-cluster", "namespace": "ns", "uid": "u1", "generation": 3},
+            "spec": {"variables": {"TF_VAR_a": "1"}, "scripts": {"deploy": "deploy", "destroy": "destroy -c 'two words'"},
+                     "containerRegistry": {"imageName": "x/y", "semanticVersion": "^1"}}
+        }))
+        .unwrap();
+        tf.spec.service_account_name = None;
+        tf
+    }
+
+    #[test]
+    fn names_are_deterministic_bounded_and_parseable() {
+        let key = run_key("u1", 3, "sha256:aa", None);
+        assert_eq!(key, run_key("u1", 3, "sha256:aa", None));
+        assert_ne!(key, run_key("u1", 3, "sha256:aa", Some("t")));
+        assert_ne!(key, run_key("u1", 4, "sha256:aa", None));
+        assert_ne!(key, run_key("u2", 3, "sha256:aa", None));
+        let long = "a".repeat(253);
+        let name = job_name(&long, RunAction::PostDeploy, &key, 4_000_000_000);
+        assert!(name.len() <= 63, "{name}");
+        assert_eq!(round_of(&name, &long, RunAction::PostDeploy, &key), Some(4_000_000_000));
+        assert_eq!(round_of(&name, &long, RunAction::Deploy, &key), None);
+        assert_eq!(job_name("tf", RunAction::Deploy, "abc", 0), "tf-deploy-abc-0");
+    }
+
+    #[test]
+    fn job_has_the_contract_fields() {
+        let tf = terraform();
+        let run = RunSpec {
+            action: RunAction::Destroy,
+            name: "staging-cluster-destroy-k-0".into(),
+            script: tf.spec.scripts.destroy.as_deref().unwrap(),
+            extra_args: vec![],
+            image: "r/x@sha256:aa",
+            tag: "v1",
+        };
+        let settings = JobSettings {
+            active_deadline_seconds: 60,
+            ttl_seconds_after_finished: 120,
+            service_account: Some("runner".into()),
+            image_pull_secrets: vec!["pull".into()],
+        };
+        let job = build(&tf, &run, &settings).unwrap();
+        let value = serde_json::to_value(&job).unwrap();
+        let spec = &value["spec"];
+        assert_eq!(spec["backoffLimit"], 0);
+        assert_eq!(spec["activeDeadlineSeconds"], 60);
+        assert_eq!(spec["ttlSecondsAfterFinished"], 120);
+        let pod = &spec["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], "runner");
+        assert_eq!(pod["imagePullSecrets"][0]["name"], "pull");
+        let container = &pod["containers"][0];
+        assert_eq!(container["image"], "r/x@sha256:aa");
+        assert_eq!(container["terminationMessagePolicy"], "FallbackToLogsOnError");
+        let command: Vec<&str> = container["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(command[..2], ["/bin/sh", "-c"]);
+        assert_eq!(command[3..], ["alustan-run", "destroy", "-c", "two words"]);
+        assert_eq!(value["metadata"]["ownerReferences"][0]["uid"], "u1");
+        assert_eq!(value["metadata"]["labels"][meta::LABEL_ACTION], "destroy");
+        let env = container["env"].as_array().unwrap();
+        assert!(env.iter().any(|e| e["name"] == "TF_VAR_a" && e["value"] == "1"));
+        assert!(env.iter().any(|e| e["name"] == meta::ENV_OUTPUTS_FILE));
+    }
+}

@@ -1,0 +1,303 @@
+//! Reading a run's results out of its log, in bounded memory whatever the log's size: only
+//! the last lines, the marked outputs block and one JSON candidate are kept.
+//!
+//! Contract (see the README): a script may write `terraform output -json` to `$ALUSTAN_OUTPUTS`;
+//! the Job's wrapper prints it between markers naming the Job. Without it, the `Outputs:`
+//! block of `terraform apply` is parsed. A post-deploy script prints a JSON object with a
+//! top-level `outputs` key; log lines around it are tolerated.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde_json::Value;
+
+use crate::jobs::markers;
+
+const TAIL_LINES: usize = 20;
+const LINE_CHARS: usize = 500;
+/// The most the outputs block or a JSON candidate may hold.
+const BLOCK_BYTES: usize = 256 * 1024;
+
+/// Collects what matters from a log, line by line.
+#[derive(Debug)]
+pub struct LogCollector {
+    begin: String,
+    end: String,
+    tail: VecDeque<String>,
+    block: Option<String>,
+    in_block: bool,
+    block_overflow: bool,
+    finished_block: Option<String>,
+    terraform_outputs: Option<Vec<String>>,
+    in_terraform_outputs: bool,
+    candidate: Option<String>,
+    json: Option<Value>,
+    last_json_error: Option<String>,
+}
+
+/// What a log said.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Collected {
+    /// The last lines (each truncated), oldest first; never includes the outputs block.
+    pub tail: Vec<String>,
+    /// Terraform outputs split by sensitivity.
+    pub outputs: Outputs,
+    /// The last JSON object with a top-level `outputs` key printed outside the block.
+    pub post_deploy: Option<Value>,
+    /// Why the outputs could not be read, if they could not.
+    pub error: Option<String>,
+    /// Why no post-deploy JSON was found (the last parse error and its excerpt).
+    pub json_error: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Outputs {
+    pub plain: BTreeMap<String, Value>,
+    pub sensitive: BTreeMap<String, Value>,
+}
+
+impl LogCollector {
+    pub fn new(job: &str) -> Self {
+        let (begin, end) = markers(job);
+        Self {
+            begin,
+            end,
+            tail: VecDeque::new(),
+            block: None,
+            in_block: false,
+            block_overflow: false,
+            finished_block: None,
+            terraform_outputs: None,
+            in_terraform_outputs: false,
+            candidate: None,
+            json: None,
+            last_json_error: None,
+        }
+    }
+
+    pub fn push_line(&mut self, line: &str) {
+        let line = line.trim_end_matches('\r');
+        if self.in_block {
+            if line == self.end {
+                self.in_block = false;
+                self.finished_block = self.block.take();
+            } else if let Some(block) = &mut self.block {
+                if block.len() + line.len() < BLOCK_BYTES {
+                    block.push_str(line);
+                    block.push('\n');
+                } else {
+                    self.block_overflow = true;
+                }
+            }
+            return;
+        }
+        if line == self.begin {
+            self.in_block = true;
+            self.block = Some(String::new());
+            return;
+        }
+        self.push_tail(line);
+        self.terraform_line(line);
+        self.json_line(line);
+    }
+
+    fn push_tail(&mut self, line: &str) {
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line.chars().take(LINE_CHARS).collect());
+    }
+
+    /// `Outputs:` then `name = value` lines up to a blank line.
+    fn terraform_line(&mut self, line: &str) {
+        if line.trim() == "Outputs:" {
+            self.in_terraform_outputs = true;
+            self.terraform_outputs = Some(Vec::new());
+        } else if self.in_terraform_outputs {
+            if line.trim().is_empty() && self.terraform_outputs.as_ref().is_some_and(|o| !o.is_empty()) {
+                self.in_terraform_outputs = false;
+            } else if let Some(lines) = &mut self.terraform_outputs
+                && lines.len() < 1000
+                && !line.trim().is_empty()
+            {
+                lines.push(line.chars().take(4096).collect());
+            }
+        }
+    }
+
+    /// JSON objects starting at the beginning of a line, possibly spanning lines.
+    fn json_line(&mut self, line: &str) {
+        if self.candidate.is_none() && line.trim_start().starts_with('{') {
+            self.candidate = Some(String::new());
+        }
+        let Some(candidate) = &mut self.candidate else { return };
+        if candidate.len() + line.len() > BLOCK_BYTES {
+            self.last_json_error = Some("a JSON object longer than 256 KiB".into());
+            self.candidate = None;
+            return;
+        }
+        candidate.push_str(line);
+        candidate.push('\n');
+        match serde_json::from_str::<Value>(candidate) {
+            Ok(value) if value.get("outputs").is_some() => {
+                self.json = Some(value);
+                self.candidate = None;
+            }
+            Ok(_) => {
+                self.last_json_error = Some(format!("JSON without an `outputs` key: {}", excerpt(candidate)));
+                self.candidate = None;
+            }
+            Err(err) if err.is_eof() => {}
+            Err(err) => {
+                self.last_json_error = Some(format!("{err} in {}", excerpt(candidate)));
+                self.candidate = None;
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> Collected {
+        if let Some(candidate) = self.candidate.take() {
+            self.last_json_error = Some(format!("unterminated JSON: {}", excerpt(&candidate)));
+        }
+        let mut collected = Collected {
+            tail: self.tail.into_iter().collect(),
+            post_deploy: self.json,
+            json_error: self.last_json_error,
+            ..Collected::default()
+        };
+        if self.block_overflow {
+            collected.error = Some("the outputs file is larger than 256 KiB".into());
+        } else if let Some(block) = self.finished_block {
+            match parse_terraform_json(&block) {
+                Ok(outputs) => collected.outputs = outputs,
+                Err(err) => collected.error = Some(err),
+            }
+        } else if let Some(lines) = self.terraform_outputs {
+            collected.outputs = parse_apply_block(&lines);
+        }
+        collected
+    }
+}
+
+/// At most 200 characters, for messages.
+pub fn excerpt(text: &str) -> String {
+    let mut out: String = text.chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out.trim().to_owned()
+}
+
+/// `terraform output -json`: `{name: {value, sensitive, type}}`. Values are never quoted in
+/// errors (they may be secrets).
+pub fn parse_terraform_json(text: &str) -> Result<Outputs, String> {
+    let value: Value = serde_json::from_str(text.trim())
+        .map_err(|err| format!("the outputs file is not JSON (line {}, column {})", err.line(), err.column()))?;
+    let Value::Object(map) = value else {
+        return Err("the outputs file is not a JSON object of outputs".into());
+    };
+    let mut outputs = Outputs::default();
+    for (name, output) in map {
+        let Some(value) = output.get("value") else {
+            return Err(format!("output {name:?} has no `value` (expected `terraform output -json` format)"));
+        };
+        let sensitive = output.get("sensitive").and_then(Value::as_bool).unwrap_or(false);
+        let target = if sensitive { &mut outputs.sensitive } else { &mut outputs.plain };
+        target.insert(name, value.clone());
+    }
+    Ok(outputs)
+}
+
+/// `name = value` lines of `terraform apply`; `<sensitive>` values are unknown and skipped.
+fn parse_apply_block(lines: &[String]) -> Outputs {
+    let mut outputs = Outputs::default();
+    for line in lines {
+        let Some((name, value)) = line.split_once(" = ") else { continue };
+        let (name, value) = (name.trim(), value.trim());
+        if name.is_empty()
+            || name.contains(char::is_whitespace)
+            || value == "<sensitive>"
+            || value == "(sensitive value)"
+        {
+            continue;
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+        outputs.plain.insert(name.to_owned(), value);
+    }
+    outputs
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn collect(job: &str, log: &str) -> Collected {
+        let mut collector = LogCollector::new(job);
+        for line in log.lines() {
+            collector.push_line(line);
+        }
+        collector.finish()
+    }
+
+    #[test]
+    fn marked_block_splits_sensitive_outputs() {
+        let (begin, end) = markers("j");
+        let log = format!(
+            "Plan: 1 to add\nApply complete!\n\n{begin}\n{{\"vpc\":{{\"value\":\"vpc-1\",\"sensitive\":false,\"type\":\"string\"}},\
+             \"pw\":{{\"value\":\"s3cret\",\"sensitive\":true,\"type\":\"string\"}}}}\n{end}\n"
+        );
+        let collected = collect("j", &log);
+        assert_eq!(collected.outputs.plain, BTreeMap::from([("vpc".into(), json!("vpc-1"))]));
+        assert_eq!(collected.outputs.sensitive, BTreeMap::from([("pw".into(), json!("s3cret"))]));
+        assert!(collected.tail.iter().all(|l| !l.contains("s3cret")));
+        assert_eq!(collected.error, None);
+    }
+
+    #[test]
+    fn markers_of_another_job_are_ignored() {
+        let (begin, end) = markers("other");
+        let collected = collect("j", &format!("{begin}\n{{}}\n{end}\n"));
+        assert!(collected.outputs.plain.is_empty());
+    }
+
+    #[test]
+    fn outputs_file_that_is_not_json_is_an_error_without_values() {
+        let (begin, end) = markers("j");
+        let collected = collect("j", &format!("{begin}\nnot json s3cret\n{end}\n"));
+        let error = collected.error.unwrap();
+        assert!(error.contains("not JSON") && !error.contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn apply_outputs_block_is_the_fallback() {
+        let log = "Apply complete! Resources: 1 added.\n\nOutputs:\n\ncluster = \"staging\"\nnodes = 3\npw = <sensitive>\n\ndone\n";
+        let collected = collect("j", log);
+        assert_eq!(
+            collected.outputs.plain,
+            BTreeMap::from([("cluster".into(), json!("staging")), ("nodes".into(), json!(3))])
+        );
+    }
+
+    #[test]
+    fn post_deploy_json_among_log_lines() {
+        let log = "connecting\n{\"outputs\": {\n  \"ec2\": [\"i-1\"]\n}}\nbye\n";
+        let collected = collect("j", log);
+        assert_eq!(collected.post_deploy, Some(json!({"outputs": {"ec2": ["i-1"]}})));
+        let bad = collect("j", "hello\n{\"outputs\": [1,, 2]}\n");
+        assert_eq!(bad.post_deploy, None);
+        assert!(bad.json_error.unwrap().contains("{\"outputs\""));
+    }
+
+    #[test]
+    fn a_one_mib_log_keeps_only_a_bounded_tail() {
+        let mut collector = LogCollector::new("j");
+        let line = "x".repeat(1023);
+        for _ in 0..1024 {
+            collector.push_line(&line);
+        }
+        let collected = collector.finish();
+        assert_eq!(collected.tail.len(), TAIL_LINES);
+        assert!(collected.tail.iter().all(|l| l.len() == LINE_CHARS));
+    }
+}
