@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde::ser::SerializeMap as _;
 use serde_json::{Value, json};
 
 use super::Shared;
 use super::auth::UserInfo;
 use super::catalog::{ResourceDef, Special, VersionDef};
 use super::eventconv;
-use super::router::{Reply, Request, ResourcePath};
+use super::router::{Body, Reply, Request, ResourcePath};
 use super::selectors::{FieldSelector, LabelSelector, Selectors};
 use super::status::ApiError;
 use super::store::ObjKey;
@@ -238,19 +240,21 @@ fn list(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
             (st.list(&ctx.def.store, ns), rv, None)
         }
     };
+    // Selectors read metadata and kind-specific fields that `external` leaves alone, except
+    // for the events.k8s.io shape: match stored objects and convert only what is sent.
+    let converts = ctx.def.special == Special::EventV1;
     let mut matching = objs
         .iter()
         .filter(|o| after.as_ref().is_none_or(|a| key_of(o) > *a))
-        .map(|o| ctx.external(o))
-        .filter(|o| sel.matches(o));
-    let mut items: Vec<Value> = match limit {
+        .filter(|o| if converts { sel.matches(&ctx.external(o)) } else { sel.matches(o) });
+    let page: Vec<&Arc<Value>> = match limit {
         Some(n) => matching.by_ref().take(n).collect(),
         None => matching.by_ref().collect(),
     };
     let remaining = matching.count();
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if remaining > 0
-        && let Some(last) = items.last()
+        && let Some(last) = page.last()
     {
         meta["continue"] = json!(encode_continue(rv, &key_of(last)));
         if sel.labels.is_empty() && sel.fields.is_empty() {
@@ -258,25 +262,55 @@ fn list(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         }
     }
     if ctx.wants_table() {
+        let items: Vec<Value> = page.iter().map(|o| ctx.external(o)).collect();
         let include = Include::parse(ctx.req.param("includeObject"));
         return Ok(ctx.reply(200, table::render(&ctx.def, &ctx.version, &items, include, &meta)));
     }
+    let converted: Vec<Value> = if converts { page.iter().map(|o| ctx.external(o)).collect() } else { Vec::new() };
+    let objects: Vec<&Value> = if converts { converted.iter().collect() } else { page.iter().map(|o| &***o).collect() };
     // Typed (built-in) lists carry no apiVersion/kind on their items; custom resources do.
-    if !ctx.def.custom {
-        for it in &mut items {
-            if let Value::Object(m) = it {
-                m.remove("apiVersion");
-                m.remove("kind");
+    let api_version = ctx.api_version();
+    let typed = ctx.def.custom.then_some((api_version.as_str(), ctx.def.kind.as_str()));
+    let body = ListOut {
+        kind: format!("{}List", ctx.def.kind),
+        api_version: &api_version,
+        metadata: &meta,
+        items: objects.into_iter().map(|obj| Item { obj, typed }).collect(),
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut reply = ctx.reply(200, Value::Null);
+    reply.body = Body::Bytes(bytes, "application/json");
+    Ok(reply)
+}
+
+/// A LIST response, serialized straight from the stored objects (no per-item clone).
+#[derive(Serialize)]
+struct ListOut<'a> {
+    kind: String,
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    metadata: &'a Value,
+    items: Vec<Item<'a>>,
+}
+
+/// One list item: the stored object with its type set (`Some`) or omitted (`None`).
+struct Item<'a> {
+    obj: &'a Value,
+    typed: Option<(&'a str, &'a str)>,
+}
+
+impl Serialize for Item<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        if let Some((api_version, kind)) = self.typed {
+            map.serialize_entry("apiVersion", api_version)?;
+            map.serialize_entry("kind", kind)?;
+        }
+        if let Some(fields) = self.obj.as_object() {
+            for (k, v) in fields.iter().filter(|(k, _)| *k != "apiVersion" && *k != "kind") {
+                map.serialize_entry(k, v)?;
             }
         }
+        map.end()
     }
-    Ok(ctx.reply(
-        200,
-        json!({
-            "kind": format!("{}List", ctx.def.kind),
-            "apiVersion": ctx.api_version(),
-            "metadata": meta,
-            "items": items,
-        }),
-    ))
 }
