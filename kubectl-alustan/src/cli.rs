@@ -145,6 +145,9 @@ pub struct Target {
     /// Every resource in scope (asks for confirmation)
     #[arg(long)]
     pub all: bool,
+    /// Skip the confirmation of --all (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,8 +295,12 @@ mod tests {
 
     #[test]
     fn suspend_and_resume_need_a_name_or_all() {
-        assert_eq!(ok("suspend a").command, Command::Suspend(Target { name: Some("a".into()), all: false }));
-        assert_eq!(ok("resume --all -A").command, Command::Resume(Target { name: None, all: true }));
+        assert_eq!(
+            ok("suspend a").command,
+            Command::Suspend(Target { name: Some("a".into()), all: false, yes: false })
+        );
+        assert_eq!(ok("resume --all -A").command, Command::Resume(Target { name: None, all: true, yes: false }));
+        assert_eq!(ok("suspend --all --yes").command, Command::Suspend(Target { name: None, all: true, yes: true }));
         usage_error("suspend");
         usage_error("resume a --all");
     }

@@ -6,5 +6,8 @@
 //! and [`tui::ui::draw`] renders from the state alone.
 
 pub mod cli;
+pub mod commands;
+pub mod errors;
+pub mod kube_client;
 pub mod logging;
 pub mod tui;

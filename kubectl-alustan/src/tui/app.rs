@@ -10,7 +10,7 @@ use ratatui::Terminal;
 use ratatui::backend::Backend;
 
 use super::action::Action;
-use super::state::{Header, State};
+use super::state::State;
 use super::ui::draw;
 use super::update::{Effect, update};
 
@@ -42,17 +42,18 @@ impl Events for CrosstermEvents {
     }
 }
 
+/// Cluster I/O seen from the loop: actions from the watch and effect tasks come in, effects
+/// go out. Keeping it behind a trait lets tests run the loop without a cluster.
+pub trait Io {
+    /// The actions that arrived since the last call; never blocks.
+    fn poll(&mut self) -> Vec<Action>;
+    /// Starts an effect; its outcome comes back as actions through [`Io::poll`].
+    fn perform(&mut self, effect: Effect);
+}
+
 /// Runs the TUI on the real terminal until the user quits. The terminal is restored on every
 /// exit path; `ratatui::try_init` also restores it when the process panics.
-pub fn run(header: Header, readonly: bool) -> Result<(), AppError> {
-    let mut state = State::new(header, readonly, Timestamp::now());
-    // Honest about what is missing: there is no watch yet, so no data.
-    update(
-        &mut state,
-        Action::Error(
-            "not connected: the cluster watch is not implemented yet (coming with the plugin's cluster I/O)".into(),
-        ),
-    );
+pub fn run(state: &mut State, io: &mut impl Io) -> Result<(), AppError> {
     let mut terminal = match ratatui::try_init() {
         Ok(terminal) => terminal,
         Err(error) => {
@@ -60,21 +61,28 @@ pub fn run(header: Header, readonly: bool) -> Result<(), AppError> {
             return Err(AppError::Setup(error));
         }
     };
-    let result = run_loop(&mut terminal, &mut CrosstermEvents, &mut state, Timestamp::now);
+    let result = run_loop(&mut terminal, &mut CrosstermEvents, state, Timestamp::now, io);
     ratatui::restore();
     result
 }
 
-/// Draws, waits for an event (or a tick), updates, performs effects; returns on `Quit`.
+/// Draws, applies what the I/O sent, waits for an event (or a tick), updates, performs
+/// effects; returns on `Quit`.
 pub fn run_loop<B: Backend>(
     terminal: &mut Terminal<B>,
     events: &mut impl Events,
     state: &mut State,
     clock: impl Fn() -> Timestamp,
+    io: &mut impl Io,
 ) -> Result<(), AppError> {
     let size = terminal.size().map_err(|e| AppError::Draw(e.to_string()))?;
     update(state, Action::Resize { width: size.width, height: size.height });
     loop {
+        for action in io.poll() {
+            if perform(update(state, action), io) {
+                return Ok(());
+            }
+        }
         terminal.draw(|frame| draw(frame, state)).map_err(|e| AppError::Draw(e.to_string()))?;
         let action = match events.next(TICK).map_err(AppError::Input)? {
             Some(Event::Key(key)) => Action::Key(key),
@@ -82,26 +90,20 @@ pub fn run_loop<B: Backend>(
             Some(_) => continue,
             None => Action::Tick(clock()),
         };
-        for effect in update(state, action) {
-            tracing::debug!(?effect, "effect");
-            if effect == Effect::Quit {
-                return Ok(());
-            }
-            let text = format!("not implemented yet: {} (coming with the plugin's cluster I/O)", effect_name(&effect));
-            update(state, Action::Flash(text));
+        if perform(update(state, action), io) {
+            return Ok(());
         }
     }
 }
 
-fn effect_name(effect: &Effect) -> &'static str {
-    match effect {
-        Effect::RequestSync(_) => "sync",
-        Effect::RequestResync(_) => "resync",
-        Effect::SetSuspend { suspend: true, .. } => "suspend",
-        Effect::SetSuspend { suspend: false, .. } => "resume",
-        Effect::RevealSecret { .. } => "reveal",
-        Effect::StartLogs { .. } | Effect::StopLogs => "logs",
-        Effect::SwitchNamespace(_) => "switching namespace",
-        Effect::Quit => "quit",
+/// Hands effects to the I/O; true when one of them is `Quit`.
+fn perform(effects: Vec<Effect>, io: &mut impl Io) -> bool {
+    for effect in effects {
+        tracing::debug!(?effect, "effect");
+        if effect == Effect::Quit {
+            return true;
+        }
+        io.perform(effect);
     }
+    false
 }

@@ -5,6 +5,7 @@ pub mod app;
 pub mod fixtures;
 pub mod format;
 pub mod keys;
+pub mod live;
 pub mod state;
 pub mod ui;
 pub mod update;

@@ -68,6 +68,16 @@ fn short_digest(digest: &str) -> String {
 
 /// Every line of the describe view (pure: tests may read it directly).
 pub fn describe(object: &Terraform, now: Timestamp) -> Vec<Line<'static>> {
+    let mut lines = describe_body(object, now);
+    if object.status.is_some() {
+        lines.push(section("Events"));
+        lines.push(Line::from("  (`kubectl alustan describe` lists them)"));
+    }
+    lines
+}
+
+/// The describe lines without Events (the command line appends the real ones).
+pub fn describe_body(object: &Terraform, now: Timestamp) -> Vec<Line<'static>> {
     let spec = &object.spec;
     let registry = &spec.container_registry;
     let mut lines = vec![
@@ -174,8 +184,6 @@ fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, now
         lines.extend(pretty.lines().map(|l| Line::from(format!("  {l}"))));
     }
     describe_runs(lines, &status.history, now);
-    lines.push(section("Events"));
-    lines.push(Line::from("  (not shown yet: Events come with the plugin's cluster I/O)"));
 }
 
 /// WHY this version: what the last registry scan saw and chose.

@@ -1,6 +1,6 @@
 //! Rendering: every function here reads `&State` and draws; nothing mutates.
 
-mod describe;
+pub mod describe;
 mod footer;
 mod header;
 mod help;

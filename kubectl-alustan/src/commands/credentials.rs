@@ -1,0 +1,69 @@
+//! `credentials NAME [--reveal]`: the credential references the deploy reported, passwords
+//! masked. `--reveal` reads each Secret with the USER's own credentials; a forbidden one is
+//! named (verb, secret, namespace) while the others are still printed, and the exit code is 1.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use crate::errors::{self, CliError};
+use crate::kube_client::Connection;
+
+const MASK: &str = "********";
+
+pub async fn run(conn: &Connection, name: &str, reveal: bool) -> Result<(), CliError> {
+    let object = super::get(conn, name).await?;
+    let credentials = object.status.map(|s| s.credentials).unwrap_or_default();
+    if credentials.is_empty() {
+        eprintln!("no credentials reported for {}/{name}", conn.namespace);
+        return Ok(());
+    }
+    let header: Vec<String> = ["NAME", "USERNAME", "PASSWORD", "SECRET"].map(str::to_owned).to_vec();
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for (credential, entry) in &credentials {
+        let r = &entry.password_secret_ref;
+        let password = if reveal {
+            match read_key(conn, &r.namespace, &r.name, &r.key).await {
+                Ok(value) => value,
+                Err(problem) => {
+                    problems.push(format!("{credential}: {problem}"));
+                    "<not revealed>".to_owned()
+                }
+            }
+        } else {
+            MASK.to_owned()
+        };
+        rows.push(vec![
+            credential.clone(),
+            entry.username.clone(),
+            password,
+            format!("{}/{} key {}", r.namespace, r.name, r.key),
+        ]);
+    }
+    print!("{}", super::get::render(&header, &rows));
+    if !reveal {
+        eprintln!("passwords masked; --reveal reads them with your own permissions");
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Other(format!("some passwords could not be revealed:\n{}", problems.join("\n"))))
+}
+
+/// One key of one Secret, read with the user's credentials.
+pub async fn read_key(conn: &Connection, namespace: &str, secret: &str, key: &str) -> Result<String, String> {
+    let api: Api<Secret> = Api::namespaced(conn.client.clone(), namespace);
+    let found = match api.get(secret).await {
+        Ok(found) => found,
+        Err(e) if errors::is_not_found(&e) => {
+            return Err(format!("Secret \"{secret}\" not found in namespace \"{namespace}\""));
+        }
+        Err(e) => return Err(format!("Secret \"{secret}\": {}", CliError::api(e, "get", "secrets", Some(namespace)))),
+    };
+    let bytes = found.data.as_ref().and_then(|d| d.get(key)).map(|b| b.0.clone());
+    let bytes = bytes.or_else(|| found.string_data.as_ref().and_then(|d| d.get(key)).map(|s| s.clone().into_bytes()));
+    let Some(bytes) = bytes else {
+        return Err(format!("Secret \"{namespace}/{secret}\" has no key \"{key}\""));
+    };
+    String::from_utf8(bytes).map_err(|_| format!("Secret \"{namespace}/{secret}\" key \"{key}\" is not text"))
+}

@@ -1,0 +1,114 @@
+//! One file per command; shared look-ups (get with good errors, list, patch) live here.
+
+pub mod credentials;
+pub mod describe;
+pub mod get;
+pub mod logs;
+pub mod outputs;
+pub mod suspend;
+pub mod sync;
+pub mod version;
+
+use alustan_shared::Terraform;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+
+use crate::cli::{Cli, Command, KubeFlags};
+use crate::errors::{self, CliError};
+use crate::kube_client::{self, Connection};
+
+/// The resource name used in messages (`kubectl auth can-i get terraforms.alustan.io`).
+pub const RESOURCE: &str = "terraforms.alustan.io";
+
+/// Runs every command that needs the cluster (not `completion`, not `tui`).
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    if cli.command == Command::Version {
+        return version::run(&cli.kube).await;
+    }
+    let conn = connect(&cli.kube).await?;
+    match cli.command {
+        Command::Get { name, watch, output, selector } => get::run(&conn, name, watch, output, selector).await,
+        Command::Describe { name } => describe::run(&conn, &name).await,
+        Command::Sync { name, wait, timeout } => sync::run(&conn, &name, sync::Kind::Sync, wait, timeout).await,
+        Command::Resync { name, wait } => {
+            sync::run(&conn, &name, sync::Kind::Resync, wait, sync::DEFAULT_TIMEOUT).await
+        }
+        Command::Outputs { name, output } => outputs::run(&conn, &name, output).await,
+        Command::Credentials { name, reveal } => credentials::run(&conn, &name, reveal).await,
+        Command::Logs { name, run, follow } => logs::run(&conn, &name, run, follow).await,
+        Command::Suspend(target) => suspend::run(&conn, target, true).await,
+        Command::Resume(target) => suspend::run(&conn, target, false).await,
+        Command::Version | Command::Tui { .. } | Command::Completion { .. } => {
+            Err(CliError::Other("internal: this command does not use commands::run".into()))
+        }
+    }
+}
+
+pub async fn connect(flags: &KubeFlags) -> Result<Connection, CliError> {
+    kube_client::connect(flags).await
+}
+
+/// The Terraform API in the command's namespace.
+pub fn namespaced(conn: &Connection) -> Api<Terraform> {
+    Api::namespaced(conn.client.clone(), &conn.namespace)
+}
+
+/// The Terraform API over the scope (`-A`: every namespace).
+pub fn scoped(conn: &Connection) -> Api<Terraform> {
+    match conn.scope() {
+        Some(namespace) => Api::namespaced(conn.client.clone(), namespace),
+        None => Api::all(conn.client.clone()),
+    }
+}
+
+/// Lists the Terraforms in scope; a 404 means the CRD is missing.
+pub async fn list(conn: &Connection, params: &ListParams) -> Result<Vec<Terraform>, CliError> {
+    match scoped(conn).list(params).await {
+        Ok(list) => Ok(list.items),
+        Err(e) if errors::is_not_found(&e) => Err(CliError::CrdMissing),
+        Err(e) => Err(CliError::api(e, "list", RESOURCE, conn.scope())),
+    }
+}
+
+/// Gets one Terraform; on 404 tells a missing CRD from a missing object (with similar names).
+pub async fn get(conn: &Connection, name: &str) -> Result<Terraform, CliError> {
+    match namespaced(conn).get(name).await {
+        Ok(object) => Ok(object),
+        Err(e) if errors::is_not_found(&e) => Err(not_found(conn, name).await),
+        Err(e) => Err(CliError::api(e, "get", RESOURCE, Some(&conn.namespace))),
+    }
+}
+
+/// Why `name` is not there: the CRD is missing, or here are the names that are.
+async fn not_found(conn: &Connection, name: &str) -> CliError {
+    match namespaced(conn).list(&ListParams::default()).await {
+        Err(e) if errors::is_not_found(&e) => CliError::CrdMissing,
+        listed => {
+            let names: Vec<String> =
+                listed.map(|l| l.items.into_iter().filter_map(|o| o.metadata.name).collect()).unwrap_or_default();
+            CliError::NotFound {
+                name: name.to_owned(),
+                namespace: conn.namespace.clone(),
+                similar: errors::similar_names(name, names.iter().map(String::as_str)),
+            }
+        }
+    }
+}
+
+/// A JSON merge patch of one Terraform (only the fields given change).
+pub async fn merge_patch(conn: &Connection, name: &str, patch: &serde_json::Value) -> Result<Terraform, CliError> {
+    match namespaced(conn).patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        Ok(object) => Ok(object),
+        Err(e) if errors::is_not_found(&e) => Err(not_found(conn, name).await),
+        Err(e) => Err(CliError::api(e, "patch", RESOURCE, Some(&conn.namespace))),
+    }
+}
+
+/// `namespace/name` of an object, for messages.
+pub fn key(object: &Terraform) -> String {
+    format!(
+        "{}/{}",
+        object.metadata.namespace.as_deref().unwrap_or_default(),
+        object.metadata.name.as_deref().unwrap_or_default()
+    )
+}

@@ -1,0 +1,56 @@
+//! `suspend NAME|--all`, `resume NAME|--all`: merge-patch `spec.suspend`. Unlike sync this IS
+//! a spec change, so GitOps tools may revert it: say so.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+
+use kube::api::ListParams;
+use serde_json::json;
+
+use crate::cli::Target;
+use crate::errors::CliError;
+use crate::kube_client::Connection;
+
+const GITOPS_HINT: &str = "note: this changed spec.suspend in the cluster; if Argo CD or Flux manages this resource it may revert it — make the change in git to keep it";
+
+pub async fn run(conn: &Connection, target: Target, suspend: bool) -> Result<(), CliError> {
+    let verb = if suspend { "suspend" } else { "resume" };
+    let names: Vec<(String, String)> = if let Some(name) = target.name {
+        vec![(conn.namespace.clone(), name)]
+    } else {
+        let all = super::list(conn, &ListParams::default()).await?;
+        let names: Vec<(String, String)> = all
+            .into_iter()
+            .filter(|o| o.spec.suspend != suspend)
+            .filter_map(|o| Some((o.metadata.namespace?, o.metadata.name?)))
+            .collect();
+        if names.is_empty() {
+            println!("nothing to {verb}: every resource in scope already is");
+            return Ok(());
+        }
+        let scope = conn.scope().map_or_else(|| "every namespace".to_owned(), |n| format!("namespace {n}"));
+        confirm(&format!("{verb} {} terraform(s) in {scope}?", names.len()), target.yes)?;
+        names
+    };
+    for (namespace, name) in names {
+        let conn = conn.in_namespace(&namespace);
+        super::merge_patch(&conn, &name, &json!({"spec": {"suspend": suspend}})).await?;
+        println!("terraform {}/{name} {verb}ed", conn.namespace);
+    }
+    eprintln!("{GITOPS_HINT}");
+    Ok(())
+}
+
+/// Asks on a terminal; elsewhere `--yes` is the answer (a script cannot be asked).
+fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(format!("{question} stdin is not a terminal, so pass --yes to confirm")));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).map_err(|e| CliError::Other(format!("reading the answer: {e}")))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") { Ok(()) } else { Err(CliError::Other("cancelled".into())) }
+}

@@ -1,0 +1,129 @@
+//! Errors that say what went wrong AND what to do about it, and their exit codes
+//! (0 ok, 1 error, 2 usage — the same as kubectl).
+
+use std::fmt::Write as _;
+
+/// Every failure of a command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(
+        "no usable cluster configuration: {0}\n  fix: pass --kubeconfig PATH, set $KUBECONFIG, or create ~/.kube/config (`kubectl config view` shows what kubectl uses)"
+    )]
+    Config(String),
+    #[error(
+        "the Terraform CRD (terraforms.alustan.io) is not installed in this cluster\n  fix: install it with `kubectl apply -f crds/terraform.yaml` from the alustan repository, or `helm install alustan <alustan chart>` (the chart installs it too)"
+    )]
+    CrdMissing,
+    #[error(
+        "forbidden: you may not {verb} {resource}{}\n  fix: ask a cluster admin for a Role (or ClusterRole) granting `{verb}` on `{resource}`{}; `kubectl auth can-i {verb} {resource}{}` checks it\n  server said: {message}",
+        in_namespace(namespace.as_deref()),
+        in_namespace(namespace.as_deref()),
+        namespace.as_deref().map(|n| format!(" -n {n}")).unwrap_or_default()
+    )]
+    Forbidden { verb: String, resource: String, namespace: Option<String>, message: String },
+    #[error("terraform \"{name}\" not found in namespace \"{namespace}\"{}", similar_hint(similar))]
+    NotFound { name: String, namespace: String, similar: Vec<String> },
+    #[error("{0}")]
+    Usage(String),
+    /// The run the command waited for ended badly.
+    #[error("{0}")]
+    RunFailed(String),
+    #[error("timed out after {0}; the run may still be going: `kubectl alustan describe` shows its state")]
+    Timeout(String),
+    #[error("{what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn in_namespace(namespace: Option<&str>) -> String {
+    namespace.map_or_else(|| " in any namespace".to_owned(), |n| format!(" in namespace \"{n}\""))
+}
+
+fn similar_hint(similar: &[String]) -> String {
+    if similar.is_empty() {
+        return "\n  fix: `kubectl alustan get` lists the names there; -A searches every namespace".to_owned();
+    }
+    let mut text = String::from("\n  did you mean:");
+    for name in similar {
+        let _ = write!(text, " {name}");
+    }
+    text
+}
+
+impl CliError {
+    /// kubectl's convention: 2 for usage errors, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        if matches!(self, CliError::Usage(_)) { 2 } else { 1 }
+    }
+
+    /// Turns an API error into one naming the verb, resource and namespace it concerned.
+    pub fn api(error: kube::Error, verb: &str, resource: &str, namespace: Option<&str>) -> Self {
+        match &error {
+            kube::Error::Api(status) if status.code == 403 => CliError::Forbidden {
+                verb: verb.to_owned(),
+                resource: resource.to_owned(),
+                namespace: namespace.map(str::to_owned),
+                message: status.message.clone(),
+            },
+            _ => CliError::Api { what: format!("{verb} {resource}{}", in_namespace(namespace)), source: error },
+        }
+    }
+}
+
+/// Whether an error is a 404.
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// Names that look like `wanted` (shared prefix, containment or a small edit distance), best first.
+pub fn similar_names<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut scored: Vec<(usize, &str)> = names
+        .into_iter()
+        .filter_map(|name| {
+            let distance = edit_distance(wanted, name);
+            let close = distance <= wanted.len().max(3) / 3 + 1 || name.contains(wanted) || wanted.contains(name);
+            close.then_some((distance, name))
+        })
+        .collect();
+    scored.sort_unstable();
+    scored.into_iter().take(5).map(|(_, name)| name.to_owned()).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn similar_names_are_close_ones() {
+        let names = ["staging", "stagin-eu", "production", "dev"];
+        assert_eq!(similar_names("stagng", names), vec!["staging"]);
+        assert_eq!(similar_names("stagin", names), vec!["staging", "stagin-eu"]);
+        assert!(similar_names("zzzzzz", names).is_empty());
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
+        assert_eq!(CliError::CrdMissing.exit_code(), 1);
+    }
+}
