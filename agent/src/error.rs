@@ -19,6 +19,12 @@ pub enum Error {
     #[error("cannot serialize: {0}")]
     Serialize(#[from] serde_json::Error),
 
+    #[error("waiting for the destroy Job")]
+    DestroyPending,
+
+    #[error("{0}")]
+    DestroyFailed(String),
+
     #[error("the resource has no {0}")]
     MissingField(&'static str),
 }
@@ -33,6 +39,8 @@ impl Error {
             Self::Finalizer(_) => "finalizer",
             Self::Serialize(_) => "serialize",
             Self::MissingField(_) => "missing_field",
+            Self::DestroyPending => "destroy_pending",
+            Self::DestroyFailed(_) => "destroy_failed",
         }
     }
 }

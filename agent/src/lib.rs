@@ -8,8 +8,57 @@
 //!   from logs; [`status`]: conditions and status writes; [`reconcile`]: the loop.
 
 pub mod config;
+pub mod context;
 pub mod decide;
 pub mod error;
+pub mod finalizer;
 pub mod jobs;
+pub mod observe;
 pub mod outputs;
+pub mod reconcile;
 pub mod registry;
+pub mod status;
+
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, api::ListParams};
+
+pub use context::Context;
+use error::Error;
+
+/// Fails with a hint when the `Terraform` CRD is not installed (the watch would only retry).
+pub async fn check_crd(client: &kube::Client) -> Result<(), Error> {
+    let api: Api<alustan_shared::Terraform> = Api::all(client.clone());
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::InvalidSpec(format!(
+            "the {}.{} CRD is not installed: kubectl apply -f crds/terraform.yaml (or install the Helm chart)",
+            alustan_shared::PLURAL,
+            alustan_shared::GROUP
+        ))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Runs the controller until `shutdown` resolves (then finishes the reconciles in flight).
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    let (terraforms, jobs): (Api<alustan_shared::Terraform>, Api<Job>) = match &ctx.config.namespace {
+        Some(namespace) => (Api::namespaced(client.clone(), namespace), Api::namespaced(client, namespace)),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
+    let managed = format!("{}={}", alustan_shared::meta::LABEL_MANAGED_BY, alustan_shared::meta::MANAGED_BY_VALUE);
+    Controller::new(terraforms, watcher::Config::default())
+        .owns(jobs, watcher::Config::default().labels(&managed))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "reconcile ended with an error");
+            }
+        })
+        .await;
+}

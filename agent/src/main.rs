@@ -1,16 +1,58 @@
-//! `alustan-agent`. Unfinished: the reconcile loop, registry scanning and Jobs arrive with their
-//! own issues; until then the binary says so and exits non-zero rather than pretend to work.
+//! `alustan-agent`: the reconcile loop, run against the current kubeconfig (in a cluster, its
+//! ServiceAccount). Not yet here: leader election, `/metrics`, `/healthz` and `/readyz`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-fn main() -> ExitCode {
-    eprintln!(
-        "alustan-agent {}: not built yet — registry scanning and reconcile are still to come (see the project's open issues). \
-         The CRD it will serve is {}/{} {}.",
-        env!("CARGO_PKG_VERSION"),
-        alustan_shared::GROUP,
-        alustan_shared::VERSION,
-        alustan_shared::PLURAL,
-    );
-    ExitCode::FAILURE
+use alustan_agent::config::Config;
+use alustan_agent::{Context, check_crd, registry, run};
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    // One rustls provider (ring) for kube and the registry client, installed before either.
+    registry::install_crypto_provider();
+    match start(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(reason = err.metric_label(), error = %err, "alustan-agent stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(config: Config) -> Result<(), alustan_agent::error::Error> {
+    let client = kube::Client::try_default().await?;
+    check_crd(&client).await?;
+    let ctx = Arc::new(Context::new(client, config)?);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "alustan-agent started");
+    run(ctx, shutdown_signal()).await;
+    tracing::info!("alustan-agent stopped");
+    Ok(())
+}
+
+/// SIGTERM (Kubernetes) or Ctrl-C: stop taking work and finish what is in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
 }

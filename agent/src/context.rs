@@ -1,0 +1,72 @@
+//! What every reconcile shares: the client, the registry scanner, the configuration, the
+//! Event recorder and the counters metrics will expose.
+
+use std::sync::atomic::AtomicU64;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+use crate::config::Config;
+use crate::decide::Retry;
+use crate::error::{Error, Result};
+use crate::jobs::JobSettings;
+use crate::registry::{ClientConfig, DockerConfig, RegistryClient, Scanner, SecretSource};
+
+pub struct Context {
+    pub client: Client,
+    pub scanner: Scanner,
+    pub config: Config,
+    pub recorder: Recorder,
+    /// The agent-wide docker config (`--registry-config`), read once at start.
+    pub docker_config: Option<DockerConfig>,
+    pub jobs: JobSettings,
+    pub metrics: Metrics,
+}
+
+/// Counters for the future `/metrics` endpoint.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub reconciles: AtomicU64,
+    pub reconcile_errors: AtomicU64,
+    pub jobs_started: AtomicU64,
+}
+
+impl Context {
+    pub fn new(client: Client, config: Config) -> Result<Self> {
+        let registry = RegistryClient::new(ClientConfig {
+            insecure_registries: config.insecure_registries.clone(),
+            ..ClientConfig::default()
+        })
+        .map_err(|err| Error::InvalidSpec(err.to_string()))?;
+        let docker_config = match &config.registry_config {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|err| {
+                    Error::InvalidSpec(format!("cannot read --registry-config {}: {err}", path.display()))
+                })?;
+                let source = SecretSource::AgentWide { name: path.display().to_string() };
+                Some(DockerConfig::parse(source, &bytes)?)
+            }
+            None => None,
+        };
+        let reporter = Reporter { controller: "alustan-agent".into(), instance: std::env::var("POD_NAME").ok() };
+        let jobs = JobSettings {
+            active_deadline_seconds: config.job_active_deadline_seconds,
+            ttl_seconds_after_finished: config.job_ttl_seconds_after_finished,
+            service_account: config.job_service_account.clone(),
+            image_pull_secrets: config.job_image_pull_secrets.clone(),
+        };
+        Ok(Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            scanner: Scanner::new(registry),
+            client,
+            config,
+            docker_config,
+            jobs,
+            metrics: Metrics::default(),
+        })
+    }
+
+    pub fn retry(&self) -> Retry {
+        Retry { base: self.config.retry_base, max: self.config.retry_max, attempts: self.config.retry_attempts }
+    }
+}

@@ -1,0 +1,133 @@
+//! Deletion. With `scripts.destroy` set, its Job runs with the last applied digest and the
+//! finalizer goes only after it succeeds (failures retry with backoff; the skip-destroy
+//! annotation releases the resource and leaves the infrastructure). Without a destroy script,
+//! or when nothing was ever applied, the resource is released at once: it never hangs.
+//!
+//! The kube-rs `finalizer` helper removes the finalizer when cleanup returns `Ok`, so waiting
+//! for the destroy Job is the [`Error::DestroyPending`] "error".
+
+use alustan_shared::{RunAction, State, Terraform, conditions::reason, meta};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt as _};
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::jobs::{RunSpec, job_name, round_of, run_key};
+use crate::observe::{self, Outcome};
+use crate::reconcile::event;
+use crate::status::{self, Phase, summarize};
+
+pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
+    if tf.annotations().get(meta::SKIP_DESTROY).is_some_and(|v| v == "true") {
+        event(
+            ctx,
+            tf,
+            EventType::Normal,
+            "DestroySkipped",
+            "Destroy",
+            format!("{} is set: released without destroying", meta::SKIP_DESTROY),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let (Some(script), Some(applied)) =
+        (tf.spec.scripts.destroy.as_deref(), tf.status.as_ref().and_then(|s| s.applied.as_ref()))
+    else {
+        // Nothing to destroy with: release at once.
+        return Ok(Action::await_change());
+    };
+    let name = tf.name_any();
+    let namespace = tf.namespace().unwrap_or_default();
+    let uid = tf.uid().ok_or(Error::MissingField("metadata.uid"))?;
+    let key = run_key(&uid, 0, &applied.digest, Some("destroy"));
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let selector = format!("{}={name},{}=destroy", meta::LABEL_TERRAFORM, meta::LABEL_ACTION);
+    let mut ours: Vec<(u32, Job)> = jobs
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|job| round_of(&job.name_any(), &name, RunAction::Destroy, &key).map(|round| (round, job)))
+        .collect();
+    ours.sort_by_key(|(round, _)| *round);
+    let retry = ctx.retry();
+    let next_round = match ours.last() {
+        None => 0,
+        Some((round, job)) => match observe::outcome(job) {
+            Outcome::Running => return Err(Error::DestroyPending),
+            Outcome::Succeeded { .. } => {
+                event(
+                    ctx,
+                    tf,
+                    EventType::Normal,
+                    "Destroyed",
+                    "Destroy",
+                    format!("destroy of {} succeeded", applied.tag),
+                )
+                .await;
+                return Ok(Action::await_change());
+            }
+            Outcome::Failed { at, message } => {
+                let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+                let pod = observe::pod(&pods, &job.name_any()).await?;
+                let detail = pod
+                    .as_ref()
+                    .and_then(observe::termination)
+                    .map_or(message, |(code, tail)| format!("exit code {code}: {}", tail.trim()));
+                let failures = round + 1;
+                let message = format!(
+                    "destroy failed ({failures} of {} attempts): {detail}. Set annotation {}=true to release the resource without destroying",
+                    retry.attempts,
+                    meta::SKIP_DESTROY
+                );
+                write_status(tf, ctx, State::Error, Phase::Stalled, reason::SCRIPT_FAILED, &message).await?;
+                let elapsed = at.map_or(std::time::Duration::ZERO, |t| {
+                    jiff::Timestamp::now().duration_since(t.0).try_into().unwrap_or_default()
+                });
+                if failures >= retry.attempts || elapsed < retry.delay(failures) {
+                    event(ctx, tf, EventType::Warning, reason::SCRIPT_FAILED, "Destroy", message.clone()).await;
+                    return Err(Error::DestroyFailed(message));
+                }
+                round + 1
+            }
+        },
+    };
+    let run = RunSpec {
+        action: RunAction::Destroy,
+        name: job_name(&name, RunAction::Destroy, &key, next_round),
+        script,
+        extra_args: Vec::new(),
+        image: &applied.image,
+        tag: &applied.tag,
+    };
+    let job = crate::jobs::build(tf, &run, &ctx.jobs)?;
+    match jobs.create(&kube::api::PostParams::default(), &job).await {
+        Ok(_) => {}
+        // Created before (a retried reconcile): adopt it.
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(err) => return Err(err.into()),
+    }
+    let message = format!("destroying {}", applied.tag);
+    event(ctx, tf, EventType::Normal, reason::DESTROYING, "Destroy", message.clone()).await;
+    write_status(tf, ctx, State::Progressing, Phase::Reconciling, reason::DESTROYING, &message).await?;
+    Err(Error::DestroyPending)
+}
+
+async fn write_status(
+    tf: &Terraform,
+    ctx: &Context,
+    state: State,
+    phase: Phase,
+    why: &str,
+    message: &str,
+) -> Result<()> {
+    let before = tf.status.clone().unwrap_or_default();
+    let mut status = before.clone();
+    summarize(&mut status, tf.metadata.generation.unwrap_or_default(), state, phase, why, message);
+    let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &tf.namespace().unwrap_or_default());
+    status::write(&api, &tf.name_any(), &before, &status).await
+}

@@ -1,0 +1,71 @@
+//! A Job's outcome and its log, read from the API (never polled: the Job watch wakes the
+//! reconcile that calls this).
+
+use futures::{AsyncBufReadExt as _, TryStreamExt as _};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::api::{ListParams, LogParams};
+
+use crate::error::Result;
+use crate::outputs::{Collected, LogCollector};
+
+/// How a Job stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Running,
+    Succeeded {
+        at: Option<Time>,
+    },
+    /// `message`: the container's termination message (the log tail, as
+    /// `FallbackToLogsOnError` makes it) or the Job's failure reason.
+    Failed {
+        at: Option<Time>,
+        message: String,
+    },
+}
+
+pub fn outcome(job: &Job) -> Outcome {
+    let Some(status) = &job.status else { return Outcome::Running };
+    let finished = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True");
+    match finished {
+        None => Outcome::Running,
+        Some(c) if c.type_ == "Complete" => {
+            Outcome::Succeeded { at: status.completion_time.clone().or(c.last_transition_time.clone()) }
+        }
+        Some(c) => Outcome::Failed {
+            at: c.last_transition_time.clone(),
+            message: [c.reason.as_deref(), c.message.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(": "),
+        },
+    }
+}
+
+/// The Job's Pod (the newest, should there be several).
+pub async fn pod(pods: &Api<Pod>, job: &str) -> Result<Option<Pod>> {
+    let mut list = pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await?.items;
+    list.sort_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp));
+    Ok(list.pop())
+}
+
+/// The exit code and termination message of the Pod's container.
+pub fn termination(pod: &Pod) -> Option<(i32, String)> {
+    let status = pod.status.as_ref()?.container_statuses.as_ref()?.first()?;
+    let terminated = status.state.as_ref()?.terminated.as_ref()?;
+    Some((terminated.exit_code, terminated.message.clone().unwrap_or_default()))
+}
+
+/// Streams the Pod's log through a [`LogCollector`] (bounded memory).
+pub async fn collect_log(pods: &Api<Pod>, pod: &str, job: &str) -> Result<Collected> {
+    let mut collector = LogCollector::new(job);
+    let stream = pods.log_stream(pod, &LogParams::default()).await?;
+    let mut lines = stream.lines();
+    while let Some(line) = lines.try_next().await.map_err(kube::Error::ReadEvents)? {
+        collector.push_line(&line);
+    }
+    Ok(collector.finish())
+}

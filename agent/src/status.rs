@@ -1,0 +1,144 @@
+//! Status writes: the whole status by server-side apply with the agent's field manager
+//! (forced, the agent owns status), skipped when nothing changed so an unchanged resource costs
+//! no API write; kstatus conditions with `observedGeneration`; history capped at ten.
+
+use alustan_shared::{RunRecord, State, Terraform, TerraformStatus, conditions, meta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use crate::error::Result;
+
+/// Runs kept in `status.history`.
+pub const HISTORY_LIMIT: usize = 10;
+/// Longest `status.message`.
+const MESSAGE_CHARS: usize = 2048;
+
+/// Sets a condition, keeping `lastTransitionTime` when its status does not change.
+pub fn set_condition(
+    status: &mut TerraformStatus,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: &str,
+    generation: i64,
+) {
+    let now = Time(jiff::Timestamp::now());
+    let existing = status.conditions.iter_mut().find(|c| c.type_ == type_);
+    let transition = match &existing {
+        Some(c) if c.status == value => c.last_transition_time.clone(),
+        _ => now,
+    };
+    let condition = Condition {
+        type_: type_.to_owned(),
+        status: value.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        observed_generation: Some(generation),
+        last_transition_time: transition,
+    };
+    match existing {
+        Some(c) => *c = condition,
+        None => status.conditions.push(condition),
+    }
+}
+
+/// How the resource stands, for the three kstatus conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Working on it (a Job runs or a retry is due).
+    Reconciling,
+    /// Up to date.
+    Ready,
+    /// Given up until something changes.
+    Stalled,
+}
+
+/// Sets `state`, `message`, `observedGeneration` and the conditions together.
+pub fn summarize(
+    status: &mut TerraformStatus,
+    generation: i64,
+    state: State,
+    phase: Phase,
+    reason: &str,
+    message: &str,
+) {
+    let message: String = message.chars().take(MESSAGE_CHARS).collect();
+    status.state = Some(state);
+    status.message = Some(message.clone());
+    status.observed_generation = Some(generation);
+    let (ready, reconciling, stalled) = match phase {
+        Phase::Reconciling => (conditions::FALSE, conditions::TRUE, conditions::FALSE),
+        Phase::Ready => (conditions::TRUE, conditions::FALSE, conditions::FALSE),
+        Phase::Stalled => (conditions::FALSE, conditions::FALSE, conditions::TRUE),
+    };
+    set_condition(status, conditions::READY, ready, reason, &message, generation);
+    set_condition(status, conditions::RECONCILING, reconciling, reason, &message, generation);
+    set_condition(status, conditions::STALLED, stalled, reason, &message, generation);
+}
+
+/// Adds a run at the head of the history, dropping the oldest beyond the limit.
+pub fn push_run(status: &mut TerraformStatus, record: RunRecord) {
+    status.history.retain(|r| r.job_name != record.job_name);
+    status.history.insert(0, record);
+    status.history.truncate(HISTORY_LIMIT);
+}
+
+/// Writes `status` if it differs from `before`.
+pub async fn write(api: &Api<Terraform>, name: &str, before: &TerraformStatus, status: &TerraformStatus) -> Result<()> {
+    if before == status {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": format!("{}/{}", alustan_shared::GROUP, alustan_shared::VERSION),
+        "kind": "Terraform",
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(meta::FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use alustan_shared::{RunAction, RunResult};
+
+    use super::*;
+
+    #[test]
+    fn conditions_keep_transition_time_when_unchanged() {
+        let mut status = TerraformStatus::default();
+        summarize(&mut status, 1, State::Completed, Phase::Ready, "Succeeded", "ok");
+        let first = status.clone();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        summarize(&mut status, 1, State::Completed, Phase::Ready, "Succeeded", "ok");
+        assert_eq!(first, status);
+        let ready = conditions::find(&status.conditions, conditions::READY).unwrap();
+        assert_eq!((ready.status.as_str(), ready.observed_generation), ("True", Some(1)));
+        summarize(&mut status, 2, State::Failed, Phase::Stalled, "RetriesExhausted", "no");
+        assert_eq!(conditions::find(&status.conditions, conditions::STALLED).unwrap().status, "True");
+        assert_eq!(status.conditions.len(), 3);
+    }
+
+    #[test]
+    fn history_is_capped_newest_first() {
+        let mut status = TerraformStatus::default();
+        for i in 0..12 {
+            push_run(
+                &mut status,
+                RunRecord {
+                    action: RunAction::Deploy,
+                    job_name: format!("j{i}"),
+                    image: "i".into(),
+                    tag: None,
+                    start_time: Time(jiff::Timestamp::now()),
+                    completion_time: None,
+                    result: RunResult::Running,
+                    message: None,
+                },
+            );
+        }
+        assert_eq!(status.history.len(), HISTORY_LIMIT);
+        assert_eq!(status.history[0].job_name, "j11");
+    }
+}

@@ -1,0 +1,158 @@
+//! Shared set-up of the end-to-end tests: a `TestEnv`, an IaC image pushed to its registry, the
+//! agent's controller running in-process, and waiting helpers.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alustan_agent::Context;
+use alustan_agent::config::Config;
+use alustan_shared::{RegistryProvider, Terraform};
+use alustan_testenv::TestEnv;
+use alustan_testenv::registry::ImageConfig;
+use clap::Parser as _;
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+
+pub const REPO: &str = "alustan/infrastructure";
+
+pub struct Agent {
+    _env: TestEnv,
+    pub client: Client,
+    pub terraforms: Api<Terraform>,
+    pub jobs: Api<Job>,
+    pub image_name: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _image: tempfile::TempDir,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Agent {
+    /// Starts a `TestEnv`, pushes an image with `scripts` (name, body) as v1.0.0, v1.0.1 and
+    /// v2.0.0, and runs the controller with fast retries.
+    pub async fn start(scripts: &[(&str, &str)]) -> Self {
+        alustan_agent::registry::install_crypto_provider();
+        let env = TestEnv::start().await.unwrap();
+        let image = tempfile::tempdir().unwrap();
+        for (name, body) in scripts {
+            let path = image.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
+        env.registry().push_dir(REPO, &["v1.0.0", "v1.0.1", "v2.0.0"], image.path(), &config).await.unwrap();
+        let host = env.registry().host_port().to_owned();
+        let config = Config::parse_from([
+            "alustan-agent",
+            "--insecure-registry",
+            &host,
+            "--sync-interval",
+            "1h",
+            "--retry-base",
+            "1s",
+            "--retry-max",
+            "2s",
+            "--retry-attempts",
+            "2",
+        ]);
+        let client = env.client().unwrap();
+        let ctx = Arc::new(Context::new(client.clone(), config).unwrap());
+        alustan_agent::check_crd(&client).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(alustan_agent::run(ctx, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            terraforms: Api::namespaced(client.clone(), "default"),
+            jobs: Api::namespaced(client.clone(), "default"),
+            client,
+            _env: env,
+            image_name: format!("{host}/{REPO}"),
+            stop: Some(stop),
+            task: Some(task),
+            _image: image,
+        }
+    }
+
+    /// The original example CR, pointed at the env's registry.
+    pub fn example(&self) -> Terraform {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/staging-cluster.yaml"))
+                .unwrap();
+        let mut tf: Terraform = serde_yaml::from_str(&text).unwrap();
+        tf.metadata.namespace = Some("default".into());
+        tf.spec.container_registry.image_name.clone_from(&self.image_name);
+        // `docker` names Docker Hub; the env's registry is any OCI registry.
+        tf.spec.container_registry.provider = Some(RegistryProvider::Oci);
+        tf
+    }
+
+    pub async fn create(&self, tf: &Terraform) {
+        self.terraforms.create(&PostParams::default(), tf).await.unwrap();
+    }
+
+    /// Polls (test side only) until `check` holds; panics with the last state after 60 s.
+    pub async fn wait_for(&self, name: &str, what: &str, check: impl Fn(&Terraform) -> bool) -> Terraform {
+        let start = Instant::now();
+        loop {
+            let tf = self.terraforms.get(name).await.unwrap();
+            if check(&tf) {
+                return tf;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}: {:#?}", tf.status);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn wait_gone(&self, name: &str) {
+        let start = Instant::now();
+        while self.terraforms.get_opt(name).await.unwrap().is_some() {
+            assert!(start.elapsed() < Duration::from_secs(60), "{name} was not released");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn job_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .jobs
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|j| j.metadata.name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Reasons of the Events about `name`.
+    pub async fn event_reasons(&self, name: &str) -> Vec<(String, String)> {
+        let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), "default");
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name))
+            .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

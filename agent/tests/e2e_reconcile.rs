@@ -1,0 +1,169 @@
+//! The agent end to end on testenv: the API server, the real registry and the process kubelet
+//! running the image's scripts. Each test has its own environment.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod e2e;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use alustan_shared::{RunAction, RunResult, State, conditions, meta};
+use e2e::Agent;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, ResourceExt as _};
+use serde_json::json;
+
+const DEPLOY: &str = r#"echo "Terraform will perform the following actions:"
+echo "Plan: 3 to add, 0 to change, 0 to destroy."
+echo "Apply complete! Resources: 3 added, 0 changed, 0 destroyed."
+cat > "$ALUSTAN_OUTPUTS" <<'JSON'
+{"cluster_name":{"value":"staging","sensitive":false,"type":"string"},"vpc_id":{"value":"vpc-0abc","sensitive":false,"type":"string"},"db_password":{"value":"hunter2-s3cret","sensitive":true,"type":"string"}}
+JSON
+"#;
+
+const AWS_RESOURCE: &str = r#"echo "collecting AWS resources"
+echo '{"outputs": {"ec2": [{"id": "i-0123", "type": "t3.medium"}], "rds": [{"id": "staging-db"}], "loadBalancers": [{"dns": "lb.example.com"}], "args": "'"$*"'"}}'
+echo "done"
+"#;
+
+const DESTROY: &str = "echo \"destroying with $*\"\n";
+
+fn is_state(state: State) -> impl Fn(&alustan_shared::Terraform) -> bool {
+    move |tf| tf.status.as_ref().and_then(|s| s.state) == Some(state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_cr_completes_reapply_is_idle_resync_redeploys_and_delete_destroys() {
+    let agent = Agent::start(&[("deploy", DEPLOY), ("aws-resource", AWS_RESOURCE), ("destroy", DESTROY)]).await;
+    let mut tf = agent.example();
+    // postDeploy.args name TF_VAR_workspace and TF_VAR_region, which the original example does
+    // not define; a missing variable is an Error by design, so the test defines them.
+    tf.spec.variables.insert("TF_VAR_workspace".into(), "staging".into());
+    tf.spec.variables.insert("TF_VAR_region".into(), "eu-west-1".into());
+    agent.create(&tf).await;
+
+    let done = agent.wait_for("staging-cluster", "Completed", is_state(State::Completed)).await;
+    let status = done.status.clone().unwrap();
+    assert_eq!(
+        status.output,
+        BTreeMap::from([("cluster_name".into(), json!("staging")), ("vpc_id".into(), json!("vpc-0abc"))])
+    );
+    assert!(!serde_json::to_string(&status).unwrap().contains("hunter2"), "a sensitive value leaked into status");
+    let secret_name = status.sensitive_outputs_secret.clone().unwrap();
+    let secret = Api::<Secret>::namespaced(agent.client.clone(), "default").get(&secret_name).await.unwrap();
+    assert_eq!(secret.data.unwrap()["db_password"].0, b"hunter2-s3cret");
+    assert_eq!(secret.metadata.owner_references.unwrap()[0].uid, done.metadata.uid.clone().unwrap());
+    let post = status.post_deploy_output.clone().unwrap();
+    assert_eq!(post["outputs"]["ec2"][0]["id"], "i-0123");
+    // Arguments in ascending order of name.
+    assert_eq!(post["outputs"]["args"], "--region=eu-west-1 --workspace=staging");
+    let applied = status.applied.clone().unwrap();
+    assert_eq!(applied.tag, "v1.0.1");
+    assert!(applied.digest.starts_with("sha256:") && applied.image.ends_with(&applied.digest));
+    let scan = status.last_scan.clone().unwrap();
+    assert_eq!((scan.tag_count, scan.selected_tag.as_deref()), (3, Some("v1.0.1")));
+    let actions: Vec<(RunAction, RunResult)> = status.history.iter().map(|r| (r.action, r.result)).collect();
+    assert_eq!(actions, [(RunAction::PostDeploy, RunResult::Succeeded), (RunAction::Deploy, RunResult::Succeeded)]);
+    let ready = conditions::find(&status.conditions, conditions::READY).unwrap();
+    assert_eq!((ready.status.as_str(), ready.observed_generation), ("True", done.metadata.generation));
+    assert!(done.finalizers().contains(&meta::FINALIZER.to_owned()));
+    assert_eq!(agent.job_names().await.len(), 2);
+
+    // Argo CD re-applying the unchanged manifest (its own field manager) starts nothing.
+    let mut manifest = serde_json::to_value(&tf).unwrap();
+    manifest["metadata"] = json!({"name": "staging-cluster", "namespace": "default"});
+    agent
+        .terraforms
+        .patch("staging-cluster", &PatchParams::apply("argocd-controller").force(), &Patch::Apply(&manifest))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(agent.job_names().await.len(), 2, "a re-apply of the same manifest started a Job");
+    let after = agent.terraforms.get("staging-cluster").await.unwrap();
+    assert_eq!(after.status.unwrap().history.len(), 2);
+
+    // The resync annotation runs deploy (and post-deploy) again and is echoed.
+    let token = "2026-11-22T05:00:00Z";
+    let patch = json!({"metadata": {"annotations": {meta::RESYNC_REQUESTED_AT: token}}});
+    agent.terraforms.patch("staging-cluster", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let resynced = agent
+        .wait_for("staging-cluster", "resync handled", |tf| {
+            let s = tf.status.as_ref().unwrap();
+            s.last_handled_reconcile_at.as_deref() == Some(token)
+                && s.state == Some(State::Completed)
+                && s.history.len() == 4
+        })
+        .await;
+    assert_eq!(agent.job_names().await.len(), 4);
+    assert_eq!(resynced.status.unwrap().history[1].action, RunAction::Deploy);
+
+    // Deletion runs destroy, then releases the resource.
+    agent.terraforms.delete("staging-cluster", &DeleteParams::default()).await.unwrap();
+    agent.wait_gone("staging-cluster").await;
+    let reasons: Vec<String> = agent.event_reasons("staging-cluster").await.into_iter().map(|(r, _)| r).collect();
+    assert!(reasons.iter().any(|r| r == "Destroying") && reasons.iter().any(|r| r == "Destroyed"), "{reasons:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_deploy_is_failed_with_the_log_tail_then_stalled() {
+    let agent =
+        Agent::start(&[("deploy", "echo planning\necho 'Error: creating VPC: UnauthorizedOperation' >&2\nexit 1\n")])
+            .await;
+    let mut tf = agent.example();
+    tf.spec.post_deploy = None;
+    tf.spec.scripts.destroy = None;
+    agent.create(&tf).await;
+    let failed = agent.wait_for("staging-cluster", "Failed", is_state(State::Failed)).await;
+    let message = failed.status.unwrap().message.unwrap();
+    assert!(message.contains("UnauthorizedOperation") && message.contains("exit code 1"), "{message}");
+    // Two attempts (the test's retry budget), then Stalled until something changes.
+    let stalled = agent
+        .wait_for("staging-cluster", "Stalled", |tf| {
+            tf.status
+                .as_ref()
+                .and_then(|s| conditions::find(&s.conditions, conditions::STALLED))
+                .is_some_and(|c| c.status == "True")
+        })
+        .await;
+    let status = stalled.status.unwrap();
+    assert_eq!(status.history.len(), 2);
+    assert!(status.history.iter().all(|r| r.result == RunResult::Failed));
+    assert_eq!(agent.job_names().await.len(), 2);
+    // No destroy script: deletion releases at once.
+    agent.terraforms.delete("staging-cluster", &DeleteParams::default()).await.unwrap();
+    agent.wait_gone("staging-cluster").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_semver_constraint_is_an_error_with_an_event() {
+    let agent = Agent::start(&[("deploy", "echo never\n")]).await;
+    let mut tf = agent.example();
+    tf.spec.container_registry.semantic_version = "~>banana".into();
+    agent.create(&tf).await;
+    let errored = agent.wait_for("staging-cluster", "Error", is_state(State::Error)).await;
+    let message = errored.status.unwrap().message.unwrap();
+    assert!(message.contains("invalid semanticVersion \"~>banana\""), "{message}");
+    let events = agent.event_reasons("staging-cluster").await;
+    assert!(events.iter().any(|(reason, note)| reason == "InvalidSpec" && note.contains("~>banana")), "{events:?}");
+    assert!(agent.job_names().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployed_resource_without_destroy_script_is_released_at_once() {
+    let mut agent = Agent::start(&[("deploy", DEPLOY)]).await;
+    let mut tf = agent.example();
+    tf.spec.post_deploy = None;
+    tf.spec.scripts.destroy = None;
+    agent.create(&tf).await;
+    let done = agent.wait_for("staging-cluster", "Success", is_state(State::Success)).await;
+    let ready = conditions::find(&done.status.as_ref().unwrap().conditions, conditions::READY).unwrap();
+    assert_eq!(ready.status, "True");
+    assert_eq!(agent.job_names().await.len(), 1);
+    agent.terraforms.delete("staging-cluster", &DeleteParams::default()).await.unwrap();
+    agent.wait_gone("staging-cluster").await;
+    let reasons: Vec<String> = agent.event_reasons("staging-cluster").await.into_iter().map(|(r, _)| r).collect();
+    assert!(!reasons.iter().any(|r| r == "Destroying"), "no destroy may run: {reasons:?}");
+    agent.stop();
+}
