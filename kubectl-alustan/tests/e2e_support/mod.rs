@@ -1,0 +1,109 @@
+//! Helpers for the end-to-end tests: a `TestEnv`, Terraforms with realistic statuses written the
+//! way the agent writes them, and the plugin run as a real process (`tokio::process`, so the
+//! in-process test server keeps serving while the plugin talks to it).
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Output;
+
+use alustan_shared::Terraform;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_kubectl-alustan");
+
+/// Runs the plugin binary with `--kubeconfig` and nothing from the environment's kubeconfig.
+pub async fn plugin(kubeconfig: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(BIN)
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+pub async fn namespace(client: &kube::Client, name: &str) {
+    let namespace: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})).unwrap();
+    Api::all(client.clone()).create(&PostParams::default(), &namespace).await.unwrap();
+}
+
+/// A Terraform as a user would apply it.
+pub async fn create(client: &kube::Client, namespace: &str, name: &str) -> Terraform {
+    let object: Terraform = serde_json::from_value(json!({
+        "apiVersion": "alustan.io/v1alpha1",
+        "kind": "Terraform",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"team": "platform"}},
+        "spec": {
+            "variables": {"TF_VAR_region": "eu-west-1"},
+            "scripts": {"deploy": "deploy", "destroy": "destroy -c"},
+            "containerRegistry": {"imageName": "alustan/infrastructure", "semanticVersion": "~1.0.0"},
+        }
+    }))
+    .unwrap();
+    Api::namespaced(client.clone(), namespace).create(&PostParams::default(), &object).await.unwrap()
+}
+
+/// Merge-patches `/status` as the agent would.
+pub async fn set_status(client: &kube::Client, namespace: &str, name: &str, status: Value) -> Terraform {
+    let api: Api<Terraform> = Api::namespaced(client.clone(), namespace);
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({"status": status}))).await.unwrap()
+}
+
+pub fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": message,
+           "lastTransitionTime": "2026-01-10T11:00:00Z", "observedGeneration": 1})
+}
+
+/// What the agent writes after a successful deploy.
+pub fn completed_status(namespace: &str) -> Value {
+    json!({
+        "state": "Completed",
+        "message": "deploy succeeded",
+        "observedGeneration": 1,
+        "output": {"cluster_name": "staging", "endpoint": "https://10.0.0.1:6443", "node_count": 3},
+        "ingressURLs": {"argocd": ["https://argocd.example.com"]},
+        "credentials": {
+            "argocd": {"username": "admin", "passwordSecretRef": {"namespace": namespace, "name": "argocd-admin", "key": "password"}},
+            "grafana": {"username": "root", "passwordSecretRef": {"namespace": namespace, "name": "grafana-admin", "key": "password"}}
+        },
+        "postDeployOutput": {"dns": "ok"},
+        "conditions": [
+            condition("Ready", "True", "Succeeded", "deploy of 1.0.3 succeeded"),
+            condition("Reconciling", "False", "Succeeded", ""),
+        ],
+        "applied": {"image": "alustan/infrastructure", "tag": "1.0.3",
+                    "digest": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                    "appliedAt": "2026-01-10T11:00:00Z"},
+        "lastScan": {"time": "2026-01-10T10:59:00Z", "image": "alustan/infrastructure", "constraint": "~1.0.0",
+                     "tagCount": 6, "matchingCount": 3, "newestMatching": ["1.0.3", "1.0.2", "1.0.1"],
+                     "rejected": [{"tag": "latest", "reason": "NotSemver"}, {"tag": "1.1.0", "reason": "OutsideConstraint"},
+                                  {"tag": "1.0.4-rc.1", "reason": "Prerelease"}],
+                     "selectedTag": "1.0.3",
+                     "selectedDigest": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+        "history": [
+            {"action": "Deploy", "jobName": "staging-deploy-2", "image": "alustan/infrastructure:1.0.3", "tag": "1.0.3",
+             "startTime": "2026-01-10T10:59:30Z", "completionTime": "2026-01-10T11:00:00Z", "result": "Succeeded"},
+            {"action": "Deploy", "jobName": "staging-deploy-1", "image": "alustan/infrastructure:1.0.2", "tag": "1.0.2",
+             "startTime": "2026-01-09T10:00:00Z", "completionTime": "2026-01-09T10:01:00Z", "result": "Failed",
+             "message": "exit code 1"}
+        ]
+    })
+}
