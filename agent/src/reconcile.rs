@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use alustan_shared::{
-    AppliedImage, RunAction, RunRecord, RunResult, State, Terraform, TerraformStatus, conditions::reason, meta,
+    AppliedImage, RunAction, RunRecord, RunResult, State, Terraform, TerraformStatus, conditions, conditions::reason,
+    meta,
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::Job;
@@ -107,13 +108,17 @@ async fn apply(tf: &Terraform, ctx: &Context) -> Result<Action> {
 /// Starts what [`decide`] asks for; records it in `status`.
 async fn plan(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, generation: i64) -> Result<Action> {
     if tf.spec.suspend {
-        summarize(
+        // Ready and state keep describing the last run; only "working on it" changes.
+        let message = "suspended: no runs until spec.suspend is false";
+        status.message = Some(message.into());
+        status.observed_generation = Some(generation);
+        status::set_condition(
             status,
-            generation,
-            status.state.unwrap_or(State::Progressing),
-            Phase::Ready,
+            conditions::RECONCILING,
+            conditions::FALSE,
             reason::SUSPENDED,
-            "suspended: no runs until spec.suspend is false",
+            message,
+            generation,
         );
         return Ok(Action::await_change());
     }
@@ -494,4 +499,38 @@ async fn write_sensitive(
 /// The excerpt helper re-exported for the finalizer's messages.
 pub fn short(text: &str) -> String {
     excerpt(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_annotations(annotations: &[(&str, &str)]) -> Terraform {
+        let mut tf: Terraform = serde_json::from_value(serde_json::json!({
+            "apiVersion": "alustan.io/v1alpha1", "kind": "Terraform", "metadata": {"name": "t"},
+            "spec": {"scripts": {"deploy": "deploy"}, "containerRegistry": {"imageName": "x/y", "semanticVersion": "^1"}}
+        }))
+        .unwrap();
+        tf.metadata.annotations = Some(annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+        tf
+    }
+
+    #[test]
+    fn resync_token_prefers_alustan_then_flux() {
+        assert_eq!(resync_token(&with_annotations(&[])), None);
+        assert_eq!(resync_token(&with_annotations(&[(meta::FLUX_RECONCILE_REQUESTED_AT, "f1")])), Some("f1"));
+        let both = with_annotations(&[(meta::FLUX_RECONCILE_REQUESTED_AT, "f1"), (meta::RESYNC_REQUESTED_AT, "a1")]);
+        assert_eq!(resync_token(&both), Some("a1"));
+        assert_eq!(resync_token(&with_annotations(&[(meta::RESYNC_REQUESTED_AT, "")])), None);
+    }
+
+    #[test]
+    fn post_deploy_args_are_sorted_by_name_and_need_their_variable() {
+        let args =
+            BTreeMap::from([("workspace".into(), "TF_VAR_ws".into()), ("region".into(), "TF_VAR_region".into())]);
+        let vars = BTreeMap::from([("TF_VAR_ws".into(), "staging".into()), ("TF_VAR_region".into(), "eu".into())]);
+        assert_eq!(post_deploy_args(&args, &vars).unwrap(), ["--region=eu", "--workspace=staging"]);
+        let missing = post_deploy_args(&args, &BTreeMap::new()).unwrap_err();
+        assert!(missing.contains("postDeploy.args.region names variable TF_VAR_region"), "{missing}");
+    }
 }

@@ -167,3 +167,50 @@ async fn deployed_resource_without_destroy_script_is_released_at_once() {
     assert!(!reasons.iter().any(|r| r == "Destroying"), "no destroy may run: {reasons:?}");
     agent.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_outputs_and_post_deploy_without_json_fail_clearly() {
+    let agent = Agent::start(&[
+        ("deploy-bad", "echo applying\necho 'not json; password=hunter2' > \"$ALUSTAN_OUTPUTS\"\n"),
+        ("deploy", DEPLOY),
+        ("no-json", "echo 'resources:'\necho '{\"outputs\": [1,, 2]}'\n"),
+    ])
+    .await;
+    let mut bad_outputs = agent.example();
+    bad_outputs.metadata.name = Some("bad-outputs".into());
+    bad_outputs.spec.scripts.deploy = "deploy-bad".into();
+    bad_outputs.spec.post_deploy = None;
+    agent.create(&bad_outputs).await;
+    let mut no_json = agent.example();
+    no_json.metadata.name = Some("no-json".into());
+    no_json.spec.post_deploy.as_mut().unwrap().script = "no-json".into();
+    no_json.spec.post_deploy.as_mut().unwrap().args.clear();
+    agent.create(&no_json).await;
+
+    let failed = agent.wait_for("bad-outputs", "Failed", is_state(State::Failed)).await;
+    let message = failed.status.unwrap().message.unwrap();
+    assert!(message.contains("outputs file is not JSON") && !message.contains("hunter2"), "{message}");
+    let failed = agent.wait_for("no-json", "Failed", is_state(State::Failed)).await;
+    let status = failed.status.unwrap();
+    let message = status.message.unwrap();
+    assert!(message.contains("post-deploy printed no JSON") && message.contains("{\"outputs\": [1,, 2]}"), "{message}");
+    // The deploy itself succeeded and was applied.
+    assert_eq!(status.applied.unwrap().tag, "v1.0.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_adopts_the_running_job() {
+    let mut agent = Agent::start(&[("deploy", &format!("sleep 3\n{DEPLOY}"))]).await;
+    let mut tf = agent.example();
+    tf.spec.post_deploy = None;
+    agent.create(&tf).await;
+    agent
+        .wait_for("staging-cluster", "a running deploy", |tf| {
+            tf.status.as_ref().is_some_and(|s| s.history.first().is_some_and(|r| r.result == RunResult::Running))
+        })
+        .await;
+    agent.restart().await;
+    let done = agent.wait_for("staging-cluster", "Success", is_state(State::Success)).await;
+    assert_eq!(agent.job_names().await.len(), 1, "the restarted agent started a second Job");
+    assert_eq!(done.status.unwrap().history.len(), 1);
+}

@@ -24,6 +24,7 @@ pub struct Agent {
     pub terraforms: Api<Terraform>,
     pub jobs: Api<Job>,
     pub image_name: String,
+    config: Config,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _image: tempfile::TempDir,
@@ -37,7 +38,28 @@ impl Drop for Agent {
     }
 }
 
+/// Runs a controller with a fresh `Context` (its own scanner cache), as a new process would.
+fn spawn(client: &Client, config: &Config) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let ctx = Arc::new(Context::new(client.clone(), config.clone()).unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(alustan_agent::run(ctx, async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
 impl Agent {
+    /// Kills the controller abruptly (as a crash would) and starts a new one.
+    pub async fn restart(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        let (stop, task) = spawn(&self.client, &self.config);
+        self.stop = Some(stop);
+        self.task = Some(task);
+    }
+
     /// Starts a `TestEnv`, pushes an image with `scripts` (name, body) as v1.0.0, v1.0.1 and
     /// v2.0.0, and runs the controller with fast retries.
     pub async fn start(scripts: &[(&str, &str)]) -> Self {
@@ -66,13 +88,10 @@ impl Agent {
             "2",
         ]);
         let client = env.client().unwrap();
-        let ctx = Arc::new(Context::new(client.clone(), config).unwrap());
         alustan_agent::check_crd(&client).await.unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(alustan_agent::run(ctx, async move {
-            let _ = stopped.await;
-        }));
+        let (stop, task) = spawn(&client, &config);
         Self {
+            config,
             terraforms: Api::namespaced(client.clone(), "default"),
             jobs: Api::namespaced(client.clone(), "default"),
             client,
