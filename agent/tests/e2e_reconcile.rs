@@ -214,3 +214,43 @@ async fn a_restarted_agent_adopts_the_running_job() {
     assert_eq!(agent.job_names().await.len(), 1, "the restarted agent started a second Job");
     assert_eq!(done.status.unwrap().history.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_matching_tag_is_deployed_after_a_rescan_request() {
+    let agent = Agent::start(&[("deploy", DEPLOY)]).await;
+    let mut tf = agent.example();
+    tf.spec.post_deploy = None;
+    agent.create(&tf).await;
+    let first = agent.wait_for("staging-cluster", "Success", is_state(State::Success)).await;
+    let first_digest = first.status.unwrap().applied.unwrap().digest;
+
+    agent.push_other("v1.0.2", &[("deploy", "echo 'Apply complete! v1.0.2'\n")]).await;
+    // The scan cache lasts the sync interval (1h here); the rescan annotation bypasses it.
+    let token = "rescan-1";
+    let patch = json!({"metadata": {"annotations": {meta::RESCAN_REQUESTED_AT: token}}});
+    agent.terraforms.patch("staging-cluster", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let second = agent
+        .wait_for("staging-cluster", "v1.0.2 applied", |tf| {
+            tf.status.as_ref().is_some_and(|s| {
+                s.applied.as_ref().is_some_and(|a| a.tag == "v1.0.2") && s.state == Some(State::Success)
+            })
+        })
+        .await;
+    let status = second.status.unwrap();
+    assert_eq!(status.last_handled_rescan_at.as_deref(), Some(token));
+    assert_ne!(status.applied.unwrap().digest, first_digest);
+    assert_eq!(status.last_scan.unwrap().selected_tag.as_deref(), Some("v1.0.2"));
+    assert_eq!(agent.job_names().await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_registry_secret_is_an_error_naming_it() {
+    let agent = Agent::start(&[("deploy", DEPLOY)]).await;
+    let mut tf = agent.example();
+    tf.spec.container_registry.secret_ref = Some(alustan_shared::SecretReference { name: "registry-creds".into() });
+    agent.create(&tf).await;
+    let errored = agent.wait_for("staging-cluster", "Error", is_state(State::Error)).await;
+    let message = errored.status.unwrap().message.unwrap();
+    assert!(message.contains("Secret default/registry-creds") && message.contains("does not exist"), "{message}");
+    assert!(agent.job_names().await.is_empty());
+}

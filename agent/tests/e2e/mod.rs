@@ -19,7 +19,7 @@ use kube::{Api, Client};
 pub const REPO: &str = "alustan/infrastructure";
 
 pub struct Agent {
-    _env: TestEnv,
+    pub env: TestEnv,
     pub client: Client,
     pub terraforms: Api<Terraform>,
     pub jobs: Api<Job>,
@@ -95,7 +95,7 @@ impl Agent {
             terraforms: Api::namespaced(client.clone(), "default"),
             jobs: Api::namespaced(client.clone(), "default"),
             client,
-            _env: env,
+            env,
             image_name: format!("{host}/{REPO}"),
             stop: Some(stop),
             task: Some(task),
@@ -167,6 +167,18 @@ impl Agent {
             .filter(|e| e.involved_object.name.as_deref() == Some(name))
             .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
             .collect()
+    }
+
+    /// Pushes a different image (so a different digest) as `tag`.
+    pub async fn push_other(&self, tag: &str, scripts: &[(&str, &str)]) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in scripts {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
+        self.env.registry().push_dir(REPO, &[tag], dir.path(), &config).await.unwrap();
     }
 
     pub fn stop(&mut self) {
