@@ -49,6 +49,11 @@ pub struct KubeFlags {
     /// Username to impersonate
     #[arg(long = "as", global = true, value_name = "USER")]
     pub as_user: Option<String>,
+
+    /// kubectl's discovery cache directory: accepted so `kubectl alustan … --cache-dir D`
+    /// works (kubectl refuses flags before a plugin's name); the plugin has no such cache.
+    #[arg(long, global = true, hide = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl KubeFlags {

@@ -1,0 +1,180 @@
+//! End to end with more of the cluster: the real kubectl plugin mechanism, `get -w`, RBAC
+//! (a user who may read Terraforms but not Secrets) and the log of a Job the testenv kubelet ran.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod e2e_support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Stdio;
+use std::time::Duration;
+
+use alustan_testenv::apiserver::{ApiServerOptions, UserInfo};
+use alustan_testenv::registry::ImageConfig;
+use alustan_testenv::{TestEnv, TestEnvOptions};
+use e2e_support::{BIN, code, completed_status, create, plugin, set_status, stderr, stdout};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+#[tokio::test]
+async fn kubectl_finds_the_plugin_on_path() {
+    let env = TestEnv::start().await.unwrap();
+    let client = env.client().unwrap();
+    create(&client, "default", "staging").await;
+    set_status(&client, "default", "staging", completed_status("default")).await;
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(BIN, bin_dir.path().join("kubectl-alustan")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let path = format!("{}:{}", bin_dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let out = tokio::process::Command::new("kubectl")
+        // kubectl refuses flags before a plugin's name: they go after it (or in the env).
+        .args(["alustan", "get", "-A", "--cache-dir"])
+        .arg(cache.path())
+        .env("KUBECACHEDIR", cache.path())
+        .env("PATH", path)
+        .env("KUBECONFIG", env.kubeconfig())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("NAMESPACE"), "{text}");
+    assert!(
+        text.lines().any(|l| l.split_whitespace().take(4).eq(["default", "staging", "Completed", "1.0.3"])),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn get_watch_streams_changes() {
+    let env = TestEnv::start().await.unwrap();
+    let client = env.client().unwrap();
+    create(&client, "default", "staging").await;
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["get", "-w", "--kubeconfig"])
+        .arg(env.kubeconfig())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next =
+        async || tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    assert!(next().await.starts_with("NAME"));
+    assert!(next().await.starts_with("staging"));
+    set_status(&client, "default", "staging", completed_status("default")).await;
+    let changed = next().await;
+    assert!(changed.split_whitespace().take(4).eq(["staging", "Completed", "1.0.3", "True"]), "{changed}");
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn reveal_is_limited_by_the_users_own_rbac() {
+    let api = ApiServerOptions {
+        rbac: true,
+        tokens: vec![("viewer-token".into(), UserInfo::user("viewer", &[]))],
+        ..ApiServerOptions::default()
+    };
+    let env = TestEnv::start_with(TestEnvOptions { api, kubelet: false, ..TestEnvOptions::default() }).await.unwrap();
+    let admin = env.client().unwrap();
+    create(&admin, "default", "staging").await;
+    set_status(&admin, "default", "staging", completed_status("default")).await;
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "argocd-admin", "namespace": "default"},
+        "stringData": {"password": "s3cret-argo"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), "default").create(&PostParams::default(), &secret).await.unwrap();
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "terraform-viewer", "namespace": "default"},
+        "rules": [{"apiGroups": ["alustan.io"], "resources": ["terraforms"], "verbs": ["get", "list", "watch"]}],
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "viewer", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "terraform-viewer"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}],
+    });
+    Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &serde_json::from_value(role).unwrap())
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
+        .await
+        .unwrap();
+    let viewer = env.kubeconfig_for("viewer", "viewer-token").unwrap();
+
+    // The viewer sees the resource, masked credentials work, reveal is refused per Secret.
+    let out = plugin(&viewer, &["credentials", "staging"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = plugin(&viewer, &["credentials", "staging", "--reveal"]).await;
+    assert_eq!(code(&out), 1, "documented: 1 when any password could not be revealed");
+    let text = stderr(&out);
+    assert!(
+        text.contains("Secret \"argocd-admin\": forbidden: you may not get secrets in namespace \"default\""),
+        "{text}"
+    );
+    assert!(text.contains("kubectl auth can-i get secrets -n default"), "{text}");
+    assert!(!stdout(&out).contains("s3cret"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("argocd") && stdout(&out).contains("grafana"), "every row is still printed");
+    // The viewer may not patch: sync names the verb, the resource and the namespace.
+    let out = plugin(&viewer, &["sync", "staging"]).await;
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("you may not patch terraforms.alustan.io in namespace \"default\""),
+        "{}",
+        stderr(&out)
+    );
+    // The admin reveals.
+    let out = plugin(env.kubeconfig(), &["credentials", "staging", "--reveal"]).await;
+    assert!(stdout(&out).contains("s3cret-argo"), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn logs_of_a_run_come_from_its_jobs_pod() {
+    let env = TestEnv::start().await.unwrap();
+    let client = env.client().unwrap();
+    let image_dir = tempfile::tempdir().unwrap();
+    let script = image_dir.path().join("deploy");
+    std::fs::write(&script, "#!/bin/sh\necho 'terraform apply: 3 added'\necho 'outputs written'\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
+    env.registry().push_dir("iac", &["1.0.3"], image_dir.path(), &config).await.unwrap();
+    let image = format!("{}/iac:1.0.3", env.registry().host_port());
+    let job: Job = serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "staging-deploy-7", "namespace": "default"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "deploy", "image": image, "command": ["/deploy"]}]}}},
+    }))
+    .unwrap();
+    Api::<Job>::namespaced(client.clone(), "default").create(&PostParams::default(), &job).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = pods.list(&ListParams::default().labels("job-name=staging-deploy-7")).await.unwrap();
+        let phase = list.items.first().and_then(|p| p.status.as_ref()).and_then(|s| s.phase.clone());
+        if matches!(phase.as_deref(), Some("Succeeded" | "Failed")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the Job's pod did not finish: {phase:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    create(&client, "default", "staging").await;
+    let mut status = completed_status("default");
+    status["history"][0]["jobName"] = json!("staging-deploy-7");
+    set_status(&client, "default", "staging", status).await;
+
+    let out = plugin(env.kubeconfig(), &["logs", "staging"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "terraform apply: 3 added\noutputs written\n");
+    let out = plugin(env.kubeconfig(), &["logs", "staging", "--run", "2"]).await;
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("no pod left for Job \"staging-deploy-1\""), "{}", stderr(&out));
+    let out = plugin(env.kubeconfig(), &["logs", "staging", "--run", "3"]).await;
+    assert!(stderr(&out).contains("has 2 recorded run(s)"), "{}", stderr(&out));
+}
