@@ -1,0 +1,98 @@
+//! `kubectl alustan tui` in a real terminal (tmux) against testenv: the watch fills the list,
+//! `/` filters, `d` describes, `s` + `y` sets the sync annotation, `q` restores the terminal.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod e2e_support;
+
+use std::time::Duration;
+
+use alustan_shared::Terraform;
+use alustan_shared::meta::RESYNC_REQUESTED_AT;
+use alustan_testenv::TestEnv;
+use e2e_support::{BIN, completed_status, create, set_status};
+use kube::Api;
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    async fn run(&self, args: &[&str]) -> String {
+        let out = tokio::process::Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().await.unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    async fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "tui"]).await
+    }
+
+    async fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "tui"];
+        args.extend_from_slice(keys);
+        self.run(&args).await;
+    }
+
+    /// Waits until the screen satisfies `ok`.
+    async fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen().await;
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "waiting for {what}; screen:\n{screen}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // Blocking is fine here: the test is over and the server is no longer needed.
+        let _ = std::process::Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
+
+#[tokio::test]
+async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
+    let env = TestEnv::start().await.unwrap();
+    let client = env.client().unwrap();
+    create(&client, "default", "staging").await;
+    set_status(&client, "default", "staging", completed_status("default")).await;
+    create(&client, "default", "payments").await;
+    let log = env.work_dir().join("tui.log");
+    let tmux = Tmux { socket: format!("alustan-tui-{}", std::process::id()) };
+    let command = format!(
+        "ALUSTAN_LOG_FILE={} {BIN} tui --kubeconfig {}; echo EXITED:$?; sleep 60",
+        log.display(),
+        env.kubeconfig().display()
+    );
+    tmux.run(&["new-session", "-d", "-s", "tui", "-x", "120", "-y", "36", &command]).await;
+
+    tmux.wait_for("both resources listed", |s| s.contains("staging") && s.contains("payments")).await;
+    tmux.keys(&["/", "stag", "Enter"]).await;
+    tmux.wait_for("the filter", |s| s.contains("staging") && !s.contains("payments")).await;
+    tmux.keys(&["d"]).await;
+    tmux.wait_for("describe", |s| s.contains("Why this version") && s.contains("~1.0.0 matched 3 of 6 tags")).await;
+    tmux.keys(&["s"]).await;
+    tmux.wait_for("the confirmation", |s| s.contains("Sync default/staging?")).await;
+    tmux.keys(&["y"]).await;
+    let api: Api<Terraform> = Api::namespaced(client.clone(), "default");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let annotations = api.get("staging").await.unwrap().metadata.annotations.unwrap_or_default();
+        if annotations.contains_key(RESYNC_REQUESTED_AT) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the sync annotation was not set");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tmux.wait_for("the flash", |s| s.contains("sync of default/staging requested")).await;
+    tmux.keys(&["q"]).await;
+    let screen = tmux.wait_for("the exit", |s| s.contains("EXITED:0")).await;
+    // Restored: the alternate screen is off and none of the UI is left on the screen.
+    assert_eq!(tmux.run(&["display-message", "-p", "-t", "tui", "#{alternate_on}"]).await.trim(), "0");
+    assert!(!screen.contains("Why this version"), "{screen}");
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(log.contains("tui starting"), "logs go to the file: {log}");
+}
