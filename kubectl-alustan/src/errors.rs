@@ -30,6 +30,14 @@ pub enum CliError {
     RunFailed(String),
     #[error("timed out after {0}; the run may still be going: `kubectl alustan describe` shows its state")]
     Timeout(String),
+    #[error(
+        "cannot reach the cluster to {what}: {source}\n  fix: check the context (`kubectl config current-context`, --context) and that the API server answers (`kubectl cluster-info`)"
+    )]
+    Unreachable {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("{what}: {source}")]
     Api {
         what: String,
@@ -70,7 +78,10 @@ impl CliError {
                 namespace: namespace.map(str::to_owned),
                 message: status.message.clone(),
             },
-            _ => CliError::Api { what: format!("{verb} {resource}{}", in_namespace(namespace)), source: error },
+            kube::Error::Api(_) => {
+                CliError::Api { what: format!("{verb} {resource}{}", in_namespace(namespace)), source: error }
+            }
+            _ => CliError::Unreachable { what: format!("{verb} {resource}{}", in_namespace(namespace)), source: error },
         }
     }
 }

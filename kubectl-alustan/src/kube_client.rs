@@ -54,7 +54,7 @@ fn load_kubeconfig(flags: &KubeFlags) -> Result<Option<Kubeconfig>, CliError> {
     if let Some(path) = &flags.kubeconfig {
         return read(path).map(Some);
     }
-    if let Some(merged) = Kubeconfig::from_env().map_err(|e| CliError::Config(format!("$KUBECONFIG: {e}")))? {
+    if let Some(merged) = from_env_list()? {
         return Ok(Some(merged));
     }
     let home = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube").join("config"));
@@ -62,6 +62,24 @@ fn load_kubeconfig(flags: &KubeFlags) -> Result<Option<Kubeconfig>, CliError> {
         Some(path) if path.exists() => read(&path).map(Some),
         _ => Ok(None),
     }
+}
+
+/// `$KUBECONFIG` as kubectl reads it: files that do not exist are skipped (kube's own reader
+/// fails on them), the rest merged with the first file winning.
+fn from_env_list() -> Result<Option<Kubeconfig>, CliError> {
+    let Some(value) = std::env::var_os("KUBECONFIG") else { return Ok(None) };
+    let paths: Vec<PathBuf> =
+        std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty() && p.exists()).collect();
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let mut merged = Kubeconfig::default();
+    for path in &paths {
+        let next = Kubeconfig::read_from(path)
+            .map_err(|e| CliError::Config(format!("cannot read {}: {e}", path.display())))?;
+        merged = merged.merge(next).map_err(|e| CliError::Config(format!("$KUBECONFIG: {e}")))?;
+    }
+    Ok(Some(merged))
 }
 
 /// Builds the client the flags select.

@@ -178,3 +178,57 @@ async fn logs_of_a_run_come_from_its_jobs_pod() {
     let out = plugin(env.kubeconfig(), &["logs", "staging", "--run", "3"]).await;
     assert!(stderr(&out).contains("has 2 recorded run(s)"), "{}", stderr(&out));
 }
+
+/// `$KUBECONFIG` lists (missing files skipped, first file wins), `--context`, and the
+/// context's namespace as the default, as kubectl resolves them.
+#[tokio::test]
+async fn kubeconfig_resolution_like_kubectl() {
+    let env = TestEnv::start().await.unwrap();
+    let client = env.client().unwrap();
+    e2e_support::namespace(&client, "infra").await;
+    create(&client, "infra", "network").await;
+    create(&client, "default", "staging").await;
+    let dir = tempfile::tempdir().unwrap();
+    // First file: a broken current context; second: the testenv one plus an `infra` context.
+    let mut base: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(env.kubeconfig()).unwrap()).unwrap();
+    let user = base["users"][0]["name"].as_str().unwrap().to_owned();
+    let first = json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "broken",
+        "clusters": [{"name": "nowhere", "cluster": {"server": "http://127.0.0.1:1"}}],
+        "contexts": [{"name": "broken", "context": {"cluster": "nowhere", "user": user}}],
+        "users": [],
+    });
+    std::fs::write(dir.path().join("first"), serde_yaml::to_string(&first).unwrap()).unwrap();
+    let infra = serde_yaml::to_value(
+        json!({"name": "infra", "context": {"cluster": "testenv", "user": user, "namespace": "infra"}}),
+    )
+    .unwrap();
+    base["contexts"].as_sequence_mut().unwrap().push(infra);
+    std::fs::write(dir.path().join("second"), serde_yaml::to_string(&base).unwrap()).unwrap();
+    let list = format!("{0}/missing:{0}/first:{0}/second", dir.path().display());
+    let run = async |args: &[&str]| {
+        tokio::process::Command::new(BIN)
+            .args(args)
+            .env("KUBECONFIG", &list)
+            .env("HOME", dir.path())
+            .output()
+            .await
+            .unwrap()
+    };
+    let out = run(&["get", "--context", "testenv"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("staging") && !stdout(&out).contains("network"), "{}", stdout(&out));
+    let out = run(&["get", "--context", "infra"]).await;
+    assert!(stdout(&out).contains("network") && !stdout(&out).contains("staging"), "{}", stdout(&out));
+    let out = run(&["get", "--context", "infra", "-n", "default"]).await;
+    assert!(stdout(&out).contains("staging"), "{}", stdout(&out));
+    // The first file's current context wins, and it points nowhere: a connection error, exit 1.
+    let out = run(&["get"]).await;
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("cannot reach the cluster") && stderr(&out).contains("kubectl cluster-info"),
+        "{}",
+        stderr(&out)
+    );
+}
