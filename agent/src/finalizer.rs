@@ -6,7 +6,7 @@
 //! The kube-rs `finalizer` helper removes the finalizer when cleanup returns `Ok`, so waiting
 //! for the destroy Job is the [`Error::DestroyPending`] "error".
 
-use alustan_shared::{RunAction, State, Terraform, conditions::reason, meta};
+use alustan_shared::{RunAction, RunResult, State, Terraform, TerraformStatus, conditions::reason, meta};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
@@ -21,6 +21,7 @@ use crate::observe::{self, Outcome};
 use crate::reconcile::event;
 use crate::status::{self, Phase, summarize};
 
+#[allow(clippy::too_many_lines)] // one linear sequence of steps, clearer unsplit
 pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
     if tf.annotations().get(meta::SKIP_DESTROY).is_some_and(|v| v == "true") {
         event(
@@ -34,10 +35,22 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
         .await;
         return Ok(Action::await_change());
     }
-    let (Some(script), Some(applied)) =
-        (tf.spec.scripts.destroy.as_deref(), tf.status.as_ref().and_then(|s| s.applied.as_ref()))
-    else {
-        // Nothing to destroy with: release at once.
+    let Some(script) = tf.spec.scripts.destroy.as_deref() else {
+        return Ok(Action::await_change());
+    };
+    // A deploy still running would race the destroy: let it finish first, so its result and
+    // the digest it applied are in status before destroying.
+    let server = tf.status.clone().unwrap_or_default();
+    let mut synced = server.clone();
+    crate::reconcile::sync_runs(tf, ctx, &mut synced).await?;
+    if synced.history.iter().any(|r| r.result == RunResult::Running && r.action != RunAction::Destroy) {
+        let message = "deleting: waiting for the running Job to finish before destroying";
+        write_status(tf, ctx, &server, synced, State::Progressing, Phase::Reconciling, reason::DESTROYING, message)
+            .await?;
+        return Err(Error::DestroyPending);
+    }
+    let Some(applied) = synced.applied.clone() else {
+        // Nothing was ever applied: nothing to destroy, release at once.
         return Ok(Action::await_change());
     };
     let name = tf.name_any();
@@ -84,7 +97,17 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
                     retry.attempts,
                     meta::SKIP_DESTROY
                 );
-                write_status(tf, ctx, State::Error, Phase::Stalled, reason::SCRIPT_FAILED, &message).await?;
+                write_status(
+                    tf,
+                    ctx,
+                    &server,
+                    synced.clone(),
+                    State::Error,
+                    Phase::Stalled,
+                    reason::SCRIPT_FAILED,
+                    &message,
+                )
+                .await?;
                 let elapsed = at.map_or(std::time::Duration::ZERO, |t| {
                     jiff::Timestamp::now().duration_since(t.0).try_into().unwrap_or_default()
                 });
@@ -113,21 +136,23 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
     }
     let message = format!("destroying {}", applied.tag);
     event(ctx, tf, EventType::Normal, reason::DESTROYING, "Destroy", message.clone()).await;
-    write_status(tf, ctx, State::Progressing, Phase::Reconciling, reason::DESTROYING, &message).await?;
+    write_status(tf, ctx, &server, synced, State::Progressing, Phase::Reconciling, reason::DESTROYING, &message)
+        .await?;
     Err(Error::DestroyPending)
 }
 
+#[allow(clippy::too_many_arguments)] // private; every call passes the same first four
 async fn write_status(
     tf: &Terraform,
     ctx: &Context,
+    server: &TerraformStatus,
+    mut status: TerraformStatus,
     state: State,
     phase: Phase,
     why: &str,
     message: &str,
 ) -> Result<()> {
-    let before = tf.status.clone().unwrap_or_default();
-    let mut status = before.clone();
     summarize(&mut status, tf.metadata.generation.unwrap_or_default(), state, phase, why, message);
     let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &tf.namespace().unwrap_or_default());
-    status::write(&api, &tf.name_any(), &before, &status).await
+    status::write(&api, &tf.name_any(), server, &status).await
 }

@@ -37,8 +37,8 @@ pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> 
     let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &namespace);
     finalizer(&api, meta::FINALIZER, tf, |event| async {
         match event {
-            Finalizer::Apply(tf) => apply(&tf, &ctx).await,
-            Finalizer::Cleanup(tf) => crate::finalizer::cleanup(&tf, &ctx).await,
+            Finalizer::Apply(tf) => Box::pin(apply(&tf, &ctx)).await,
+            Finalizer::Cleanup(tf) => Box::pin(crate::finalizer::cleanup(&tf, &ctx)).await,
         }
     })
     .await
@@ -348,7 +348,7 @@ async fn start(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, run:
 }
 
 /// Brings running history records up to date from their Jobs; applies results.
-async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus) -> Result<()> {
+pub(crate) async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus) -> Result<()> {
     let namespace = tf.namespace().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);

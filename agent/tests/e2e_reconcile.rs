@@ -254,3 +254,24 @@ async fn a_missing_registry_secret_is_an_error_naming_it() {
     assert!(message.contains("Secret default/registry-creds") && message.contains("does not exist"), "{message}");
     assert!(agent.job_names().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_during_a_deploy_waits_for_it_then_destroys() {
+    let agent = Agent::start(&[("deploy", &format!("sleep 2\n{DEPLOY}")), ("destroy", DESTROY)]).await;
+    let mut tf = agent.example();
+    tf.spec.post_deploy = None;
+    agent.create(&tf).await;
+    agent
+        .wait_for("staging-cluster", "a running deploy", |tf| {
+            tf.status.as_ref().is_some_and(|s| s.history.first().is_some_and(|r| r.result == RunResult::Running))
+        })
+        .await;
+    agent.terraforms.delete("staging-cluster", &DeleteParams::default()).await.unwrap();
+    agent.wait_gone("staging-cluster").await;
+    let reasons: Vec<String> = agent.event_reasons("staging-cluster").await.into_iter().map(|(r, _)| r).collect();
+    // The deploy finished (and was recorded) before the destroy started.
+    let succeeded = reasons.iter().position(|r| r == "Succeeded").expect("deploy finished");
+    let destroying = reasons.iter().position(|r| r == "Destroying").expect("destroy ran");
+    assert!(succeeded < destroying, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r == "Destroyed"), "{reasons:?}");
+}

@@ -155,18 +155,19 @@ impl Agent {
         names
     }
 
-    /// Reasons of the Events about `name`.
+    /// (reason, message) of the Events about `name`, oldest first.
     pub async fn event_reasons(&self, name: &str) -> Vec<(String, String)> {
         let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), "default");
-        events
+        let mut events: Vec<_> = events
             .list(&ListParams::default())
             .await
             .unwrap()
             .items
             .into_iter()
             .filter(|e| e.involved_object.name.as_deref() == Some(name))
-            .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
-            .collect()
+            .collect();
+        events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        events.into_iter().map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default())).collect()
     }
 
     /// Pushes a different image (so a different digest) as `tag`.
