@@ -135,9 +135,9 @@ async fn reveal_is_limited_by_the_users_own_rbac() {
     assert!(stdout(&out).contains("s3cret-argo"), "{}", stdout(&out));
 }
 
-#[tokio::test]
-async fn logs_of_a_run_come_from_its_jobs_pod() {
-    let env = TestEnv::start().await.unwrap();
+/// Pushes an image whose `/deploy` prints two lines, runs it as Job `job` and waits for its pod
+/// to finish.
+async fn run_job(env: &TestEnv, job_name: &str) {
     let client = env.client().unwrap();
     let image_dir = tempfile::tempdir().unwrap();
     let script = image_dir.path().join("deploy");
@@ -147,7 +147,7 @@ async fn logs_of_a_run_come_from_its_jobs_pod() {
     env.registry().push_dir("iac", &["1.0.3"], image_dir.path(), &config).await.unwrap();
     let image = format!("{}/iac:1.0.3", env.registry().host_port());
     let job: Job = serde_json::from_value(json!({
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "staging-deploy-7", "namespace": "default"},
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job_name, "namespace": "default"},
         "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
             "containers": [{"name": "deploy", "image": image, "command": ["/deploy"]}]}}},
     }))
@@ -156,7 +156,7 @@ async fn logs_of_a_run_come_from_its_jobs_pod() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let list = pods.list(&ListParams::default().labels("job-name=staging-deploy-7")).await.unwrap();
+        let list = pods.list(&ListParams::default().labels(&format!("job-name={job_name}"))).await.unwrap();
         let phase = list.items.first().and_then(|p| p.status.as_ref()).and_then(|s| s.phase.clone());
         if matches!(phase.as_deref(), Some("Succeeded" | "Failed")) {
             break;
@@ -164,6 +164,13 @@ async fn logs_of_a_run_come_from_its_jobs_pod() {
         assert!(tokio::time::Instant::now() < deadline, "the Job's pod did not finish: {phase:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn logs_of_a_run_come_from_its_jobs_pod() {
+    let env = TestEnv::start().await.unwrap();
+    let client = env.client().unwrap();
+    run_job(&env, "staging-deploy-7").await;
     create(&client, "default", "staging").await;
     let mut status = completed_status("default");
     status["history"][0]["jobName"] = json!("staging-deploy-7");
@@ -231,4 +238,48 @@ async fn kubeconfig_resolution_like_kubectl() {
         "{}",
         stderr(&out)
     );
+}
+
+/// `sync --wait` streams the log of the run the agent starts for the request.
+#[tokio::test]
+async fn sync_wait_streams_the_runs_log() {
+    let env = TestEnv::start().await.unwrap();
+    let client = env.client().unwrap();
+    create(&client, "default", "staging").await;
+    set_status(&client, "default", "staging", completed_status("default")).await;
+    let child = tokio::process::Command::new(BIN)
+        .args(["sync", "staging", "--wait", "--timeout", "90s", "--kubeconfig"])
+        .arg(env.kubeconfig())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The agent's part: see the token, start a Job, report it running, then done.
+    let api: Api<alustan_shared::Terraform> = Api::namespaced(client.clone(), "default");
+    let token = loop {
+        let annotations = api.get("staging").await.unwrap().metadata.annotations.unwrap_or_default();
+        if let Some(token) = annotations.get(alustan_shared::meta::RESYNC_REQUESTED_AT) {
+            break token.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut status = completed_status("default");
+    let run = json!({"action": "Deploy", "jobName": "staging-deploy-9", "image": "iac:1.0.3", "tag": "1.0.3",
+                     "startTime": "2026-01-10T12:00:00Z", "result": "Running"});
+    status["state"] = json!("Progressing");
+    status["history"].as_array_mut().unwrap().insert(0, run);
+    status["conditions"][1] = e2e_support::condition("Reconciling", "True", "Deploying", "deploying 1.0.3");
+    set_status(&client, "default", "staging", status.clone()).await;
+    run_job(&env, "staging-deploy-9").await;
+    status["state"] = json!("Completed");
+    status["lastHandledReconcileAt"] = json!(token);
+    status["history"][0]["result"] = json!("Succeeded");
+    status["conditions"][1] = e2e_support::condition("Reconciling", "False", "Succeeded", "");
+    set_status(&client, "default", "staging", status).await;
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}");
+    assert!(text.contains("│ terraform apply: 3 added\n│ outputs written\n"), "{text}");
+    assert!(!text.contains("staging-deploy-2"), "older runs are not streamed: {text}");
+    assert!(text.contains("run ended Completed"), "{text}");
 }

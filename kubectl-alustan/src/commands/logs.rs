@@ -1,6 +1,8 @@
 //! `logs NAME [--run N] [-f]`: the pod log of a run from `status.history` (newest first), found
 //! through the Job's standard `job-name` label.
 
+use std::time::Duration;
+
 use alustan_shared::Terraform;
 use futures::{AsyncBufReadExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
@@ -53,6 +55,36 @@ pub async fn open(
     pods.log_stream(&pod, &LogParams { follow, ..LogParams::default() })
         .await
         .map_err(|e| CliError::api(e, "get", "pods/log", Some(&namespace)))
+}
+
+/// Prints a Job's log prefixed with `│ `, waiting (up to a minute) for its pod to start; used
+/// by `sync --wait`. Problems are printed, not returned: the wait goes on without the log.
+pub async fn follow_job(conn: Connection, namespace: String, job: String) {
+    let pods: Api<Pod> = Api::namespaced(conn.client.clone(), &namespace);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut last_error = String::new();
+    while tokio::time::Instant::now() < deadline {
+        // The pod may not exist, or its container may not have started, yet.
+        let opened = match pod_of(&conn, &namespace, &job).await {
+            Ok(pod) => pods
+                .log_stream(&pod, &LogParams { follow: true, ..LogParams::default() })
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match opened {
+            Ok(stream) => {
+                let mut lines = std::pin::pin!(stream.lines());
+                while let Some(Ok(line)) = lines.next().await {
+                    println!("│ {line}");
+                }
+                return;
+            }
+            Err(error) => last_error = error,
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("(no log for Job {job}: {last_error})");
 }
 
 pub async fn run(conn: &Connection, name: &str, run: u32, follow: bool) -> Result<(), CliError> {

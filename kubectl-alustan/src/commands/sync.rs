@@ -2,6 +2,7 @@
 //! (never the spec, which GitOps tools own), then optionally wait for the agent's echo
 //! (`status.lastHandledReconcileAt`) and the end of that run, Flux-style.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use alustan_shared::conditions::{self, RECONCILING, TRUE};
@@ -35,19 +36,26 @@ pub fn annotations(kind: Kind, token: &str) -> serde_json::Value {
 
 /// Sets the request annotations; returns the token the agent will echo.
 pub async fn request(conn: &Connection, name: &str, kind: Kind) -> Result<String, CliError> {
+    request_returning(conn, name, kind).await.map(|(token, _)| token)
+}
+
+async fn request_returning(conn: &Connection, name: &str, kind: Kind) -> Result<(String, Terraform), CliError> {
     let token = Timestamp::now().to_string();
-    super::merge_patch(conn, name, &json!({"metadata": {"annotations": annotations(kind, &token)}})).await?;
-    Ok(token)
+    let object =
+        super::merge_patch(conn, name, &json!({"metadata": {"annotations": annotations(kind, &token)}})).await?;
+    Ok((token, object))
 }
 
 pub async fn run(conn: &Connection, name: &str, kind: Kind, wait: bool, timeout: Duration) -> Result<(), CliError> {
-    let token = request(conn, name, kind).await?;
+    let (token, before) = request_returning(conn, name, kind).await?;
     let what = if kind == Kind::Sync { "sync" } else { "rescan and sync" };
     println!("terraform {}/{name}: {what} requested at {token}", conn.namespace);
     if !wait {
         return Ok(());
     }
-    let outcome = tokio::time::timeout(timeout, wait_for(conn, name, &token)).await;
+    // Runs already in the history are not this request's: only new ones get their log streamed.
+    let known: HashSet<String> = before.status.iter().flat_map(|s| &s.history).map(|r| r.job_name.clone()).collect();
+    let outcome = tokio::time::timeout(timeout, wait_for(conn, name, &token, known)).await;
     let Ok(result) = outcome else {
         return Err(CliError::Timeout(format!("{}s waiting for {}/{name}", timeout.as_secs(), conn.namespace)));
     };
@@ -87,8 +95,36 @@ fn progress(object: &Terraform) -> String {
     format!("{state}{reason}: {message}")
 }
 
-/// Watches the one object until [`finished`], printing a line whenever its progress changes.
-async fn wait_for(conn: &Connection, name: &str, token: &str) -> Result<Terraform, CliError> {
+/// Watches the one object until [`finished`], printing a line whenever its progress changes
+/// and streaming the log of every run that appears meanwhile.
+async fn wait_for(
+    conn: &Connection,
+    name: &str,
+    token: &str,
+    mut known: HashSet<String>,
+) -> Result<Terraform, CliError> {
+    let mut logs = Vec::new();
+    let result = watch_until_finished(conn, name, token, &mut known, &mut logs).await;
+    // Let the logs catch up with the end of their pods, briefly.
+    for task in logs {
+        let abort = task.abort_handle();
+        if tokio::time::timeout(LOG_GRACE, task).await.is_err() {
+            abort.abort();
+        }
+    }
+    result
+}
+
+/// How long the end of a run waits for its log to finish printing.
+const LOG_GRACE: Duration = Duration::from_secs(5);
+
+async fn watch_until_finished(
+    conn: &Connection,
+    name: &str,
+    token: &str,
+    known: &mut HashSet<String>,
+    logs: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Terraform, CliError> {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let stream = watcher(super::namespaced(conn), config).default_backoff();
     let mut stream = std::pin::pin!(stream);
@@ -97,6 +133,12 @@ async fn wait_for(conn: &Connection, name: &str, token: &str) -> Result<Terrafor
         let event = event.map_err(|e| CliError::Other(format!("watch {RESOURCE}: {e}")))?;
         match event {
             watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                for run in object.status.iter().flat_map(|s| &s.history) {
+                    if known.insert(run.job_name.clone()) {
+                        let namespace = object.metadata.namespace.clone().unwrap_or_else(|| conn.namespace.clone());
+                        logs.push(tokio::spawn(super::logs::follow_job(conn.clone(), namespace, run.job_name.clone())));
+                    }
+                }
                 let line = progress(&object);
                 if line != last {
                     println!("{} {line}", Timestamp::now().strftime("%H:%M:%S"));
