@@ -244,3 +244,21 @@ async fn usage_errors_exit_2() {
     let out = tokio::process::Command::new(e2e_support::BIN).args(["get", "-o", "xml"]).output().await.unwrap();
     assert_eq!(code(&out), 2);
 }
+
+/// testenv serves no apps/v1 Deployments, so the agent is found through its Pod (the fallback).
+#[tokio::test]
+async fn version_names_the_agent_from_its_pod() {
+    let env = TestEnv::start_with(TestEnvOptions { kubelet: false, ..TestEnvOptions::default() }).await.unwrap();
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "alustan-agent-5d8f", "namespace": "default",
+                     "labels": {"app.kubernetes.io/name": "alustan-agent"}},
+        "spec": {"containers": [{"name": "agent", "image": "ghcr.io/alustan/agent:0.3.1"}]},
+    }))
+    .unwrap();
+    Api::namespaced(env.client().unwrap(), "default").create(&PostParams::default(), &pod).await.unwrap();
+    let out = plugin(env.kubeconfig(), &["version"]).await;
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).starts_with(&format!("kubectl-alustan {}", env!("CARGO_PKG_VERSION"))), "{}", stdout(&out));
+    assert!(stdout(&out).contains("agent 0.3.1 (default/alustan-agent-5d8f)"), "{}", stdout(&out));
+}

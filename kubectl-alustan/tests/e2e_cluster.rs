@@ -130,6 +130,10 @@ async fn reveal_is_limited_by_the_users_own_rbac() {
         "{}",
         stderr(&out)
     );
+    // `--as viewer` from the admin's kubeconfig impersonates the viewer: refused the same way.
+    let out = plugin(env.kubeconfig(), &["credentials", "staging", "--reveal", "--as", "viewer"]).await;
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("forbidden: you may not get secrets"), "{}", stderr(&out));
     // The admin reveals.
     let out = plugin(env.kubeconfig(), &["credentials", "staging", "--reveal"]).await;
     assert!(stdout(&out).contains("s3cret-argo"), "{}", stdout(&out));
