@@ -12,6 +12,7 @@ pub mod context;
 pub mod decide;
 pub mod error;
 pub mod finalizer;
+pub mod gather;
 pub mod jobs;
 pub mod observe;
 pub mod outputs;

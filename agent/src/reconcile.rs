@@ -423,6 +423,8 @@ async fn succeeded(
             }
             status.sensitive_outputs_secret = write_sensitive(tf, ctx, &collected.outputs.sensitive).await?;
             status.output = collected.outputs.plain;
+            status.ingress_urls = crate::gather::ingress_urls(&ctx.client).await;
+            status.credentials = crate::gather::credentials(&ctx.client).await;
             let digest = record.image.rsplit_once('@').map(|(_, d)| d.to_owned()).unwrap_or_default();
             let tag = record.tag.clone().unwrap_or_default();
             status.applied = Some(AppliedImage {

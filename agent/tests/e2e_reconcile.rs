@@ -42,6 +42,8 @@ async fn example_cr_completes_reapply_is_idle_resync_redeploys_and_delete_destro
     // not define; a missing variable is an Error by design, so the test defines them.
     tf.spec.variables.insert("TF_VAR_workspace".into(), "staging".into());
     tf.spec.variables.insert("TF_VAR_region".into(), "eu-west-1".into());
+    // What the deploy would have installed: an Ingress, Argo CD's and Grafana's Secrets.
+    install_tools(&agent).await;
     agent.create(&tf).await;
 
     let done = agent.wait_for("staging-cluster", "Completed", is_state(State::Completed)).await;
@@ -68,6 +70,22 @@ async fn example_cr_completes_reapply_is_idle_resync_redeploys_and_delete_destro
     assert_eq!(actions, [(RunAction::PostDeploy, RunResult::Succeeded), (RunAction::Deploy, RunResult::Succeeded)]);
     let ready = conditions::find(&status.conditions, conditions::READY).unwrap();
     assert_eq!((ready.status.as_str(), ready.observed_generation), ("True", done.metadata.generation));
+    assert_eq!(
+        status.ingress_urls,
+        BTreeMap::from([("default".into(), vec!["http://plain.example.com".into(), "https://app.example.com".into()])])
+    );
+    let argocd = &status.credentials["argocd"];
+    assert_eq!(argocd.username, "admin");
+    assert_eq!(
+        (
+            argocd.password_secret_ref.namespace.as_str(),
+            argocd.password_secret_ref.name.as_str(),
+            argocd.password_secret_ref.key.as_str()
+        ),
+        ("argocd", "argocd-initial-admin-secret", "password")
+    );
+    assert_eq!(status.credentials["grafana"].username, "grafana-admin");
+    assert!(!serde_json::to_string(&status).unwrap().contains("pa55"), "a password leaked into status");
     assert!(done.finalizers().contains(&meta::FINALIZER.to_owned()));
     assert_eq!(agent.job_names().await.len(), 2);
 
@@ -274,4 +292,27 @@ async fn deleting_during_a_deploy_waits_for_it_then_destroys() {
     let destroying = reasons.iter().position(|r| r == "Destroying").expect("destroy ran");
     assert!(succeeded < destroying, "{reasons:?}");
     assert!(reasons.iter().any(|r| r == "Destroyed"), "{reasons:?}");
+}
+
+async fn install_tools(agent: &Agent) {
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::api::networking::v1::Ingress;
+    use kube::api::PostParams;
+    let pp = PostParams::default();
+    let namespaces: Api<Namespace> = Api::all(agent.client.clone());
+    for ns in ["argocd", "monitoring"] {
+        let _ = namespaces.create(&pp, &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap()).await;
+    }
+    let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+        "spec": {"rules": [{"host": "app.example.com"}, {"host": "plain.example.com"}], "tls": [{"hosts": ["app.example.com"]}]}});
+    let ingresses: Api<Ingress> = Api::namespaced(agent.client.clone(), "default");
+    ingresses.create(&pp, &serde_json::from_value(ingress).unwrap()).await.unwrap();
+    for (ns, name, data) in [
+        ("argocd", "argocd-initial-admin-secret", json!({"password": "pa55-argo"})),
+        ("monitoring", "grafana", json!({"admin-user": "grafana-admin", "admin-password": "pa55-grafana"})),
+    ] {
+        let secrets: Api<Secret> = Api::namespaced(agent.client.clone(), ns);
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
+        secrets.create(&pp, &serde_json::from_value(secret).unwrap()).await.unwrap();
+    }
 }
