@@ -4,18 +4,15 @@
 
 mod e2e_support;
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::process::Stdio;
 use std::time::Duration;
 
 use alustan_testenv::apiserver::{ApiServerOptions, UserInfo};
-use alustan_testenv::registry::ImageConfig;
 use alustan_testenv::{TestEnv, TestEnvOptions};
 use e2e_support::{BIN, code, completed_status, create, plugin, set_status, stderr, stdout};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
@@ -139,42 +136,11 @@ async fn reveal_is_limited_by_the_users_own_rbac() {
     assert!(stdout(&out).contains("s3cret-argo"), "{}", stdout(&out));
 }
 
-/// Pushes an image whose `/deploy` prints two lines, runs it as Job `job` and waits for its pod
-/// to finish.
-async fn run_job(env: &TestEnv, job_name: &str) {
-    let client = env.client().unwrap();
-    let image_dir = tempfile::tempdir().unwrap();
-    let script = image_dir.path().join("deploy");
-    std::fs::write(&script, "#!/bin/sh\necho 'terraform apply: 3 added'\necho 'outputs written'\n").unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
-    env.registry().push_dir("iac", &["1.0.3"], image_dir.path(), &config).await.unwrap();
-    let image = format!("{}/iac:1.0.3", env.registry().host_port());
-    let job: Job = serde_json::from_value(json!({
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job_name, "namespace": "default"},
-        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
-            "containers": [{"name": "deploy", "image": image, "command": ["/deploy"]}]}}},
-    }))
-    .unwrap();
-    Api::<Job>::namespaced(client.clone(), "default").create(&PostParams::default(), &job).await.unwrap();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let list = pods.list(&ListParams::default().labels(&format!("job-name={job_name}"))).await.unwrap();
-        let phase = list.items.first().and_then(|p| p.status.as_ref()).and_then(|s| s.phase.clone());
-        if matches!(phase.as_deref(), Some("Succeeded" | "Failed")) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the Job's pod did not finish: {phase:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn logs_of_a_run_come_from_its_jobs_pod() {
     let env = TestEnv::start().await.unwrap();
     let client = env.client().unwrap();
-    run_job(&env, "staging-deploy-7").await;
+    e2e_support::run_job(&env, "staging-deploy-7").await;
     create(&client, "default", "staging").await;
     let mut status = completed_status("default");
     status["history"][0]["jobName"] = json!("staging-deploy-7");
@@ -274,7 +240,7 @@ async fn sync_wait_streams_the_runs_log() {
     status["history"].as_array_mut().unwrap().insert(0, run);
     status["conditions"][1] = e2e_support::condition("Reconciling", "True", "Deploying", "deploying 1.0.3");
     set_status(&client, "default", "staging", status.clone()).await;
-    run_job(&env, "staging-deploy-9").await;
+    e2e_support::run_job(&env, "staging-deploy-9").await;
     status["state"] = json!("Completed");
     status["lastHandledReconcileAt"] = json!(token);
     status["history"][0]["result"] = json!("Succeeded");

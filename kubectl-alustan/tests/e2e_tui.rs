@@ -1,5 +1,6 @@
 //! `kubectl alustan tui` in a real terminal (tmux) against testenv: the watch fills the list,
-//! `/` filters, `d` describes, `s` + `y` sets the sync annotation, `q` restores the terminal.
+//! `/` filters, `d` describes, `s` + `y` sets the sync annotation, `c` + `r` + `y` reveals a password, `l` streams the run's
+//! log, `q` restores the terminal.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod e2e_support;
@@ -10,7 +11,10 @@ use alustan_shared::Terraform;
 use alustan_shared::meta::RESYNC_REQUESTED_AT;
 use alustan_testenv::TestEnv;
 use e2e_support::{BIN, completed_status, create, set_status};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
 
 struct Tmux {
     socket: String,
@@ -58,7 +62,16 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     let env = TestEnv::start().await.unwrap();
     let client = env.client().unwrap();
     create(&client, "default", "staging").await;
-    set_status(&client, "default", "staging", completed_status("default")).await;
+    e2e_support::run_job(&env, "staging-deploy-7").await;
+    let mut status = completed_status("default");
+    status["history"][0]["jobName"] = json!("staging-deploy-7");
+    set_status(&client, "default", "staging", status).await;
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "argocd-admin", "namespace": "default"},
+        "stringData": {"password": "s3cret-argo"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default").create(&PostParams::default(), &secret).await.unwrap();
     create(&client, "default", "payments").await;
     let log = env.work_dir().join("tui.log");
     let tmux = Tmux { socket: format!("alustan-tui-{}", std::process::id()) };
@@ -88,6 +101,18 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tmux.wait_for("the flash", |s| s.contains("sync of default/staging requested")).await;
+    // Credentials: masked until `r` + `y` reveals the selected one through the user's RBAC.
+    tmux.keys(&["c"]).await;
+    tmux.wait_for("credentials", |s| s.contains("argocd") && !s.contains("s3cret-argo")).await;
+    tmux.keys(&["r"]).await;
+    tmux.wait_for("the reveal question", |s| s.contains("Reveal the password of `argocd`")).await;
+    tmux.keys(&["y"]).await;
+    tmux.wait_for("the revealed password", |s| s.contains("s3cret-argo")).await;
+    // Logs of the latest run, streamed from its pod.
+    tmux.keys(&["Escape"]).await;
+    tmux.wait_for("back in describe", |s| !s.contains("s3cret-argo")).await;
+    tmux.keys(&["l"]).await;
+    tmux.wait_for("the run's log", |s| s.contains("terraform apply: 3 added") && s.contains("outputs written")).await;
     tmux.keys(&["q"]).await;
     let screen = tmux.wait_for("the exit", |s| s.contains("EXITED:0")).await;
     // Restored: the alternate screen is off and none of the UI is left on the screen.

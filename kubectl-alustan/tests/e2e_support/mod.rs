@@ -7,9 +7,16 @@
 use std::path::Path;
 use std::process::Output;
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::Duration;
+
 use alustan_shared::Terraform;
+use alustan_testenv::TestEnv;
+use alustan_testenv::registry::ImageConfig;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_kubectl-alustan");
@@ -106,4 +113,35 @@ pub fn completed_status(namespace: &str) -> Value {
              "message": "exit code 1"}
         ]
     })
+}
+
+/// Pushes an image whose `/deploy` prints two lines, runs it as Job `job` and waits for its pod
+/// to finish.
+pub async fn run_job(env: &TestEnv, job_name: &str) {
+    let client = env.client().unwrap();
+    let image_dir = tempfile::tempdir().unwrap();
+    let script = image_dir.path().join("deploy");
+    std::fs::write(&script, "#!/bin/sh\necho 'terraform apply: 3 added'\necho 'outputs written'\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
+    env.registry().push_dir("iac", &["1.0.3"], image_dir.path(), &config).await.unwrap();
+    let image = format!("{}/iac:1.0.3", env.registry().host_port());
+    let job: Job = serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job_name, "namespace": "default"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "deploy", "image": image, "command": ["/deploy"]}]}}},
+    }))
+    .unwrap();
+    Api::<Job>::namespaced(client.clone(), "default").create(&PostParams::default(), &job).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = pods.list(&ListParams::default().labels(&format!("job-name={job_name}"))).await.unwrap();
+        let phase = list.items.first().and_then(|p| p.status.as_ref()).and_then(|s| s.phase.clone());
+        if matches!(phase.as_deref(), Some("Succeeded" | "Failed")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the Job's pod did not finish: {phase:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
