@@ -180,7 +180,16 @@ async fn act(
 ) -> Result<Action> {
     let sync = ctx.config.sync_interval;
     match decision {
-        Decision::Nothing { recheck_after, .. } => Ok(Action::requeue(recheck_after.unwrap_or(sync).min(sync))),
+        Decision::Nothing { recheck_after, .. } => {
+            // The current inputs' runs succeeded: clear an Error left by a passing problem (a
+            // registry outage, a Secret created late) that needed no new run.
+            if !matches!(status.state, Some(State::Success | State::Completed)) {
+                let state = if tf.spec.post_deploy.is_some() { State::Completed } else { State::Success };
+                let message = format!("up to date: {} applied", chosen.tag);
+                summarize(status, generation, state, Phase::Ready, reason::SUCCEEDED, &message);
+            }
+            Ok(Action::requeue(recheck_after.unwrap_or(sync).min(sync)))
+        }
         Decision::Wait { after } => Ok(Action::requeue(after.unwrap_or(sync).min(sync))),
         Decision::Stalled { action, failures } => {
             let last = status.history.first().and_then(|r| r.message.clone()).unwrap_or_default();
