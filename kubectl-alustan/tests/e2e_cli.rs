@@ -216,6 +216,11 @@ async fn sync_wait_follows_the_run_and_fails_with_it() {
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     assert!(stderr(&out).contains("run ended Failed: deploy Failed"), "{}", stderr(&out));
 
+    // Nobody answers: --timeout ends the wait with exit 1 and says where to look.
+    let out = plugin(&kc, &["sync", "broken", "--wait", "--timeout", "1s"]).await;
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("timed out after 1s"), "{}", stderr(&out));
+
     // resync sets the rescan annotation too, with the same token.
     let out = plugin(&kc, &["resync", "staging"]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
