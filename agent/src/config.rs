@@ -41,6 +41,10 @@ pub struct Config {
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+
     /// Watch only this namespace (all namespaces when absent).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,

@@ -1,8 +1,6 @@
 //! What every reconcile shares: the client, the registry scanner, the configuration, the
 //! Event recorder and the counters metrics will expose.
 
-use std::sync::atomic::AtomicU64;
-
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
@@ -10,6 +8,7 @@ use crate::config::Config;
 use crate::decide::Retry;
 use crate::error::{Error, Result};
 use crate::jobs::JobSettings;
+use crate::metrics::Metrics;
 use crate::registry::{ClientConfig, DockerConfig, RegistryClient, Scanner, SecretSource};
 
 pub struct Context {
@@ -21,14 +20,6 @@ pub struct Context {
     pub docker_config: Option<DockerConfig>,
     pub jobs: JobSettings,
     pub metrics: Metrics,
-}
-
-/// Counters for the future `/metrics` endpoint.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub reconciles: AtomicU64,
-    pub reconcile_errors: AtomicU64,
-    pub jobs_started: AtomicU64,
 }
 
 impl Context {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod finalizer;
 pub mod gather;
 pub mod jobs;
+pub mod metrics;
 pub mod observe;
 pub mod outputs;
 pub mod reconcile;

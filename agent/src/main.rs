@@ -1,11 +1,13 @@
 //! `alustan-agent`: the reconcile loop, run against the current kubeconfig (in a cluster, its
-//! ServiceAccount). Not yet here: leader election, `/metrics`, `/healthz` and `/readyz`.
+//! ServiceAccount). `/metrics`, `/healthz` and `/readyz` on `--metrics-addr`. Not yet here:
+//! leader election (run one replica).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use alustan_agent::config::Config;
-use alustan_agent::{Context, check_crd, registry, run};
+use alustan_agent::error::Error;
+use alustan_agent::{Context, check_crd, metrics, registry, run};
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
@@ -25,10 +27,15 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn start(config: Config) -> Result<(), alustan_agent::error::Error> {
+async fn start(config: Config) -> Result<(), Error> {
     let client = kube::Client::try_default().await?;
     check_crd(&client).await?;
+    let listener = tokio::net::TcpListener::bind(config.metrics_addr)
+        .await
+        .map_err(|err| Error::InvalidSpec(format!("cannot listen on --metrics-addr {}: {err}", config.metrics_addr)))?;
     let ctx = Arc::new(Context::new(client, config)?);
+    tokio::spawn(metrics::serve(listener, Arc::clone(&ctx)));
+    ctx.metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "alustan-agent started");
     run(ctx, shutdown_signal()).await;
     tracing::info!("alustan-agent stopped");

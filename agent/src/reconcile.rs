@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use alustan_shared::{
@@ -32,17 +31,18 @@ use crate::registry::{
 use crate::status::{self, Phase, push_run, summarize};
 
 pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> {
-    ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
+    let started = std::time::Instant::now();
     let namespace = tf.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &namespace);
-    finalizer(&api, meta::FINALIZER, tf, |event| async {
+    let result = finalizer(&api, meta::FINALIZER, tf, |event| async {
         match event {
             Finalizer::Apply(tf) => Box::pin(apply(&tf, &ctx)).await,
             Finalizer::Cleanup(tf) => Box::pin(crate::finalizer::cleanup(&tf, &ctx)).await,
         }
     })
-    .await
-    .map_err(|err| match err {
+    .await;
+    ctx.metrics.reconciled(started.elapsed());
+    result.map_err(|err| match err {
         kube::runtime::finalizer::Error::ApplyFailed(err) | kube::runtime::finalizer::Error::CleanupFailed(err) => err,
         other => Error::Finalizer(other.to_string()),
     })
@@ -50,7 +50,7 @@ pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> 
 
 #[allow(clippy::needless_pass_by_value)] // the signature kube's Controller calls
 pub fn error_policy(tf: Arc<Terraform>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.error(err.metric_label());
     // Waiting for a destroy Job is not a failure; its watch wakes us.
     if matches!(err, Error::DestroyPending) {
         return Action::requeue(ctx.config.sync_interval.min(Duration::from_secs(60)));
@@ -333,7 +333,7 @@ async fn start(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, run:
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &tf.namespace().unwrap_or_default());
     match api.create(&PostParams::default(), &job).await {
         Ok(_) => {
-            ctx.metrics.jobs_started.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.job_started(action_label(run.action));
         }
         // Same inputs, same name: a Job from before a restart is adopted, never doubled.
         Err(kube::Error::Api(status)) if status.code == 409 => {}
@@ -377,6 +377,7 @@ pub(crate) async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut Terraf
         match outcome {
             Outcome::Running => {}
             Outcome::Failed { at, message } => {
+                ctx.metrics.job_finished(action_label(record.action), "failed");
                 let pod = observe::pod(&pods, &record.job_name).await?;
                 let detail = pod
                     .as_ref()
@@ -388,6 +389,7 @@ pub(crate) async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut Terraf
                 event(ctx, tf, EventType::Warning, reason::SCRIPT_FAILED, "Run", text).await;
             }
             Outcome::Succeeded { at } => {
+                ctx.metrics.job_finished(action_label(record.action), "succeeded");
                 let collected = match observe::pod(&pods, &record.job_name).await? {
                     Some(pod) => observe::collect_log(&pods, &pod.name_any(), &record.job_name).await?,
                     None => crate::outputs::Collected::default(),

@@ -88,6 +88,15 @@ async fn example_cr_completes_reapply_is_idle_resync_redeploys_and_delete_destro
     assert!(!serde_json::to_string(&status).unwrap().contains("pa55"), "a password leaked into status");
     assert!(done.finalizers().contains(&meta::FINALIZER.to_owned()));
     assert_eq!(agent.job_names().await.len(), 2);
+    let metrics = reqwest::get(format!("{}/metrics", agent.metrics_url)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("alustan_jobs_started_total{action=\"deploy\"} 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("alustan_jobs_finished_total{action=\"post-deploy\",result=\"succeeded\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("alustan_registry_listings_total 1\n"), "{metrics}");
+    let ready = reqwest::get(format!("{}/readyz", agent.metrics_url)).await.unwrap();
+    assert_eq!(ready.status(), 200);
 
     // Argo CD re-applying the unchanged manifest (its own field manager) starts nothing.
     let mut manifest = serde_json::to_value(&tf).unwrap();

@@ -25,6 +25,8 @@ pub struct Agent {
     pub jobs: Api<Job>,
     pub image_name: String,
     config: Config,
+    /// `http://127.0.0.1:PORT` of the agent's `/metrics`, `/healthz` and `/readyz`.
+    pub metrics_url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _image: tempfile::TempDir,
@@ -39,13 +41,20 @@ impl Drop for Agent {
 }
 
 /// Runs a controller with a fresh `Context` (its own scanner cache), as a new process would.
-fn spawn(client: &Client, config: &Config) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+async fn spawn(
+    client: &Client,
+    config: &Config,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>, String) {
     let ctx = Arc::new(Context::new(client.clone(), config.clone()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(alustan_agent::metrics::serve(listener, Arc::clone(&ctx)));
+    ctx.metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(alustan_agent::run(ctx, async move {
         let _ = stopped.await;
     }));
-    (stop, task)
+    (stop, task, metrics_url)
 }
 
 impl Agent {
@@ -55,7 +64,8 @@ impl Agent {
             task.abort();
             let _ = task.await;
         }
-        let (stop, task) = spawn(&self.client, &self.config);
+        let (stop, task, metrics_url) = spawn(&self.client, &self.config).await;
+        self.metrics_url = metrics_url;
         self.stop = Some(stop);
         self.task = Some(task);
     }
@@ -89,8 +99,9 @@ impl Agent {
         ]);
         let client = env.client().unwrap();
         alustan_agent::check_crd(&client).await.unwrap();
-        let (stop, task) = spawn(&client, &config);
+        let (stop, task, metrics_url) = spawn(&client, &config).await;
         Self {
+            metrics_url,
             config,
             terraforms: Api::namespaced(client.clone(), "default"),
             jobs: Api::namespaced(client.clone(), "default"),
