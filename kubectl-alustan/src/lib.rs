@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod completion;
 pub mod errors;
 pub mod kube_client;
 pub mod logging;

@@ -253,3 +253,39 @@ async fn sync_wait_streams_the_runs_log() {
     assert!(!text.contains("staging-deploy-2"), "older runs are not streamed: {text}");
     assert!(text.contains("run ended Completed"), "{text}");
 }
+
+/// `kubectl alustan <TAB>`: kubectl runs `kubectl_complete-alustan` from PATH; names come from
+/// the cluster, subcommands and flags from the CLI definition.
+#[tokio::test]
+async fn kubectl_completes_plugin_arguments() {
+    let env = TestEnv::start_with(TestEnvOptions { kubelet: false, ..TestEnvOptions::default() }).await.unwrap();
+    let client = env.client().unwrap();
+    create(&client, "default", "staging").await;
+    create(&client, "default", "payments").await;
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(BIN, bin_dir.path().join("kubectl-alustan")).unwrap();
+    let completer = env!("CARGO_BIN_EXE_kubectl_complete-alustan");
+    std::os::unix::fs::symlink(completer, bin_dir.path().join("kubectl_complete-alustan")).unwrap();
+    let path = format!("{}:{}", bin_dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let complete = async |words: &[&str]| {
+        let out = tokio::process::Command::new("kubectl")
+            .arg("__complete")
+            .arg("alustan")
+            .args(words)
+            .env("PATH", &path)
+            .env("KUBECONFIG", env.kubeconfig())
+            .output()
+            .await
+            .unwrap();
+        stdout(&out)
+    };
+    let names = complete(&["describe", "st"]).await;
+    assert!(names.lines().any(|l| l.starts_with("staging")), "{names}");
+    assert!(!names.contains("payments"), "{names}");
+    let commands = complete(&["res"]).await;
+    assert!(commands.contains("resync") && commands.contains("resume"), "{commands}");
+    let flags = complete(&["sync", "staging", "--w"]).await;
+    assert!(flags.contains("--wait"), "{flags}");
+    let formats = complete(&["get", "-o", ""]).await;
+    assert!(formats.contains("wide") && formats.contains("json"), "{formats}");
+}

@@ -1,0 +1,12 @@
+//! `kubectl_complete-alustan`: what kubectl (1.26+) runs to complete `kubectl alustan …`.
+
+use kubectl_alustan::completion;
+
+fn main() {
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        println!(":4");
+        return;
+    };
+    print!("{}", runtime.block_on(completion::complete(&words)));
+}
