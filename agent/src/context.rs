@@ -20,6 +20,8 @@ pub struct Context {
     pub docker_config: Option<DockerConfig>,
     pub jobs: JobSettings,
     pub metrics: Metrics,
+    /// The status last written per resource (see [`crate::status::Written`]).
+    pub written: crate::status::Written,
 }
 
 impl Context {
@@ -54,6 +56,7 @@ impl Context {
             docker_config,
             jobs,
             metrics: Metrics::default(),
+            written: crate::status::Written::default(),
         })
     }
 

@@ -154,5 +154,5 @@ async fn write_status(
 ) -> Result<()> {
     summarize(&mut status, tf.metadata.generation.unwrap_or_default(), state, phase, why, message);
     let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &tf.namespace().unwrap_or_default());
-    status::write(&api, &tf.name_any(), server, &status).await
+    status::write(&api, &tf.name_any(), &tf.uid().unwrap_or_default(), &ctx.written, server, &status).await
 }

@@ -34,6 +34,7 @@ pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> 
     let started = std::time::Instant::now();
     let namespace = tf.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &namespace);
+    let (uid, deleting) = (tf.uid().unwrap_or_default(), tf.metadata.deletion_timestamp.is_some());
     let result = finalizer(&api, meta::FINALIZER, tf, |event| async {
         match event {
             Finalizer::Apply(tf) => Box::pin(apply(&tf, &ctx)).await,
@@ -42,6 +43,9 @@ pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> 
     })
     .await;
     ctx.metrics.reconciled(started.elapsed());
+    if deleting && result.is_ok() {
+        status::forget(&ctx.written, &uid);
+    }
     result.map_err(|err| match err {
         kube::runtime::finalizer::Error::ApplyFailed(err) | kube::runtime::finalizer::Error::CleanupFailed(err) => err,
         other => Error::Finalizer(other.to_string()),
@@ -101,7 +105,8 @@ async fn apply(tf: &Terraform, ctx: &Context) -> Result<Action> {
 
     sync_runs(tf, ctx, &mut status).await?;
     let action = plan(tf, ctx, &mut status, generation).await;
-    status::write(&api, &name, &before, &status).await?;
+    let uid = tf.uid().unwrap_or_default();
+    status::write(&api, &name, &uid, &ctx.written, &before, &status).await?;
     action
 }
 

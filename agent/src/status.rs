@@ -2,6 +2,9 @@
 //! (forced, the agent owns status), skipped when nothing changed so an unchanged resource costs
 //! no API write; kstatus conditions with `observedGeneration`; history capped at ten.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use alustan_shared::{RunRecord, State, Terraform, TerraformStatus, conditions, meta};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Api;
@@ -85,9 +88,22 @@ pub fn push_run(status: &mut TerraformStatus, record: RunRecord) {
     status.history.truncate(HISTORY_LIMIT);
 }
 
-/// Writes `status` if it differs from `before`.
-pub async fn write(api: &Api<Terraform>, name: &str, before: &TerraformStatus, status: &TerraformStatus) -> Result<()> {
-    if before == status {
+/// The status last written per resource uid. A reconcile may run on a cached object that does
+/// not show the agent's own latest write yet; comparing with this as well avoids re-sending the
+/// same status (a no-op write, but still an API request).
+pub type Written = Mutex<HashMap<String, TerraformStatus>>;
+
+/// Writes `status` unless it equals the cached `before` or what was last written for `uid`.
+pub async fn write(
+    api: &Api<Terraform>,
+    name: &str,
+    uid: &str,
+    written: &Written,
+    before: &TerraformStatus,
+    status: &TerraformStatus,
+) -> Result<()> {
+    let last = written.lock().unwrap_or_else(PoisonError::into_inner).get(uid).cloned();
+    if before == status || last.as_ref() == Some(status) {
         return Ok(());
     }
     let patch = json!({
@@ -96,7 +112,13 @@ pub async fn write(api: &Api<Terraform>, name: &str, before: &TerraformStatus, s
         "status": status,
     });
     api.patch_status(name, &PatchParams::apply(meta::FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    written.lock().unwrap_or_else(PoisonError::into_inner).insert(uid.to_owned(), status.clone());
     Ok(())
+}
+
+/// Forgets a deleted resource.
+pub fn forget(written: &Written, uid: &str) {
+    written.lock().unwrap_or_else(PoisonError::into_inner).remove(uid);
 }
 
 #[cfg(test)]

@@ -106,8 +106,17 @@ async fn example_cr_completes_reapply_is_idle_resync_redeploys_and_delete_destro
         .patch("staging-cluster", &PatchParams::apply("argocd-controller").force(), &Patch::Apply(&manifest))
         .await
         .unwrap();
+    let writes = |agent: &Agent| {
+        agent
+            .env
+            .requests()
+            .count(|r| r.resource == "terraforms" && matches!(r.method.as_str(), "PATCH" | "PUT" | "POST"))
+    };
+    let writes_before = writes(&agent);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(agent.job_names().await.len(), 2, "a re-apply of the same manifest started a Job");
+    // The reconcile it triggered found nothing to change: no status write either.
+    assert_eq!(writes(&agent), writes_before, "an unchanged resource was written to");
     let after = agent.terraforms.get("staging-cluster").await.unwrap();
     assert_eq!(after.status.unwrap().history.len(), 2);
 
