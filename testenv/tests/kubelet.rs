@@ -21,7 +21,7 @@ use serde_json::json;
 struct Env {
     server: ApiServer,
     registry: Registry,
-    _kubelet: Kubelet,
+    kubelet: Kubelet,
     dir: tempfile::TempDir,
 }
 
@@ -33,7 +33,7 @@ async fn start(registry: RegistryOptions) -> Env {
     options.insecure_registries.push(registry.host_port().to_owned());
     options.retry_backoff = Duration::from_millis(200);
     let kubelet = Kubelet::start(server.client().unwrap(), server.pod_logs().clone(), options);
-    Env { server, registry, _kubelet: kubelet, dir }
+    Env { server, registry, kubelet, dir }
 }
 
 fn script(dir: &Path, name: &str, body: &str) {
@@ -260,4 +260,77 @@ async fn private_registry_is_pulled_with_image_pull_secrets() {
     let extra = json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": "pull"}]}}}});
     jobs.create(&PostParams::default(), &job("private", &image, &["/print-env"], extra)).await.unwrap();
     assert_eq!(wait_finished(&jobs, "private").await.0, "Complete");
+}
+
+#[tokio::test]
+async fn finished_job_is_deleted_after_its_ttl_with_its_pods() {
+    let env = start(RegistryOptions::anonymous()).await;
+    let image = push_scripts(&env).await;
+    let jobs: Api<Job> = Api::namespaced(env.server.client().unwrap(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job("short-lived", &image, &["/message"], json!({"spec": {"ttlSecondsAfterFinished": 1}})),
+    )
+    .await
+    .unwrap();
+    wait_finished(&jobs, "short-lived").await;
+    for _ in 0..100 {
+        if jobs.get_opt("short-lived").await.unwrap().is_none() && job_pods(&env, "short-lived").await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the job and its pods outlived ttlSecondsAfterFinished");
+}
+
+#[tokio::test]
+async fn an_image_is_pulled_and_unpacked_once_per_digest() {
+    let env = start(RegistryOptions::anonymous()).await;
+    let image = push_scripts(&env).await;
+    let jobs: Api<Job> = Api::namespaced(env.server.client().unwrap(), "default");
+    for name in ["first", "second"] {
+        jobs.create(&PostParams::default(), &job(name, &image, &["/message"], json!({}))).await.unwrap();
+    }
+    wait_finished(&jobs, "first").await;
+    wait_finished(&jobs, "second").await;
+    assert_eq!(env.kubelet.image_pulls(), 1);
+}
+
+#[tokio::test]
+async fn deleting_a_running_job_kills_its_process() {
+    let env = start(RegistryOptions::anonymous()).await;
+    let jobs: Api<Job> = Api::namespaced(env.server.client().unwrap(), "default");
+    let marker = format!("sleep 3{}", std::process::id() % 10); // distinct from other tests' sleeps
+    let script_dir = env.dir.path().join("image2");
+    std::fs::create_dir_all(&script_dir).unwrap();
+    script(&script_dir, "wait", &format!("echo started\n{marker}\n"));
+    env.registry.push_dir("waiter", &["1"], &script_dir, &ImageConfig::default()).await.unwrap();
+    let waiter = format!("{}/waiter:1", env.registry.host_port());
+    jobs.create(&PostParams::default(), &job("doomed", &waiter, &["/wait"], json!({}))).await.unwrap();
+    let running = |pods: &[Pod]| {
+        pods.first().and_then(|p| p.status.as_ref()).and_then(|s| s.phase.clone()) == Some("Running".into())
+    };
+    for _ in 0..100 {
+        if running(&job_pods(&env, "doomed").await) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alive = || {
+        let out = std::process::Command::new("pgrep").args(["-f", &marker]).output().unwrap();
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    };
+    assert!(alive(), "the script should be running");
+    let background = kube::api::DeleteParams {
+        propagation_policy: Some(kube::api::PropagationPolicy::Background),
+        ..Default::default()
+    };
+    jobs.delete("doomed", &background).await.unwrap();
+    for _ in 0..100 {
+        if !alive() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the process survived the deletion of its Job");
 }
