@@ -51,9 +51,15 @@ async fn push_scripts(env: &Env) -> String {
         "print-env",
         "echo \"greeting=$GREETING secret=$FROM_SECRET workdir=$(pwd)\"\necho written > /workspace/out\ncat /workspace/out\n",
     );
-    script(&image_dir, "fail", "for i in $(seq 1 100); do echo \"log line $i\"; done\necho 'boom' >&2\nexit 3\n");
-    script(&image_dir, "sleep-long", "echo started\nsleep 30\necho never\n");
-    script(&image_dir, "message", "echo 'custom message' > /dev/termination-log\nexit 1\n");
+    // stdout and stderr are separate pipes, so their relative order in the log is not fixed
+    // (as on a real node); the stderr line comes first so the tail is deterministic.
+    script(
+        &image_dir,
+        "fail",
+        "echo 'to stderr' >&2\nfor i in $(seq 1 100); do echo \"log line $i\"; done\necho boom\nexit 3\n",
+    );
+    script(&image_dir, "sleep-long", "echo started\nsleep 31\necho never\n");
+    script(&image_dir, "message", "echo 'on stderr' >&2\necho 'custom message' > /dev/termination-log\nexit 1\n");
     let config = ImageConfig {
         env: vec!["GREETING=from-image".into()],
         working_dir: Some("/".into()),
@@ -184,7 +190,7 @@ async fn failing_script_fails_the_job_with_the_log_tail_as_termination_message()
     let state = terminated(&pods[0]);
     assert_eq!((state.exit_code, state.reason.as_deref()), (3, Some("Error")));
     let message = state.message.unwrap();
-    assert!(message.ends_with("log line 100\nboom") || message.ends_with("boom\nlog line 100"), "{message}");
+    assert!(message.ends_with("log line 100\nboom"), "{message}");
     assert_eq!(message.lines().count(), 80);
     assert_eq!(pods[0].status.as_ref().unwrap().phase.as_deref(), Some("Failed"));
 }
@@ -196,7 +202,12 @@ async fn termination_message_file_wins_over_the_log() {
     let jobs: Api<Job> = Api::namespaced(env.server.client().unwrap(), "default");
     jobs.create(&PostParams::default(), &job("msg", &image, &["/message"], json!({}))).await.unwrap();
     wait_finished(&jobs, "msg").await;
-    assert_eq!(terminated(&job_pods(&env, "msg").await[0]).message.as_deref(), Some("custom message\n"));
+    let pod = job_pods(&env, "msg").await.remove(0);
+    assert_eq!(terminated(&pod).message.as_deref(), Some("custom message\n"));
+    let (log, finished) =
+        env.server.pod_logs().read_from("default", pod.metadata.name.as_deref().unwrap(), "run", 0).unwrap();
+    assert!(finished, "the log is complete once the container exits");
+    assert_eq!(String::from_utf8_lossy(&log), "on stderr\n", "stderr is part of the pod log");
 }
 
 #[tokio::test]
@@ -215,7 +226,7 @@ async fn active_deadline_kills_the_process_and_fails_the_job() {
     assert!(started.elapsed() < Duration::from_secs(15), "the deadline must end the job long before the script would");
     // The pod was deleted, which kills the sandbox: no process of it may remain.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let leftover = std::process::Command::new("pgrep").args(["-f", "sleep 30"]).output().unwrap();
+    let leftover = std::process::Command::new("pgrep").args(["-f", "sleep 31"]).output().unwrap();
     assert!(String::from_utf8_lossy(&leftover.stdout).trim().is_empty(), "sleep survived the deadline");
 }
 
@@ -300,7 +311,7 @@ async fn an_image_is_pulled_and_unpacked_once_per_digest() {
 async fn deleting_a_running_job_kills_its_process() {
     let env = start(RegistryOptions::anonymous()).await;
     let jobs: Api<Job> = Api::namespaced(env.server.client().unwrap(), "default");
-    let marker = format!("sleep 3{}", std::process::id() % 10); // distinct from other tests' sleeps
+    let marker = "sleep 47"; // a duration no other test sleeps, so pgrep finds only this one
     let script_dir = env.dir.path().join("image2");
     std::fs::create_dir_all(&script_dir).unwrap();
     script(&script_dir, "wait", &format!("echo started\n{marker}\n"));
@@ -317,7 +328,7 @@ async fn deleting_a_running_job_kills_its_process() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let alive = || {
-        let out = std::process::Command::new("pgrep").args(["-f", &marker]).output().unwrap();
+        let out = std::process::Command::new("pgrep").args(["-f", marker]).output().unwrap();
         !String::from_utf8_lossy(&out.stdout).trim().is_empty()
     };
     assert!(alive(), "the script should be running");
