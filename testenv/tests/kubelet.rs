@@ -58,6 +58,7 @@ async fn push_scripts(env: &Env) -> String {
         "fail",
         "echo 'to stderr' >&2\nfor i in $(seq 1 100); do echo \"log line $i\"; done\necho boom\nexit 3\n",
     );
+    script(&image_dir, "show", "echo \"map=$FROM_MAP maybe=${MAYBE-unset} pod=$POD\"\n");
     script(&image_dir, "sleep-long", "echo started\nsleep 31\necho never\n");
     script(&image_dir, "message", "echo 'on stderr' >&2\necho 'custom message' > /dev/termination-log\nexit 1\n");
     let config = ImageConfig {
@@ -344,4 +345,52 @@ async fn deleting_a_running_job_kills_its_process() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the process survived the deletion of its Job");
+}
+
+#[tokio::test]
+async fn env_from_config_maps_optional_refs_and_field_refs() {
+    let env = start(RegistryOptions::anonymous()).await;
+    let image = push_scripts(&env).await;
+    let client = env.server.client().unwrap();
+    let map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"region": "eu-west-1"}});
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &serde_json::from_value(map).unwrap())
+        .await
+        .unwrap();
+    let jobs: Api<Job> = Api::namespaced(client, "default");
+    let extra = json!({"spec": {"template": {"spec": {"containers": [{"name": "run", "image": image, "command": ["/show"],
+    "env": [
+        {"name": "FROM_MAP", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "region"}}},
+        {"name": "MAYBE", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "x", "optional": true}}},
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    ]}]}}}});
+    jobs.create(&PostParams::default(), &job("show", &image, &["/show"], extra)).await.unwrap();
+    assert_eq!(wait_finished(&jobs, "show").await.0, "Complete");
+    let pod = job_pods(&env, "show").await.remove(0);
+    let (log, _) = env.server.pod_logs().read_from("default", pod.metadata.name.as_deref().unwrap(), "run", 0).unwrap();
+    assert_eq!(String::from_utf8_lossy(&log), "map=eu-west-1 maybe=unset pod=default\n");
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_a_create_container_config_error() {
+    let env = start(RegistryOptions::anonymous()).await;
+    let image = push_scripts(&env).await;
+    let jobs: Api<Job> = Api::namespaced(env.server.client().unwrap(), "default");
+    let extra = json!({"spec": {"template": {"spec": {"containers": [{"name": "run", "image": image, "command": ["/show"],
+        "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "token"}}}]}]}}}});
+    jobs.create(&PostParams::default(), &job("noconfig", &image, &["/show"], extra)).await.unwrap();
+    for _ in 0..100 {
+        let waiting = job_pods(&env, "noconfig")
+            .await
+            .first()
+            .and_then(|p| p.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()?.waiting.clone());
+        if let Some(waiting) = waiting
+            && waiting.reason.as_deref() == Some("CreateContainerConfigError")
+        {
+            assert_eq!(waiting.message.as_deref(), Some("secret \"nope\" not found"));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no CreateContainerConfigError reported");
 }

@@ -33,65 +33,62 @@ pub async fn resolve(
     env.push(("HOSTNAME".to_owned(), pod.metadata.name.clone().unwrap_or_default()));
     env.push(("HOME".to_owned(), "/root".to_owned()));
     for var in container.env.iter().flatten() {
-        let value = match &var.value_from {
-            None => expand(var.value.as_deref().unwrap_or(""), &as_map(&env)),
-            Some(source) => {
-                if let Some(key_ref) = &source.secret_key_ref {
-                    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-                    let optional = key_ref.optional == Some(true);
-                    match secret_value(&secrets, &key_ref.name, &key_ref.key).await? {
-                        Some(value) => value,
-                        None if optional => continue,
-                        None => {
-                            return Err(ConfigError(format!(
-                                "couldn't find key {} in Secret {namespace}/{}",
-                                key_ref.key, key_ref.name
-                            )));
-                        }
-                    }
-                } else if let Some(key_ref) = &source.config_map_key_ref {
-                    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-                    let optional = key_ref.optional == Some(true);
-                    let found = match maps.get_opt(&key_ref.name).await {
-                        Ok(map) => map.and_then(|m| m.data).and_then(|d| d.get(&key_ref.key).cloned()),
-                        Err(error) => return Err(ConfigError(format!("configmap \"{}\": {error}", key_ref.name))),
-                    };
-                    match found {
-                        Some(value) => value,
-                        None if optional => continue,
-                        None => {
-                            return Err(ConfigError(format!(
-                                "couldn't find key {} in ConfigMap {namespace}/{}",
-                                key_ref.key, key_ref.name
-                            )));
-                        }
-                    }
-                } else if let Some(field) = &source.field_ref {
-                    field_value(pod, &field.field_path)?
-                } else {
-                    return Err(ConfigError(format!(
-                        "env {}: unsupported valueFrom source in the test kubelet",
-                        var.name
-                    )));
-                }
-            }
+        let Some(source) = &var.value_from else {
+            let value = expand(var.value.as_deref().unwrap_or(""), &as_map(&env));
+            env.push((var.name.clone(), value));
+            continue;
         };
-        env.push((var.name.clone(), value));
+        let (kind, name, key, optional, lookup) = if let Some(r) = &source.secret_key_ref {
+            ("secret", &r.name, &r.key, r.optional, secret_key(client, namespace, &r.name, &r.key).await?)
+        } else if let Some(r) = &source.config_map_key_ref {
+            ("configmap", &r.name, &r.key, r.optional, config_map_key(client, namespace, &r.name, &r.key).await?)
+        } else if let Some(field) = &source.field_ref {
+            env.push((var.name.clone(), field_value(pod, &field.field_path)?));
+            continue;
+        } else {
+            return Err(ConfigError(format!("env {}: unsupported valueFrom source in the test kubelet", var.name)));
+        };
+        // Kubernetes: an optional reference to a missing object or key leaves the variable unset.
+        match (lookup, optional == Some(true)) {
+            (Lookup::Found(value), _) => env.push((var.name.clone(), value)),
+            (_, true) => {}
+            (Lookup::NoObject, false) => return Err(ConfigError(format!("{kind} \"{name}\" not found"))),
+            (Lookup::NoKey, false) => {
+                return Err(ConfigError(format!("couldn't find key {key} in {kind} {namespace}/{name}")));
+            }
+        }
     }
     Ok(dedupe(env))
 }
 
-async fn secret_value(secrets: &Api<Secret>, name: &str, key: &str) -> Result<Option<String>, ConfigError> {
+/// The value behind a `secretKeyRef` or `configMapKeyRef`.
+enum Lookup {
+    Found(String),
+    NoObject,
+    NoKey,
+}
+
+async fn secret_key(client: &kube::Client, namespace: &str, name: &str, key: &str) -> Result<Lookup, ConfigError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = match secrets.get_opt(name).await {
         Ok(Some(secret)) => secret,
-        Ok(None) => return Err(ConfigError(format!("secret \"{name}\" not found"))),
+        Ok(None) => return Ok(Lookup::NoObject),
         Err(error) => return Err(ConfigError(format!("secret \"{name}\": {error}"))),
     };
-    if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) {
-        return Ok(Some(String::from_utf8_lossy(&bytes.0).into_owned()));
-    }
+    let data =
+        secret.data.as_ref().and_then(|d| d.get(key)).map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned());
     // stringData is write-only on a real server, but tolerate a server that kept it.
-    Ok(secret.string_data.and_then(|d| d.get(key).cloned()))
+    let value = data.or_else(|| secret.string_data.and_then(|d| d.get(key).cloned()));
+    Ok(value.map_or(Lookup::NoKey, Lookup::Found))
+}
+
+async fn config_map_key(client: &kube::Client, namespace: &str, name: &str, key: &str) -> Result<Lookup, ConfigError> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    match maps.get_opt(name).await {
+        Ok(Some(map)) => Ok(map.data.and_then(|d| d.get(key).cloned()).map_or(Lookup::NoKey, Lookup::Found)),
+        Ok(None) => Ok(Lookup::NoObject),
+        Err(error) => Err(ConfigError(format!("configmap \"{name}\": {error}"))),
+    }
 }
 
 fn field_value(pod: &Pod, path: &str) -> Result<String, ConfigError> {
