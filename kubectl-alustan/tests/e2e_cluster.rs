@@ -65,6 +65,12 @@ async fn get_watch_streams_changes() {
     set_status(&client, "default", "staging", completed_status("default")).await;
     let changed = next().await;
     assert!(changed.split_whitespace().take(4).eq(["staging", "Completed", "1.0.3", "True"]), "{changed}");
+    // A deletion prints the last state, as `kubectl get -w` does. The finalizer-free test
+    // object goes at once.
+    let terraforms: Api<alustan_shared::Terraform> = Api::namespaced(client.clone(), "default");
+    terraforms.delete("staging", &kube::api::DeleteParams::default()).await.unwrap();
+    let deleted = next().await;
+    assert!(deleted.starts_with("staging"), "{deleted}");
     child.kill().await.unwrap();
 }
 

@@ -150,14 +150,24 @@ async fn follow(
     let mut versions: HashMap<String, Option<String>> =
         seen.iter().map(|o| (key(o), o.metadata.resource_version.clone())).collect();
     let wide = output == GetFormat::Wide;
-    let stream = watcher(super::scoped(conn), config).default_backoff().applied_objects();
+    let stream = watcher(super::scoped(conn), config).default_backoff();
     let mut stream = std::pin::pin!(stream);
     while let Some(next) = stream.next().await {
-        let object = next.map_err(|e| CliError::Other(format!("watch {RESOURCE}: {e}")))?;
-        let version = object.metadata.resource_version.clone();
-        if versions.insert(key(&object), version.clone()) == Some(version) {
-            continue;
-        }
+        let object = match next.map_err(|e| CliError::Other(format!("watch {RESOURCE}: {e}")))? {
+            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                let version = object.metadata.resource_version.clone();
+                if versions.insert(key(&object), version.clone()) == Some(version) {
+                    continue;
+                }
+                object
+            }
+            // Like `kubectl get -w`: a deletion prints the object's last state.
+            watcher::Event::Delete(object) => {
+                versions.remove(&key(&object));
+                object
+            }
+            watcher::Event::Init | watcher::Event::InitDone => continue,
+        };
         match output {
             GetFormat::Json | GetFormat::Yaml => print_data(std::slice::from_ref(&object), true, output)?,
             GetFormat::Table | GetFormat::Wide => {
