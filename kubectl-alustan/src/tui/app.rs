@@ -14,8 +14,10 @@ use super::state::State;
 use super::ui::draw;
 use super::update::{Effect, update};
 
-/// How often the clock ticks when nothing happens (ages, flash expiry, highlights).
-const TICK: Duration = Duration::from_millis(250);
+/// How often the clock ticks when nothing happens (ages, flash expiry, highlights). It also
+/// bounds how long data from the watch waits before it is drawn (the loop blocks on the
+/// terminal between ticks), so it is short; ratatui redraws only changed cells.
+const TICK: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
