@@ -86,17 +86,7 @@ impl Ctx<'_> {
     pub fn object_reply(&self, status: u16, obj: &Value) -> Reply {
         if self.wants_table() {
             let include = Include::parse(self.req.param("includeObject"));
-            let rv = meta_str(obj, "resourceVersion").to_owned();
-            return self.reply(
-                status,
-                table::render(
-                    &self.def,
-                    &self.version,
-                    std::slice::from_ref(obj),
-                    include,
-                    &json!({"resourceVersion": rv}),
-                ),
-            );
+            return self.reply(status, table::render_one(&self.def, &self.version, obj, include));
         }
         self.reply(status, obj.clone())
     }

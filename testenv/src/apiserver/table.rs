@@ -243,6 +243,12 @@ fn row_object(obj: &Value, include: Include) -> Option<Value> {
     }
 }
 
+/// A Table of one object (a GET or a watch event), carrying that object's resourceVersion.
+pub fn render_one(def: &ResourceDef, version: &VersionDef, obj: &Value, include: Include) -> Value {
+    let rv = meta_str(obj, "resourceVersion").to_owned();
+    render(def, version, std::slice::from_ref(obj), include, &json!({"resourceVersion": rv}))
+}
+
 /// A Table of objects (in their external form).
 pub fn render(def: &ResourceDef, version: &VersionDef, objs: &[Value], include: Include, list_meta: &Value) -> Value {
     let rows: Vec<Value> = objs

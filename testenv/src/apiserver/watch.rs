@@ -27,7 +27,6 @@ use super::selectors::Selectors;
 use super::status::ApiError;
 use super::store::{Change, EventType};
 use super::table::{self, Include};
-use super::util::meta_str;
 
 /// How a watch renders its events.
 struct View {
@@ -40,16 +39,7 @@ struct View {
 impl View {
     fn line(&self, kind: &str, obj: &Value) -> Bytes {
         let object = match self.table {
-            Some(include) => {
-                let rv = meta_str(obj, "resourceVersion").to_owned();
-                table::render(
-                    &self.def,
-                    &self.version,
-                    std::slice::from_ref(obj),
-                    include,
-                    &json!({"resourceVersion": rv}),
-                )
-            }
+            Some(include) => table::render_one(&self.def, &self.version, obj, include),
             None => obj.clone(),
         };
         let mut s = json!({"type": kind, "object": object}).to_string();
