@@ -334,3 +334,35 @@ async fn install_tools(agent: &Agent) {
         secrets.create(&pp, &serde_json::from_value(secret).unwrap()).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tag_satisfying_the_constraint_is_an_error_naming_the_newest_tags() {
+    let agent = Agent::start(&[("deploy", "echo never\n")]).await;
+    let mut tf = agent.example();
+    tf.spec.container_registry.semantic_version = "~9.0".into();
+    agent.create(&tf).await;
+    let errored = agent.wait_for("staging-cluster", "Error", is_state(State::Error)).await;
+    let status = errored.status.unwrap();
+    let message = status.message.unwrap();
+    assert!(message.contains("satisfies \"~9.0\""), "{message}");
+    assert!(message.contains("v2.0.0"), "the newest tags seen are named: {message}");
+    let scan = status.last_scan.expect("the scan is recorded even when nothing matched");
+    assert_eq!((scan.matching_count, scan.selected_tag), (0, None));
+    let events = agent.event_reasons("staging-cluster").await;
+    assert!(events.iter().any(|(reason, note)| reason == "RegistryError" && note.contains("~9.0")), "{events:?}");
+    assert!(agent.job_names().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_that_does_not_exist_is_an_error_naming_it() {
+    let agent = Agent::start(&[("deploy", "echo never\n")]).await;
+    let mut tf = agent.example();
+    tf.spec.container_registry.image_name = format!("{}-missing", agent.image_name);
+    agent.create(&tf).await;
+    let errored = agent.wait_for("staging-cluster", "Error", is_state(State::Error)).await;
+    let message = errored.status.unwrap().message.unwrap();
+    assert!(message.contains("does not exist") && message.contains("-missing"), "{message}");
+    let events = agent.event_reasons("staging-cluster").await;
+    assert!(events.iter().any(|(reason, _)| reason == "RegistryError"), "{events:?}");
+    assert!(agent.job_names().await.is_empty());
+}
