@@ -366,3 +366,26 @@ async fn a_repository_that_does_not_exist_is_an_error_naming_it() {
     assert!(events.iter().any(|(reason, _)| reason == "RegistryError"), "{events:?}");
     assert!(agent.job_names().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_registry_secret_is_an_error_that_never_quotes_it() {
+    let agent = Agent::start(&[("deploy", DEPLOY)]).await;
+    // Opaque, so the API accepts a body that is not a docker config (a real apiserver checks
+    // the JSON only for type kubernetes.io/dockerconfigjson).
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "broken-creds", "namespace": "default"},
+        "stringData": {".dockerconfigjson": "{\"auths\": {\"x\": {\"auth\": \"not-base64-sup3r-s3cret\"}}"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(agent.client.clone(), "default").create(&Default::default(), &secret).await.unwrap();
+    let mut tf = agent.example();
+    tf.spec.container_registry.secret_ref = Some(alustan_shared::SecretReference { name: "broken-creds".into() });
+    agent.create(&tf).await;
+    let errored = agent.wait_for("staging-cluster", "Error", is_state(State::Error)).await;
+    let message = errored.status.unwrap().message.unwrap();
+    assert!(message.contains("default/broken-creds"), "names the Secret: {message}");
+    assert!(!message.contains("sup3r-s3cret"), "never quotes the Secret: {message}");
+    let events = agent.event_reasons("staging-cluster").await;
+    assert!(events.iter().all(|(_, note)| !note.contains("sup3r-s3cret")), "{events:?}");
+    assert!(agent.job_names().await.is_empty());
+}
