@@ -377,7 +377,10 @@ async fn a_malformed_registry_secret_is_an_error_that_never_quotes_it() {
         "stringData": {".dockerconfigjson": "{\"auths\": {\"x\": {\"auth\": \"not-base64-sup3r-s3cret\"}}"},
     }))
     .unwrap();
-    Api::<Secret>::namespaced(agent.client.clone(), "default").create(&Default::default(), &secret).await.unwrap();
+    Api::<Secret>::namespaced(agent.client.clone(), "default")
+        .create(&kube::api::PostParams::default(), &secret)
+        .await
+        .unwrap();
     let mut tf = agent.example();
     tf.spec.container_registry.secret_ref = Some(alustan_shared::SecretReference { name: "broken-creds".into() });
     agent.create(&tf).await;
