@@ -106,12 +106,7 @@ impl PodWorker {
             Ok(mounts) => mounts,
             Err(message) => {
                 for container in &spec.containers {
-                    self.set_container(
-                        container,
-                        json!({"waiting": {"reason": "CreateContainerConfigError", "message": message}}),
-                        false,
-                    )
-                    .await;
+                    self.set_container(container, waiting("CreateContainerConfigError", &message), false).await;
                 }
                 self.patch(&api, &name, json!({})).await;
                 return;
@@ -161,9 +156,7 @@ impl PodWorker {
                     } else {
                         format!("Back-off pulling image \"{image_name}\": {error}")
                     };
-                    self.set_container(container, json!({"waiting": {"reason": reason, "message": message}}), false)
-                        .await;
-                    self.patch(api, &name, json!({})).await;
+                    self.report_waiting(api, &name, container, reason, &message).await;
                     attempt += 1;
                     tokio::time::sleep(Duration::from_secs(u64::from(attempt.min(5)))).await;
                 }
@@ -173,13 +166,7 @@ impl PodWorker {
             match env::resolve(&self.client, pod, container, &image.config).await {
                 Ok(environment) => break environment,
                 Err(env::ConfigError(message)) => {
-                    self.set_container(
-                        container,
-                        json!({"waiting": {"reason": "CreateContainerConfigError", "message": message}}),
-                        false,
-                    )
-                    .await;
-                    self.patch(api, &name, json!({})).await;
+                    self.report_waiting(api, &name, container, "CreateContainerConfigError", &message).await;
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
             }
@@ -261,6 +248,12 @@ impl PodWorker {
         self.set_container_with_image(container, state, false, digest).await;
         self.patch(api, name, json!({})).await;
         code
+    }
+
+    /// A container that cannot start yet (and is retried): `state.waiting` with why.
+    async fn report_waiting(&self, api: &Api<Pod>, name: &str, container: &Container, reason: &str, message: &str) {
+        self.set_container(container, waiting(reason, message), false).await;
+        self.patch(api, name, json!({})).await;
     }
 
     async fn set_container(&self, container: &Container, state: Value, ready: bool) {
@@ -354,6 +347,10 @@ impl PodWorker {
         }
         Ok(mounts)
     }
+}
+
+fn waiting(reason: &str, message: &str) -> Value {
+    json!({"waiting": {"reason": reason, "message": message}})
 }
 
 /// A private, writable copy of the image for one container, and its termination-log file.
