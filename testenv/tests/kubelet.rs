@@ -99,20 +99,32 @@ fn merge(target: &mut serde_json::Value, patch: serde_json::Value) {
 
 /// Waits until the Job has a Complete or Failed condition; returns (type, reason).
 async fn wait_finished(jobs: &Api<Job>, name: &str) -> (String, String) {
-    for _ in 0..300 {
+    eventually(&format!("job {name} finished"), Duration::from_secs(30), async || {
         let job = jobs.get(name).await.unwrap();
-        if let Some(c) = job
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .into_iter()
-            .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
-        {
-            return (c.type_, c.reason.unwrap_or_default());
+        let conditions = job.status.and_then(|s| s.conditions).unwrap_or_default();
+        let done =
+            conditions.into_iter().find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True");
+        done.map(|c| (c.type_, c.reason.unwrap_or_default()))
+    })
+    .await
+}
+
+/// Polls `check` every 100 ms until it yields something; panics naming `what` after `limit`.
+async fn eventually<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(found) = check().await {
+            return found;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("job {name} did not finish in 30 s");
+    panic!("not within {limit:?}: {what}");
+}
+
+/// The `state.waiting` of the first container of the Job's first Pod, once there is one.
+async fn waiting_of(env: &Env, job: &str) -> Option<k8s_openapi::api::core::v1::ContainerStateWaiting> {
+    let pods = job_pods(env, job).await;
+    pods.first()?.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()?.waiting.clone()
 }
 
 async fn job_pods(env: &Env, name: &str) -> Vec<Pod> {
@@ -237,23 +249,14 @@ async fn missing_image_reports_err_image_pull_with_the_registry_message() {
     let image = format!("{}/nothing-here:1.0.0", env.registry.host_port());
     let jobs: Api<Job> = Api::namespaced(env.server.client().unwrap(), "default");
     jobs.create(&PostParams::default(), &job("nopull", &image, &["/x"], json!({}))).await.unwrap();
-    for _ in 0..100 {
-        if let Some(pod) = job_pods(&env, "nopull").await.first()
-            && let Some(waiting) = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.container_statuses.as_ref())
-                .and_then(|c| c[0].state.as_ref())
-                .and_then(|s| s.waiting.clone())
-            && matches!(waiting.reason.as_deref(), Some("ErrImagePull" | "ImagePullBackOff"))
-        {
-            let message = waiting.message.unwrap_or_default();
-            assert!(message.contains("nothing-here"), "{message}");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no ErrImagePull reported");
+    let waiting = eventually("ErrImagePull reported", Duration::from_secs(10), async || {
+        waiting_of(&env, "nopull")
+            .await
+            .filter(|w| matches!(w.reason.as_deref(), Some("ErrImagePull" | "ImagePullBackOff")))
+    })
+    .await;
+    let message = waiting.message.unwrap_or_default();
+    assert!(message.contains("nothing-here"), "{message}");
 }
 
 #[tokio::test]
@@ -286,13 +289,12 @@ async fn finished_job_is_deleted_after_its_ttl_with_its_pods() {
     .await
     .unwrap();
     wait_finished(&jobs, "short-lived").await;
-    for _ in 0..100 {
-        if jobs.get_opt("short-lived").await.unwrap().is_none() && job_pods(&env, "short-lived").await.is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the job and its pods outlived ttlSecondsAfterFinished");
+    eventually("the job and its pods deleted after ttlSecondsAfterFinished", Duration::from_secs(10), async || {
+        let gone =
+            jobs.get_opt("short-lived").await.unwrap().is_none() && job_pods(&env, "short-lived").await.is_empty();
+        gone.then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -322,12 +324,10 @@ async fn deleting_a_running_job_kills_its_process() {
     let running = |pods: &[Pod]| {
         pods.first().and_then(|p| p.status.as_ref()).and_then(|s| s.phase.clone()) == Some("Running".into())
     };
-    for _ in 0..100 {
-        if running(&job_pods(&env, "doomed").await) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the doomed pod running", Duration::from_secs(10), async || {
+        running(&job_pods(&env, "doomed").await).then_some(())
+    })
+    .await;
     let alive = || {
         let out = std::process::Command::new("pgrep").args(["-f", marker]).output().unwrap();
         !String::from_utf8_lossy(&out.stdout).trim().is_empty()
@@ -338,13 +338,7 @@ async fn deleting_a_running_job_kills_its_process() {
         ..Default::default()
     };
     jobs.delete("doomed", &background).await.unwrap();
-    for _ in 0..100 {
-        if !alive() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the process survived the deletion of its Job");
+    eventually("the process killed with its Job", Duration::from_secs(10), async || (!alive()).then_some(())).await;
 }
 
 #[tokio::test]
@@ -379,18 +373,9 @@ async fn a_missing_secret_is_a_create_container_config_error() {
     let extra = json!({"spec": {"template": {"spec": {"containers": [{"name": "run", "image": image, "command": ["/show"],
         "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "token"}}}]}]}}}});
     jobs.create(&PostParams::default(), &job("noconfig", &image, &["/show"], extra)).await.unwrap();
-    for _ in 0..100 {
-        let waiting = job_pods(&env, "noconfig")
-            .await
-            .first()
-            .and_then(|p| p.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()?.waiting.clone());
-        if let Some(waiting) = waiting
-            && waiting.reason.as_deref() == Some("CreateContainerConfigError")
-        {
-            assert_eq!(waiting.message.as_deref(), Some("secret \"nope\" not found"));
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no CreateContainerConfigError reported");
+    let waiting = eventually("CreateContainerConfigError reported", Duration::from_secs(10), async || {
+        waiting_of(&env, "noconfig").await.filter(|w| w.reason.as_deref() == Some("CreateContainerConfigError"))
+    })
+    .await;
+    assert_eq!(waiting.message.as_deref(), Some("secret \"nope\" not found"));
 }
