@@ -81,6 +81,7 @@ unit: ## Every Rust test of the workspace.
 	fi
 
 .PHONY: generate
-generate: ## Regenerate crds/terraform.yaml and the README's CR reference from the Rust types.
+generate: ## Regenerate crds/terraform.yaml (and the chart's copy) and the README's CR reference from the Rust types.
 	cargo run -q -p alustan-shared --bin crdgen > crds/terraform.yaml
+	cp crds/terraform.yaml charts/alustan/crds/terraform.yaml
 	cargo run -q -p alustan-shared --bin crdgen reference | python3 .ci/splice_readme.py README.md
