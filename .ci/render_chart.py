@@ -41,6 +41,11 @@ def render(values=None, show_only=()):
     return objects
 
 
+def merged_values(values=None):
+    """The values a release would use: the chart's defaults coalesced with `values`, as Helm does."""
+    return helm_python.Chart.load(CHART).merge_values(values or {})
+
+
 def load_values(paths):
     values = {}
     for path in paths:
