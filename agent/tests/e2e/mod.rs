@@ -2,7 +2,7 @@
 //! agent's controller running in-process, and waiting helpers.
 //!
 //! The API server enforces RBAC: the controller authenticates as the Helm chart's ServiceAccount,
-//! bound to the chart's rendered ClusterRole and lease Role, so every test also proves the chart
+//! bound to the chart's rendered `ClusterRole` and lease `Role`, so every test also proves the chart
 //! grants what the agent needs. The test code itself (creating resources, reading status) is admin.
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -29,7 +29,7 @@ pub struct Agent {
     /// Admin: for the test's own reads and writes.
     pub client: Client,
     /// The chart's ServiceAccount: the controller's identity.
-    agent_client: Client,
+    controller_client: Client,
     pub terraforms: Api<Terraform>,
     pub jobs: Api<Job>,
     pub image_name: String,
@@ -154,7 +154,7 @@ impl Agent {
             task.abort();
             let _ = task.await;
         }
-        let (stop, task, metrics_url) = spawn(&self.agent_client, &self.config).await;
+        let (stop, task, metrics_url) = spawn(&self.controller_client, &self.config).await;
         self.metrics_url = metrics_url;
         self.stop = Some(stop);
         self.task = Some(task);
@@ -195,13 +195,13 @@ impl Agent {
         ]);
         let client = env.client().unwrap();
         apply_chart_rbac(&client, rbac).await;
-        let agent_client = env.client_for(AGENT_TOKEN).unwrap();
-        alustan_agent::check_crd(&agent_client).await.unwrap();
-        let (stop, task, metrics_url) = spawn(&agent_client, &config).await;
+        let controller_client = env.client_for(AGENT_TOKEN).unwrap();
+        alustan_agent::check_crd(&controller_client).await.unwrap();
+        let (stop, task, metrics_url) = spawn(&controller_client, &config).await;
         Self {
             metrics_url,
             config,
-            agent_client,
+            controller_client,
             terraforms: Api::namespaced(client.clone(), "default"),
             jobs: Api::namespaced(client.clone(), "default"),
             client,
