@@ -455,6 +455,10 @@ def main():
     expect_render_failure(checks, "two replicas without leader election", {"replicaCount": 2, "leaderElection": {"enabled": False}}, "needs leaderElection.enabled")
     expect_render_failure(checks, "both registry secret sources", {"containerRegistrySecret": "e30=", "existingSecret": "x"}, "not both")
 
+    notes = helm_python.Chart.load(CHART).render({}, name=render_chart.RELEASE, namespace=render_chart.NAMESPACE, is_install=True)
+    notes = next((text for path, text in notes.items() if path.endswith("NOTES.txt")), "")
+    checks.check("kubectl alustan tui" in notes and "kubectl get altf -A" in notes, "NOTES.txt names the next steps (kubectl alustan tui, kubectl get altf -A)")
+
     check_krew(checks)
 
     print(f"chart checks: {checks.passed} passed, {len(checks.failures)} failed")
