@@ -24,7 +24,7 @@ demo: ## Run alustan in a local sandbox (not available yet: it arrives with the 
 	@exit 1
 
 .PHONY: test
-test: deps fmt-check clippy one-crypto-provider crd-check unit ## Install what the tests need, then fmt, clippy and every test.
+test: deps fmt-check clippy one-crypto-provider crd-check chart-check unit ## Install what the tests need, then fmt, clippy and every test.
 
 .PHONY: deps
 deps: system-deps python-deps ## Install the system packages and Python tools the tests use.
@@ -72,6 +72,10 @@ crd-check: python-deps ## Validate the generated CRD and the examples against it
 	for v in $(KUBERNETES_VERSIONS); do $(VENV)/bin/kubernetes-validate --strict -k $$v crds/terraform.yaml; done
 	$(PYTHON) .ci/validate_crd.py
 
+.PHONY: chart-check
+chart-check: python-deps ## Lint and render the Helm chart with the real Helm engine and validate every manifest.
+	$(PYTHON) .ci/chart_check.py $(KUBERNETES_VERSIONS)
+
 .PHONY: unit
 unit: ## Every Rust test of the workspace.
 	@if cargo nextest --version >/dev/null 2>&1; then \
@@ -81,6 +85,7 @@ unit: ## Every Rust test of the workspace.
 	fi
 
 .PHONY: generate
-generate: ## Regenerate crds/terraform.yaml and the README's CR reference from the Rust types.
+generate: ## Regenerate crds/terraform.yaml (and the chart's copy) and the README's CR reference from the Rust types.
 	cargo run -q -p alustan-shared --bin crdgen > crds/terraform.yaml
+	cp crds/terraform.yaml charts/alustan/crds/terraform.yaml
 	cargo run -q -p alustan-shared --bin crdgen reference | python3 .ci/splice_readme.py README.md

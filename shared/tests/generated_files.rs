@@ -1,4 +1,4 @@
-//! The checked-in CRD and the README's CR reference are generated from the Rust types; these
+//! The checked-in CRD (and the Helm chart's copy) and the README's CR reference are generated from the Rust types; these
 //! tests fail when either is stale, and prove the original example still means what it says.
 
 use std::path::PathBuf;
@@ -19,6 +19,15 @@ const REGENERATE: &str = "regenerate with `make generate`";
 fn checked_in_crd_matches_the_rust_types() {
     let generated = crd::terraform_crd_yaml().expect("CRD serialises");
     assert!(read("crds/terraform.yaml") == generated, "crds/terraform.yaml is stale: {REGENERATE}");
+}
+
+#[test]
+fn helm_chart_crd_matches_the_rust_types() {
+    let generated = crd::terraform_crd_yaml().expect("CRD serialises");
+    assert!(
+        read("charts/alustan/crds/terraform.yaml") == generated,
+        "charts/alustan/crds/terraform.yaml differs from the generated CRD: {REGENERATE} (it writes both copies)"
+    );
 }
 
 #[test]

@@ -671,6 +671,60 @@ async fn rbac_forbids_with_status_and_allows_bound_verbs() {
 }
 
 #[tokio::test]
+async fn rbac_server_side_apply_that_creates_needs_create_too() {
+    let opts = ApiServerOptions {
+        rbac: true,
+        tokens: vec![("agent".into(), UserInfo::service_account("alustan", "agent"))],
+        ..ApiServerOptions::default()
+    };
+    let e = env_with(opts).await;
+    let admin = e.server.client().unwrap();
+    let rbac = |kind: &str, plural: &str| {
+        let ar = kube::api::ApiResource {
+            group: "rbac.authorization.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "rbac.authorization.k8s.io/v1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        Api::<kube::api::DynamicObject>::all_with(admin.clone(), &ar)
+    };
+    let role = |verbs: &[&str]| -> kube::api::DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "agent"}, "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}]}))
+        .unwrap()
+    };
+    rbac("ClusterRole", "clusterroles").create(&PostParams::default(), &role(&["patch"])).await.unwrap();
+    let binding: kube::api::DynamicObject = serde_json::from_value(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "agent"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "agent"},
+        "subjects": [{"kind": "ServiceAccount", "name": "agent", "namespace": "alustan"}]})).unwrap();
+    rbac("ClusterRoleBinding", "clusterrolebindings").create(&PostParams::default(), &binding).await.unwrap();
+
+    let agent = e.server.client_with_token(Some("agent")).unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(agent);
+    let apply = PatchParams::apply("agent").force();
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}});
+    let err = cms.patch("c", &apply, &Patch::Apply(&config)).await.unwrap_err();
+    let kube::Error::Api(s) = &err else { panic!("{err:?}") };
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (
+            403,
+            r#"configmaps "c" is forbidden: User "system:serviceaccount:alustan:agent" cannot create resource "configmaps" in API group "" in the namespace "default""#
+        )
+    );
+    // With `create` as well it creates; updating an existing object needs `patch` only.
+    let mut with_create = rbac("ClusterRole", "clusterroles").get("agent").await.unwrap();
+    with_create.data["rules"] = role(&["patch", "create"]).data["rules"].clone();
+    rbac("ClusterRole", "clusterroles").replace("agent", &PostParams::default(), &with_create).await.unwrap();
+    cms.patch("c", &apply, &Patch::Apply(&config)).await.unwrap();
+    rbac("ClusterRole", "clusterroles").replace("agent", &PostParams::default(), &role(&["patch"])).await.unwrap();
+    let changed = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "w"}});
+    let updated = cms.patch("c", &apply, &Patch::Apply(&changed)).await.unwrap();
+    assert_eq!(updated.data.unwrap()["k"], "w");
+}
+
+#[tokio::test]
 async fn events_share_storage_and_pod_logs_stream() {
     let e = env().await;
     let client = e.server.client().unwrap();

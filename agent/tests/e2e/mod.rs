@@ -1,5 +1,9 @@
 //! Shared set-up of the end-to-end tests: a `TestEnv`, an IaC image pushed to its registry, the
 //! agent's controller running in-process, and waiting helpers.
+//!
+//! The API server enforces RBAC: the controller authenticates as the Helm chart's ServiceAccount,
+//! bound to the chart's rendered `ClusterRole` and lease `Role`, so every test also proves the chart
+//! grants what the agent needs. The test code itself (creating resources, reading status) is admin.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -9,18 +13,23 @@ use std::time::{Duration, Instant};
 use alustan_agent::Context;
 use alustan_agent::config::Config;
 use alustan_shared::{RegistryProvider, Terraform};
-use alustan_testenv::TestEnv;
+use alustan_testenv::apiserver::{ApiServerOptions, UserInfo};
 use alustan_testenv::registry::ImageConfig;
+use alustan_testenv::{TestEnv, TestEnvOptions};
 use clap::Parser as _;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{ListParams, PostParams};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::{Api, Client};
 
 pub const REPO: &str = "alustan/infrastructure";
 
 pub struct Agent {
     pub env: TestEnv,
+    /// Admin: for the test's own reads and writes.
     pub client: Client,
+    /// The chart's ServiceAccount: the controller's identity.
+    controller_client: Client,
     pub terraforms: Api<Terraform>,
     pub jobs: Api<Job>,
     pub image_name: String,
@@ -36,6 +45,22 @@ impl Drop for Agent {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
+        }
+        // The agent may tolerate a refused request (e.g. an optional read), so a missing rule
+        // could pass unnoticed: any 403 the controller got fails the test.
+        if !std::thread::panicking() {
+            let refused: Vec<String> = self
+                .env
+                .requests()
+                .records()
+                .into_iter()
+                .filter(|r| r.status == 403 && r.user.starts_with("system:serviceaccount:"))
+                .map(|r| format!("{} {}/{}/{} {}", r.verb, r.group, r.resource, r.subresource, r.path))
+                .collect();
+            assert!(
+                refused.is_empty(),
+                "the Helm chart's RBAC refused the agent (add a rule with its reason to charts/alustan/templates/rbac.yaml, or fix the agent if it should not do this): {refused:#?}"
+            );
         }
     }
 }
@@ -57,6 +82,71 @@ async fn spawn(
     (stop, task, metrics_url)
 }
 
+/// The bearer token of the controller's client, authenticating as the chart's ServiceAccount.
+const AGENT_TOKEN: &str = "alustan-agent-e2e";
+
+/// The chart's RBAC objects, rendered once per test binary.
+struct ChartRbac {
+    objects: Vec<serde_json::Value>,
+    namespace: String,
+    service_account: String,
+}
+
+static CHART_RBAC: tokio::sync::OnceCell<ChartRbac> = tokio::sync::OnceCell::const_new();
+
+/// Renders the chart's `rbac` and `serviceaccount` templates with the real Helm engine
+/// (`.ci/render_chart.py`, in the venv of `make deps`; `ALUSTAN_VENV` overrides its path).
+async fn chart_rbac() -> &'static ChartRbac {
+    CHART_RBAC
+        .get_or_init(|| async {
+            let venv = std::env::var_os("ALUSTAN_VENV").map_or_else(
+                || Path::new(&std::env::var_os("HOME").expect("HOME is set")).join(".cache/alustan/venv"),
+                std::path::PathBuf::from,
+            );
+            let python = venv.join("bin/python");
+            assert!(
+                python.exists(),
+                "{} is missing: the RBAC-mode e2e tests render the Helm chart with helm-python-sdk; run `make deps` (or set ALUSTAN_VENV)",
+                python.display()
+            );
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/render_chart.py");
+            let output = tokio::process::Command::new(&python)
+                .arg(&script)
+                .args(["--show-only", "rbac", "--show-only", "serviceaccount", "--json"])
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "rendering the chart's RBAC failed (try `make deps`): {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let objects: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+            let account = objects.iter().find(|o| o["kind"] == "ServiceAccount").expect("the chart renders a ServiceAccount");
+            let field = |name: &str| account["metadata"][name].as_str().unwrap().to_owned();
+            ChartRbac { namespace: field("namespace"), service_account: field("name"), objects }
+        })
+        .await
+}
+
+/// Creates (as admin) the release namespace and the chart's RBAC objects, as `helm install` would.
+async fn apply_chart_rbac(admin: &Client, rbac: &ChartRbac) {
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": rbac.namespace}})).unwrap();
+    Api::<Namespace>::all(admin.clone()).create(&PostParams::default(), &namespace).await.unwrap();
+    for object in &rbac.objects {
+        let object: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+        let types = object.types.clone().unwrap();
+        let (group, version) = types.api_version.rsplit_once('/').unwrap_or(("", &types.api_version));
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &types.kind));
+        let api: Api<DynamicObject> = match &object.metadata.namespace {
+            Some(namespace) => Api::namespaced_with(admin.clone(), namespace, &resource),
+            None => Api::all_with(admin.clone(), &resource),
+        };
+        api.create(&PostParams::default(), &object).await.unwrap();
+    }
+}
+
 impl Agent {
     /// Kills the controller abruptly (as a crash would) and starts a new one.
     pub async fn restart(&mut self) {
@@ -64,7 +154,7 @@ impl Agent {
             task.abort();
             let _ = task.await;
         }
-        let (stop, task, metrics_url) = spawn(&self.client, &self.config).await;
+        let (stop, task, metrics_url) = spawn(&self.controller_client, &self.config).await;
         self.metrics_url = metrics_url;
         self.stop = Some(stop);
         self.task = Some(task);
@@ -74,7 +164,13 @@ impl Agent {
     /// v2.0.0, and runs the controller with fast retries.
     pub async fn start(scripts: &[(&str, &str)]) -> Self {
         alustan_agent::registry::install_crypto_provider();
-        let env = TestEnv::start().await.unwrap();
+        let rbac = chart_rbac().await;
+        let api = ApiServerOptions {
+            rbac: true,
+            tokens: vec![(AGENT_TOKEN.into(), UserInfo::service_account(&rbac.namespace, &rbac.service_account))],
+            ..ApiServerOptions::default()
+        };
+        let env = TestEnv::start_with(TestEnvOptions { api, ..TestEnvOptions::default() }).await.unwrap();
         let image = tempfile::tempdir().unwrap();
         for (name, body) in scripts {
             let path = image.path().join(name);
@@ -98,11 +194,14 @@ impl Agent {
             "2",
         ]);
         let client = env.client().unwrap();
-        alustan_agent::check_crd(&client).await.unwrap();
-        let (stop, task, metrics_url) = spawn(&client, &config).await;
+        apply_chart_rbac(&client, rbac).await;
+        let controller_client = env.client_for(AGENT_TOKEN).unwrap();
+        alustan_agent::check_crd(&controller_client).await.unwrap();
+        let (stop, task, metrics_url) = spawn(&controller_client, &config).await;
         Self {
             metrics_url,
             config,
+            controller_client,
             terraforms: Api::namespaced(client.clone(), "default"),
             jobs: Api::namespaced(client.clone(), "default"),
             client,

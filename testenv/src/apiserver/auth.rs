@@ -4,7 +4,8 @@
 //! a `Role` or `ClusterRole` within one namespace; `ClusterRoleBindings` grant everywhere. Service
 //! account tokens authenticate as `system:serviceaccount:NS:NAME` with the groups
 //! `system:serviceaccounts`, `system:serviceaccounts:NS` and `system:authenticated`.
-//! Members of `system:masters` are always allowed (as in a real cluster).
+//! Members of `system:masters` are always allowed (as in a real cluster). A server-side apply that
+//! creates the object is authorized as `create` as well as `patch` (see `patching.rs`).
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::apply;
+use super::auth::{self, Attributes};
 use super::handlers::Ctx;
 use super::patch::{self, JsonPatchError};
 use super::router::Reply;
@@ -101,6 +102,21 @@ fn apply_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         let mut skeleton = json!({"apiVersion": av, "kind": ctx.def.kind, "metadata": {"name": ctx.name()}});
         if ctx.def.namespaced {
             skeleton["metadata"]["namespace"] = json!(ctx.namespace());
+        }
+        // An apply that creates is also authorized as `create`, as the real apiserver's patch
+        // handler does: `patch` alone must not be enough to create objects.
+        if shared.auth.rbac {
+            let attrs = Attributes {
+                verb: "create".into(),
+                group: ctx.rp.group.clone(),
+                resource: ctx.rp.resource.clone(),
+                namespace: ctx.namespace().to_owned(),
+                name: ctx.name().to_owned(),
+                ..Attributes::default()
+            };
+            if !auth::allowed(&st, ctx.user, &attrs) {
+                return Err(auth::forbidden(ctx.user, &attrs));
+            }
         }
         let merged = apply::apply(&skeleton, &config, &w, force).map_err(|c| apply_conflict(&c))?;
         let created = create(ctx, &mut st, merged, None)?;
