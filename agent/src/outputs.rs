@@ -178,6 +178,35 @@ impl LogCollector {
     }
 }
 
+/// The longest log line kept: one byte over the block limit, so a longer (cut) line still
+/// counts as an oversized outputs block or JSON object.
+pub const MAX_LINE_BYTES: usize = BLOCK_BYTES + 1;
+
+/// A log read to its end.
+#[derive(Debug)]
+pub struct Streamed {
+    pub collected: Collected,
+    /// Lines read.
+    pub lines: usize,
+    /// The most bytes of one line held at once (at most [`MAX_LINE_BYTES`]).
+    pub peak_line_bytes: usize,
+}
+
+/// Streams a log through a [`LogCollector`]: memory stays bounded whatever the log's size.
+pub async fn collect_lines(
+    reader: impl futures::AsyncBufRead + Unpin,
+    job: &str,
+) -> std::io::Result<Streamed> {
+    let mut collector = LogCollector::new(job);
+    let mut lines = crate::log_lines::BoundedLines::new(reader, MAX_LINE_BYTES);
+    let mut count = 0;
+    while let Some(line) = lines.next_line().await? {
+        count += 1;
+        collector.push_line(&line.text);
+    }
+    Ok(Streamed { collected: collector.finish(), lines: count, peak_line_bytes: lines.peak() })
+}
+
 /// At most 200 characters, for messages.
 pub fn excerpt(text: &str) -> String {
     let mut out: String = text.chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect();

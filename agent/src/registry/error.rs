@@ -39,7 +39,10 @@ pub enum ScanError {
     #[error("repository {repository} does not exist on {registry} (NAME_UNKNOWN)")]
     UnknownRepository { registry: String, repository: String },
 
-    #[error("tag {tag} of {registry}/{repository} disappeared between listing and resolving it")]
+    #[error(
+        "registry {registry} lists tag {tag} of {repository} but answers HTTP 404 for its manifest \
+         (the image was deleted since, or the registry is inconsistent)"
+    )]
     TagNotFound { registry: String, repository: String, tag: String },
 
     #[error("no tag of {image} satisfies {constraint:?} ({tag_count} tags seen; newest: {})", newest_list(newest))]
