@@ -105,7 +105,7 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
                 let detail = pod
                     .as_ref()
                     .and_then(observe::termination)
-                    .map_or(message, |(code, tail)| format!("exit code {code}: {}", tail.trim()));
+                    .map_or(message, |(code, tail)| format!("exit code {code}: {}", crate::outputs::log_tail(&tail)));
                 record_destroy(&mut synced, job, &applied, Some(format!("destroy failed: {detail}")));
                 let failures = round + 1;
                 let message = format!(

@@ -207,6 +207,21 @@ pub async fn collect_lines(
     Ok(Streamed { collected: collector.finish(), lines: count, peak_line_bytes: lines.peak() })
 }
 
+/// The end of a log for messages: its last [`LOG_TAIL_CHARS`] characters (an error is at the
+/// end), so the message, the history record and the Event, each capped, all still show it.
+pub fn log_tail(text: &str) -> String {
+    let text = text.trim();
+    let count = text.chars().count();
+    if count <= LOG_TAIL_CHARS {
+        return text.to_owned();
+    }
+    let start = text.char_indices().nth(count - LOG_TAIL_CHARS).map_or(0, |(i, _)| i);
+    format!("…{}", &text[start..])
+}
+
+/// Characters of a log tail quoted in a message: a history record keeps 1024, an Event 1000.
+pub const LOG_TAIL_CHARS: usize = 800;
+
 /// At most 200 characters, for messages.
 pub fn excerpt(text: &str) -> String {
     let mut out: String = text.chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -316,6 +331,15 @@ mod tests {
         let bad = collect("j", "hello\n{\"outputs\": [1,, 2]}\n");
         assert_eq!(bad.post_deploy, None);
         assert!(bad.json_error.unwrap().contains("{\"outputs\""));
+    }
+
+    #[test]
+    fn log_tail_keeps_the_end() {
+        assert_eq!(log_tail("  short\n"), "short");
+        let long = format!("{}the error", "é".repeat(5000));
+        let tail = log_tail(&long);
+        assert_eq!(tail.chars().count(), LOG_TAIL_CHARS + 1);
+        assert!(tail.starts_with('…') && tail.ends_with("the error"));
     }
 
     #[test]

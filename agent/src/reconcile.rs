@@ -320,9 +320,9 @@ async fn registry_error(
     let delay = failure.delay(retry);
     let phase = if failure.stalled(retry) { Phase::Stalled } else { Phase::Reconciling };
     summarize(status, generation, State::Error, phase, reason::REGISTRY_ERROR, &failure.message(error, retry));
-    // Without the count, so the recorder folds repeats at the capped delay into one series.
-    let note = format!("{error}; next scan in {}", backoff::human(delay));
-    event(ctx, tf, EventType::Warning, reason::REGISTRY_ERROR, "Scan", note).await;
+    // kube's recorder folds repeats (same type, reason and action) into one event series
+    // counting them, keeping the first note: the status message has the current count.
+    event(ctx, tf, EventType::Warning, reason::REGISTRY_ERROR, "Scan", error.to_owned()).await;
     Action::requeue(delay)
 }
 
@@ -422,7 +422,7 @@ pub(crate) async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut Terraf
                 let detail = pod
                     .as_ref()
                     .and_then(observe::termination)
-                    .map_or(message, |(code, tail)| format!("exit code {code}: {}", tail.trim()));
+                    .map_or(message, |(code, tail)| format!("exit code {code}: {}", crate::outputs::log_tail(&tail)));
                 let text = format!("{} failed ({}): {detail}", action_label(record.action), record.job_name);
                 finish(status, index, RunResult::Failed, at, &text);
                 summarize(status, generation, State::Failed, Phase::Reconciling, reason::SCRIPT_FAILED, &text);
