@@ -66,7 +66,10 @@ pub fn gate(last: Option<&ScanFailure>, trigger: &Trigger, retry: Retry, now: ji
     let Some(last) = last.filter(|last| &last.trigger == trigger) else { return Gate::Scan };
     let elapsed = Duration::try_from(now.duration_since(last.at)).unwrap_or(Duration::ZERO);
     let delay = last.delay(retry);
-    if elapsed >= delay { Gate::Scan } else { Gate::Wait(delay - elapsed) }
+    match delay.checked_sub(elapsed) {
+        Some(left) if !left.is_zero() => Gate::Wait(left),
+        _ => Gate::Scan,
+    }
 }
 
 /// One more failure in a row for the same trigger, else the first for a new one.
@@ -92,7 +95,14 @@ pub fn human(duration: Duration) -> String {
         return format!("{}ms", duration.as_millis());
     }
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    [(h, "h"), (m, "m"), (s, "s")].iter().filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n}{unit}")).collect()
+    let mut text = String::new();
+    for (n, unit) in [(h, 'h'), (m, 'm'), (s, 's')] {
+        if n > 0 {
+            text.push_str(&n.to_string());
+            text.push(unit);
+        }
+    }
+    text
 }
 
 /// The failed scans of every resource, by uid.

@@ -80,14 +80,32 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
         Some((round, job)) => match observe::outcome(job) {
             Outcome::Running => {
                 let message = format!("destroying {}", applied.tag);
-                write_status(tf, ctx, &server, synced, State::Progressing, Phase::Reconciling, reason::DESTROYING, &message)
-                    .await?;
+                write_status(
+                    tf,
+                    ctx,
+                    &server,
+                    synced,
+                    State::Progressing,
+                    Phase::Reconciling,
+                    reason::DESTROYING,
+                    &message,
+                )
+                .await?;
                 return Err(Error::DestroyPending);
             }
             Outcome::Succeeded { .. } => {
                 let message = format!("destroyed {}; releasing the resource", applied.tag);
-                write_status(tf, ctx, &server, synced, State::Progressing, Phase::Reconciling, reason::DESTROYING, &message)
-                    .await?;
+                write_status(
+                    tf,
+                    ctx,
+                    &server,
+                    synced,
+                    State::Progressing,
+                    Phase::Reconciling,
+                    reason::DESTROYING,
+                    &message,
+                )
+                .await?;
                 event(
                     ctx,
                     tf,

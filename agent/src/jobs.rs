@@ -172,8 +172,8 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
     {
         pull_names.push(secret.name.clone());
     }
-    let pull_secrets = (!pull_names.is_empty())
-        .then(|| pull_names.into_iter().map(|name| LocalObjectReference { name }).collect());
+    let pull_secrets =
+        (!pull_names.is_empty()).then(|| pull_names.into_iter().map(|name| LocalObjectReference { name }).collect());
     Ok(Job {
         metadata: ObjectMeta {
             name: Some(run.name.clone()),

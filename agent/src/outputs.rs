@@ -193,10 +193,7 @@ pub struct Streamed {
 }
 
 /// Streams a log through a [`LogCollector`]: memory stays bounded whatever the log's size.
-pub async fn collect_lines(
-    reader: impl futures::AsyncBufRead + Unpin,
-    job: &str,
-) -> std::io::Result<Streamed> {
+pub async fn collect_lines(reader: impl futures::AsyncBufRead + Unpin, job: &str) -> std::io::Result<Streamed> {
     let mut collector = LogCollector::new(job);
     let mut lines = crate::log_lines::BoundedLines::new(reader, MAX_LINE_BYTES);
     let mut count = 0;

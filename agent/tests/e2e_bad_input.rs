@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use alustan_shared::{RunAction, RunResult, State, Terraform, conditions, meta};
 use base64::Engine as _;
 use e2e::{Agent, REPO};
+use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use futures::StreamExt as _;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, ResourceExt as _};
 use proxy::Proxy;
@@ -115,7 +115,7 @@ fn watch(agent: &Agent) -> Seen {
 /// Waits for `failures` failed scans in a row, then checks that the agent reported each one
 /// in order: `Error`, the count, and the delay the schedule gives it (1 s, 2 s, 2 s…), with
 /// `Stalled` from the retry budget (2) on. Returns the resource at the last.
-async fn wait_for_failures(agent: &Agent, seen: &Seen, failures: u32, cause: &str) -> Terraform {
+async fn wait_for_failures(seen: &Seen, failures: u32, cause: &str) -> Terraform {
     let expected: Vec<String> = (1..=failures)
         .map(|n| {
             let times = if n == 1 { "failed once".to_owned() } else { format!("failed {n} times in a row") };
@@ -155,10 +155,13 @@ async fn registry_500_is_retried_with_growing_delays_then_recovers() {
     let seen = watch(&agent);
     agent.create(&tf).await;
 
-    let failing = wait_for_failures(&agent, &seen, 3, "HTTP 500").await;
+    let failing = wait_for_failures(&seen, 3, "HTTP 500").await;
     let message = message(&failing).to_owned();
     let registry = proxy.host_port();
-    assert!(message.starts_with(&format!("registry {registry} answered HTTP 500 for {REPO} after 4 attempt(s)")), "{message}");
+    assert!(
+        message.starts_with(&format!("registry {registry} answered HTTP 500 for {REPO} after 4 attempt(s)")),
+        "{message}"
+    );
     // Each scan is four requests (the client's own retries of a 5xx); three scans are done, a
     // fourth may be under way. Without the backoff the agent's own status writes would wake
     // it into scan after scan.
@@ -197,12 +200,15 @@ async fn registry_401_for_wrong_credentials_is_retried_until_the_secret_is_fixed
     proxy.require_bearer("ci", "right-pa55");
     let secrets: Api<Secret> = Api::namespaced(agent.client.clone(), "default");
     let registry = proxy.host_port();
-    secrets.create(&PostParams::default(), &docker_config("registry-creds", &registry, "ci", "wr0ng-pa55")).await.unwrap();
+    secrets
+        .create(&PostParams::default(), &docker_config("registry-creds", &registry, "ci", "wr0ng-pa55"))
+        .await
+        .unwrap();
     tf.spec.container_registry.secret_ref = Some(alustan_shared::SecretReference { name: "registry-creds".into() });
     let seen = watch(&agent);
     agent.create(&tf).await;
 
-    let failing = wait_for_failures(&agent, &seen, 2, "HTTP 401").await;
+    let failing = wait_for_failures(&seen, 2, "HTTP 401").await;
     let message = message_of(&failing);
     assert!(message.starts_with(&format!("registry {registry} refused access to {REPO} (HTTP 401)")), "{message}");
     assert!(message.contains("default/registry-creds"), "names the Secret to check: {message}");
@@ -230,10 +236,13 @@ async fn a_registry_that_stops_answering_times_out_and_is_retried_until_it_answe
     let seen = watch(&agent);
     agent.create(&tf).await;
 
-    let failing = wait_for_failures(&agent, &seen, 2, "cannot reach registry").await;
+    let failing = wait_for_failures(&seen, 2, "cannot reach registry").await;
     let message = message_of(&failing);
     let registry = proxy.host_port();
-    assert!(message.starts_with(&format!("cannot reach registry {registry} for {REPO} after 4 attempt(s)")), "{message}");
+    assert!(
+        message.starts_with(&format!("cannot reach registry {registry} for {REPO} after 4 attempt(s)")),
+        "{message}"
+    );
     assert!(message.contains("timed out"), "{message}");
     let lists = proxy.count("/tags/list");
     assert!((8..=12).contains(&lists), "{lists} tag-list requests after two timed-out scans");
@@ -249,11 +258,13 @@ async fn a_listed_tag_whose_manifest_is_gone_is_an_error_until_it_is_back() {
     let seen = watch(&agent);
     agent.create(&tf).await;
 
-    let failing = wait_for_failures(&agent, &seen, 2, "HTTP 404").await;
+    let failing = wait_for_failures(&seen, 2, "HTTP 404").await;
     let message = message_of(&failing);
     let registry = proxy.host_port();
     assert!(
-        message.starts_with(&format!("registry {registry} lists tag v1.0.1 of {REPO} but answers HTTP 404 for its manifest")),
+        message.starts_with(&format!(
+            "registry {registry} lists tag v1.0.1 of {REPO} but answers HTTP 404 for its manifest"
+        )),
         "{message}"
     );
     // The listing is reused; only the manifest is asked again, once per scan.
@@ -278,8 +289,7 @@ echo
 async fn a_log_over_one_mib_keeps_outputs_and_only_a_bounded_tail() {
     let deploy = format!("{CHATTY}{DEPLOY}");
     let failing = format!("{CHATTY}echo 'Error: the last words before failing' >&2\nexit 3\n");
-    let agent =
-        Agent::start(&[("deploy", &deploy), ("deploy-fails", &failing), ("aws-resource", AWS_RESOURCE)]).await;
+    let agent = Agent::start(&[("deploy", &deploy), ("deploy-fails", &failing), ("aws-resource", AWS_RESOURCE)]).await;
     let mut tf = agent.example();
     tf.spec.variables.insert("TF_VAR_workspace".into(), "staging".into());
     tf.spec.variables.insert("TF_VAR_region".into(), "eu-west-1".into());
@@ -326,7 +336,9 @@ async fn a_failing_destroy_is_recorded_retried_then_released_by_the_skip_annotat
             state(tf) == Some(State::Error) && message(tf).contains("destroy failed (2 of 2 attempts)")
         })
         .await;
-    assert!(given_up.metadata.deletion_timestamp.is_some() && given_up.finalizers().contains(&meta::FINALIZER.to_owned()));
+    assert!(
+        given_up.metadata.deletion_timestamp.is_some() && given_up.finalizers().contains(&meta::FINALIZER.to_owned())
+    );
     assert_eq!(condition(&given_up, conditions::STALLED), "True");
     let status = given_up.status.clone().unwrap();
     assert!(status.message.unwrap().contains(meta::SKIP_DESTROY), "says how to release it");
