@@ -131,23 +131,19 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
                     retry.attempts,
                     meta::SKIP_DESTROY
                 );
-                write_status(
-                    tf,
-                    ctx,
-                    &server,
-                    synced.clone(),
-                    State::Error,
-                    Phase::Stalled,
-                    reason::SCRIPT_FAILED,
-                    &message,
-                )
-                .await?;
+                // Out of attempts: Stalled until the skip annotation (or a fixed destroy
+                // script, deployed by hand) lets it go.
+                let exhausted = failures >= retry.attempts;
+                let phase = if exhausted { Phase::Stalled } else { Phase::Reconciling };
+                write_status(tf, ctx, &server, synced.clone(), State::Error, phase, reason::SCRIPT_FAILED, &message)
+                    .await?;
                 let elapsed = at.map_or(std::time::Duration::ZERO, |t| {
                     jiff::Timestamp::now().duration_since(t.0).try_into().unwrap_or_default()
                 });
-                if failures >= retry.attempts || elapsed < retry.delay(failures) {
+                let retry_in = retry.delay(failures).checked_sub(elapsed).filter(|left| !left.is_zero());
+                if exhausted || retry_in.is_some() {
                     event(ctx, tf, EventType::Warning, reason::SCRIPT_FAILED, "Destroy", message.clone()).await;
-                    return Err(Error::DestroyFailed(message));
+                    return Err(Error::DestroyFailed { message, retry_in: retry_in.filter(|_| !exhausted) });
                 }
                 round + 1
             }

@@ -64,6 +64,11 @@ pub fn error_policy(tf: Arc<Terraform>, err: &Error, ctx: Arc<Context>) -> Actio
     if matches!(err, Error::DestroyPending) {
         return Action::requeue(ctx.config.sync_interval.min(Duration::from_secs(60)));
     }
+    // A failed destroy keeps its own schedule (its attempts' backoff); once they are used up,
+    // the skip annotation (a watched change) is what releases the resource.
+    if let Error::DestroyFailed { retry_in, .. } = err {
+        return Action::requeue(retry_in.unwrap_or(ctx.config.sync_interval));
+    }
     // Each failure in a row of the same resource waits longer (a success resets the count).
     let failures = ctx.reconcile_errors.bump(&tf.uid().unwrap_or_default());
     let delay = ctx.retry().delay(failures);

@@ -330,6 +330,7 @@ async fn a_failing_destroy_is_recorded_retried_then_released_by_the_skip_annotat
     let deployed = agent.wait_for(NAME, "Success", |tf| state(tf) == Some(State::Success)).await;
     let applied = deployed.status.unwrap().applied.unwrap();
 
+    let seen = watch(&agent);
     agent.terraforms.delete(NAME, &DeleteParams::default()).await.unwrap();
     let given_up = agent
         .wait_for(NAME, "two failed destroys", |tf| {
@@ -340,6 +341,12 @@ async fn a_failing_destroy_is_recorded_retried_then_released_by_the_skip_annotat
         given_up.metadata.deletion_timestamp.is_some() && given_up.finalizers().contains(&meta::FINALIZER.to_owned())
     );
     assert_eq!(condition(&given_up, conditions::STALLED), "True");
+    // After the first failure it was retrying (Reconciling), not yet Stalled.
+    let versions = seen.wait_for("the first failure", |tf| message(tf).contains("(1 of 2 attempts)")).await;
+    let first = versions.iter().find(|tf| message(tf).contains("(1 of 2 attempts)")).unwrap();
+    assert_eq!(state(first), Some(State::Error));
+    let phase = (condition(first, conditions::RECONCILING), condition(first, conditions::STALLED));
+    assert_eq!((phase.0.as_str(), phase.1.as_str()), ("True", "False"));
     let status = given_up.status.clone().unwrap();
     assert!(status.message.unwrap().contains(meta::SKIP_DESTROY), "says how to release it");
     let destroys: Vec<_> = status.history.iter().filter(|r| r.action == RunAction::Destroy).collect();
