@@ -246,6 +246,8 @@ async fn a_registry_that_stops_answering_times_out_and_is_retried_until_it_answe
     assert!(message.contains("timed out"), "{message}");
     let lists = proxy.count("/tags/list");
     assert!((8..=12).contains(&lists), "{lists} tag-list requests after two timed-out scans");
+    let warnings = agent.warnings(NAME, "RegistryError").await;
+    assert!(warnings.iter().any(|(note, count)| note.contains("cannot reach registry") && *count >= 2), "{warnings:?}");
 
     proxy.resume();
     wait_completed(&agent).await;
@@ -273,6 +275,8 @@ async fn a_listed_tag_whose_manifest_is_gone_is_an_error_until_it_is_back() {
     let manifests = proxy.count("/manifests/v1.0.1");
     assert!((2..=3).contains(&manifests), "{manifests} manifest requests: {:?}", proxy.requests());
     assert!(agent.job_names().await.is_empty(), "no Job for an image that cannot be resolved");
+    let warnings = agent.warnings(NAME, "RegistryError").await;
+    assert!(warnings.iter().any(|(note, _)| note.contains("HTTP 404 for its manifest")), "{warnings:?}");
 
     proxy.fail_manifests(0, 404);
     wait_completed(&agent).await;

@@ -100,8 +100,9 @@ impl ScanError {
         }
     }
 
-    /// Whether trying again later may succeed without anyone changing anything (the agent
-    /// retries these with backoff; the others wait for a spec, Secret or registry change).
+    /// Whether trying again later may succeed without anyone changing anything. (The agent
+    /// retries every scan failure but an unparsable spec with backoff, these and the ones a
+    /// Secret or registry fix heals alike: see `crate::backoff`.)
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
