@@ -60,6 +60,10 @@ pub struct Config {
     /// Failed runs of the same inputs before giving up (Stalled) until something changes.
     #[arg(long, env = "RETRY_ATTEMPTS", default_value_t = 5)]
     pub retry_attempts: u32,
+
+    /// Limit for one registry request (connecting, the answer and its body).
+    #[arg(long, env = "REGISTRY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub registry_timeout: Duration,
 }
 
 /// A Go-style duration: one or more `<number><unit>` with units `ms`, `s`, `m`, `h`.

@@ -22,12 +22,18 @@ pub struct Context {
     pub metrics: Metrics,
     /// The status last written per resource (see [`crate::status::Written`]).
     pub written: crate::status::Written,
+    /// Failed registry scans in a row, per resource (see [`crate::backoff`]).
+    pub scan_failures: crate::backoff::ScanFailures,
+    /// Reconciles that failed in a row, per resource: `error_policy`'s delay grows with them.
+    pub reconcile_errors: crate::backoff::ErrorStreaks,
 }
 
 impl Context {
     pub fn new(client: Client, config: Config) -> Result<Self> {
         let registry = RegistryClient::new(ClientConfig {
             insecure_registries: config.insecure_registries.clone(),
+            connect_timeout: config.registry_timeout.min(ClientConfig::default().connect_timeout),
+            request_timeout: config.registry_timeout,
             ..ClientConfig::default()
         })
         .map_err(|err| Error::InvalidSpec(err.to_string()))?;
@@ -57,6 +63,8 @@ impl Context {
             jobs,
             metrics: Metrics::default(),
             written: crate::status::Written::default(),
+            scan_failures: crate::backoff::ScanFailures::default(),
+            reconcile_errors: crate::backoff::ErrorStreaks::default(),
         })
     }
 

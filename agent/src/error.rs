@@ -22,8 +22,9 @@ pub enum Error {
     #[error("waiting for the destroy Job")]
     DestroyPending,
 
-    #[error("{0}")]
-    DestroyFailed(String),
+    /// `retry_in`: when the next destroy attempt is due; `None` when attempts are used up.
+    #[error("{message}")]
+    DestroyFailed { message: String, retry_in: Option<std::time::Duration> },
 
     #[error("the resource has no {0}")]
     MissingField(&'static str),
@@ -40,7 +41,7 @@ impl Error {
             Self::Serialize(_) => "serialize",
             Self::MissingField(_) => "missing_field",
             Self::DestroyPending => "destroy_pending",
-            Self::DestroyFailed(_) => "destroy_failed",
+            Self::DestroyFailed { .. } => "destroy_failed",
         }
     }
 }

@@ -6,9 +6,12 @@
 //! The kube-rs `finalizer` helper removes the finalizer when cleanup returns `Ok`, so waiting
 //! for the destroy Job is the [`Error::DestroyPending`] "error".
 
-use alustan_shared::{RunAction, RunResult, State, Terraform, TerraformStatus, conditions::reason, meta};
+use alustan_shared::{
+    AppliedImage, RunAction, RunRecord, RunResult, State, Terraform, TerraformStatus, conditions::reason, meta,
+};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -19,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::jobs::{RunSpec, job_name, round_of, run_key};
 use crate::observe::{self, Outcome};
 use crate::reconcile::event;
-use crate::status::{self, Phase, summarize};
+use crate::status::{self, Phase, push_run, summarize};
 
 #[allow(clippy::too_many_lines)] // one linear sequence of steps, clearer unsplit
 pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
@@ -67,12 +70,42 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
         .filter_map(|job| round_of(&job.name_any(), &name, RunAction::Destroy, &key).map(|round| (round, job)))
         .collect();
     ours.sort_by_key(|(round, _)| *round);
+    // Every destroy attempt is in status.history, kept up to date from its Job.
+    for (_, job) in &ours {
+        record_destroy(&mut synced, job, &applied, None);
+    }
     let retry = ctx.retry();
     let next_round = match ours.last() {
         None => 0,
         Some((round, job)) => match observe::outcome(job) {
-            Outcome::Running => return Err(Error::DestroyPending),
+            Outcome::Running => {
+                let message = format!("destroying {}", applied.tag);
+                write_status(
+                    tf,
+                    ctx,
+                    &server,
+                    synced,
+                    State::Progressing,
+                    Phase::Reconciling,
+                    reason::DESTROYING,
+                    &message,
+                )
+                .await?;
+                return Err(Error::DestroyPending);
+            }
             Outcome::Succeeded { .. } => {
+                let message = format!("destroyed {}; releasing the resource", applied.tag);
+                write_status(
+                    tf,
+                    ctx,
+                    &server,
+                    synced,
+                    State::Progressing,
+                    Phase::Reconciling,
+                    reason::DESTROYING,
+                    &message,
+                )
+                .await?;
                 event(
                     ctx,
                     tf,
@@ -90,30 +123,27 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
                 let detail = pod
                     .as_ref()
                     .and_then(observe::termination)
-                    .map_or(message, |(code, tail)| format!("exit code {code}: {}", tail.trim()));
+                    .map_or(message, |(code, tail)| format!("exit code {code}: {}", crate::outputs::log_tail(&tail)));
+                record_destroy(&mut synced, job, &applied, Some(format!("destroy failed: {detail}")));
                 let failures = round + 1;
                 let message = format!(
                     "destroy failed ({failures} of {} attempts): {detail}. Set annotation {}=true to release the resource without destroying",
                     retry.attempts,
                     meta::SKIP_DESTROY
                 );
-                write_status(
-                    tf,
-                    ctx,
-                    &server,
-                    synced.clone(),
-                    State::Error,
-                    Phase::Stalled,
-                    reason::SCRIPT_FAILED,
-                    &message,
-                )
-                .await?;
+                // Out of attempts: Stalled until the skip annotation (or a fixed destroy
+                // script, deployed by hand) lets it go.
+                let exhausted = failures >= retry.attempts;
+                let phase = if exhausted { Phase::Stalled } else { Phase::Reconciling };
+                write_status(tf, ctx, &server, synced.clone(), State::Error, phase, reason::SCRIPT_FAILED, &message)
+                    .await?;
                 let elapsed = at.map_or(std::time::Duration::ZERO, |t| {
                     jiff::Timestamp::now().duration_since(t.0).try_into().unwrap_or_default()
                 });
-                if failures >= retry.attempts || elapsed < retry.delay(failures) {
+                let retry_in = retry.delay(failures).checked_sub(elapsed).filter(|left| !left.is_zero());
+                if exhausted || retry_in.is_some() {
                     event(ctx, tf, EventType::Warning, reason::SCRIPT_FAILED, "Destroy", message.clone()).await;
-                    return Err(Error::DestroyFailed(message));
+                    return Err(Error::DestroyFailed { message, retry_in: retry_in.filter(|_| !exhausted) });
                 }
                 round + 1
             }
@@ -129,16 +159,55 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
     };
     let job = crate::jobs::build(tf, &run, &ctx.jobs)?;
     match jobs.create(&kube::api::PostParams::default(), &job).await {
-        Ok(_) => {}
+        Ok(_) => ctx.metrics.job_started(crate::jobs::action_label(RunAction::Destroy)),
         // Created before (a retried reconcile): adopt it.
         Err(kube::Error::Api(status)) if status.code == 409 => {}
         Err(err) => return Err(err.into()),
     }
+    record_destroy(&mut synced, &job, &applied, None);
     let message = format!("destroying {}", applied.tag);
     event(ctx, tf, EventType::Normal, reason::DESTROYING, "Destroy", message.clone()).await;
     write_status(tf, ctx, &server, synced, State::Progressing, Phase::Reconciling, reason::DESTROYING, &message)
         .await?;
     Err(Error::DestroyPending)
+}
+
+/// Adds or updates the history record of a destroy Job: its result and times from the Job,
+/// `message` when given (a record keeps the one it has otherwise).
+fn record_destroy(status: &mut TerraformStatus, job: &Job, applied: &AppliedImage, message: Option<String>) {
+    let (result, finished) = match observe::outcome(job) {
+        Outcome::Running => (RunResult::Running, None),
+        Outcome::Succeeded { at } => (RunResult::Succeeded, Some(at.unwrap_or_else(now))),
+        Outcome::Failed { at, .. } => (RunResult::Failed, Some(at.unwrap_or_else(now))),
+    };
+    let message = message.map(|m| m.chars().take(1024).collect());
+    let job_name = job.name_any();
+    if let Some(record) = status.history.iter_mut().find(|r| r.job_name == job_name) {
+        record.result = result;
+        record.completion_time = finished.or_else(|| record.completion_time.take());
+        if message.is_some() {
+            record.message = message;
+        }
+        return;
+    }
+    let started = job.metadata.creation_timestamp.clone().unwrap_or_else(now);
+    push_run(
+        status,
+        RunRecord {
+            action: RunAction::Destroy,
+            job_name,
+            image: applied.image.clone(),
+            tag: Some(applied.tag.clone()),
+            start_time: started,
+            completion_time: finished,
+            result,
+            message,
+        },
+    );
+}
+
+fn now() -> Time {
+    Time(jiff::Timestamp::now())
 }
 
 #[allow(clippy::too_many_arguments)] // private; every call passes the same first four

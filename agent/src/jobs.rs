@@ -164,8 +164,16 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
         ..Container::default()
     };
     let service_account = tf.spec.service_account_name.clone().or_else(|| settings.service_account.clone());
-    let pull_secrets = (!settings.image_pull_secrets.is_empty())
-        .then(|| settings.image_pull_secrets.iter().map(|s| LocalObjectReference { name: s.clone() }).collect());
+    // The resource's registry Secret (a docker config, as imagePullSecrets want) lets the
+    // kubelet pull the image the scan found with the same credentials.
+    let mut pull_names = settings.image_pull_secrets.clone();
+    if let Some(secret) = &tf.spec.container_registry.secret_ref
+        && !pull_names.contains(&secret.name)
+    {
+        pull_names.push(secret.name.clone());
+    }
+    let pull_secrets =
+        (!pull_names.is_empty()).then(|| pull_names.into_iter().map(|name| LocalObjectReference { name }).collect());
     Ok(Job {
         metadata: ObjectMeta {
             name: Some(run.name.clone()),
@@ -260,6 +268,12 @@ mod tests {
         let pod = &spec["template"]["spec"];
         assert_eq!(pod["serviceAccountName"], "runner");
         assert_eq!(pod["imagePullSecrets"][0]["name"], "pull");
+        let mut private = tf.clone();
+        private.spec.container_registry.secret_ref = Some(alustan_shared::SecretReference { name: "regcred".into() });
+        let pulls = serde_json::to_value(build(&private, &run, &settings).unwrap()).unwrap()["spec"]["template"]["spec"]
+            ["imagePullSecrets"]
+            .clone();
+        assert_eq!(pulls, serde_json::json!([{"name": "pull"}, {"name": "regcred"}]));
         let container = &pod["containers"][0];
         assert_eq!(container["image"], "r/x@sha256:aa");
         assert_eq!(container["terminationMessagePolicy"], "FallbackToLogsOnError");

@@ -7,6 +7,7 @@
 //! - [`decide`]: what to run next (pure); [`jobs`]: the Job of a run; [`outputs`]: results
 //!   from logs; [`status`]: conditions and status writes; [`reconcile`]: the loop.
 
+pub mod backoff;
 pub mod config;
 pub mod context;
 pub mod decide;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod finalizer;
 pub mod gather;
 pub mod jobs;
+pub mod log_lines;
 pub mod metrics;
 pub mod observe;
 pub mod outputs;

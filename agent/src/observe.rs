@@ -1,7 +1,6 @@
 //! A Job's outcome and its log, read from the API (never polled: the Job watch wakes the
 //! reconcile that calls this).
 
-use futures::{AsyncBufReadExt as _, TryStreamExt as _};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -9,7 +8,7 @@ use kube::Api;
 use kube::api::{ListParams, LogParams};
 
 use crate::error::Result;
-use crate::outputs::{Collected, LogCollector};
+use crate::outputs::{Collected, collect_lines};
 
 /// How a Job stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,13 +58,10 @@ pub fn termination(pod: &Pod) -> Option<(i32, String)> {
     Some((terminated.exit_code, terminated.message.clone().unwrap_or_default()))
 }
 
-/// Streams the Pod's log through a [`LogCollector`] (bounded memory).
+/// Streams the Pod's log through a [`crate::outputs::LogCollector`] (bounded memory, long
+/// lines cut: see [`crate::log_lines`]).
 pub async fn collect_log(pods: &Api<Pod>, pod: &str, job: &str) -> Result<Collected> {
-    let mut collector = LogCollector::new(job);
     let stream = pods.log_stream(pod, &LogParams::default()).await?;
-    let mut lines = stream.lines();
-    while let Some(line) = lines.try_next().await.map_err(kube::Error::ReadEvents)? {
-        collector.push_line(&line);
-    }
-    Ok(collector.finish())
+    let streamed = collect_lines(Box::pin(stream), job).await.map_err(kube::Error::ReadEvents)?;
+    Ok(streamed.collected)
 }

@@ -178,6 +178,47 @@ impl LogCollector {
     }
 }
 
+/// The longest log line kept: one byte over the block limit, so a longer (cut) line still
+/// counts as an oversized outputs block or JSON object.
+pub const MAX_LINE_BYTES: usize = BLOCK_BYTES + 1;
+
+/// A log read to its end.
+#[derive(Debug)]
+pub struct Streamed {
+    pub collected: Collected,
+    /// Lines read.
+    pub lines: usize,
+    /// The most bytes of one line held at once (at most [`MAX_LINE_BYTES`]).
+    pub peak_line_bytes: usize,
+}
+
+/// Streams a log through a [`LogCollector`]: memory stays bounded whatever the log's size.
+pub async fn collect_lines(reader: impl futures::AsyncBufRead + Unpin, job: &str) -> std::io::Result<Streamed> {
+    let mut collector = LogCollector::new(job);
+    let mut lines = crate::log_lines::BoundedLines::new(reader, MAX_LINE_BYTES);
+    let mut count = 0;
+    while let Some(line) = lines.next_line().await? {
+        count += 1;
+        collector.push_line(&line.text);
+    }
+    Ok(Streamed { collected: collector.finish(), lines: count, peak_line_bytes: lines.peak() })
+}
+
+/// The end of a log for messages: its last [`LOG_TAIL_CHARS`] characters (an error is at the
+/// end), so the message, the history record and the Event, each capped, all still show it.
+pub fn log_tail(text: &str) -> String {
+    let text = text.trim();
+    let count = text.chars().count();
+    if count <= LOG_TAIL_CHARS {
+        return text.to_owned();
+    }
+    let start = text.char_indices().nth(count - LOG_TAIL_CHARS).map_or(0, |(i, _)| i);
+    format!("…{}", &text[start..])
+}
+
+/// Characters of a log tail quoted in a message: a history record keeps 1024, an Event 1000.
+pub const LOG_TAIL_CHARS: usize = 800;
+
 /// At most 200 characters, for messages.
 pub fn excerpt(text: &str) -> String {
     let mut out: String = text.chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -287,6 +328,15 @@ mod tests {
         let bad = collect("j", "hello\n{\"outputs\": [1,, 2]}\n");
         assert_eq!(bad.post_deploy, None);
         assert!(bad.json_error.unwrap().contains("{\"outputs\""));
+    }
+
+    #[test]
+    fn log_tail_keeps_the_end() {
+        assert_eq!(log_tail("  short\n"), "short");
+        let long = format!("{}the error", "é".repeat(5000));
+        let tail = log_tail(&long);
+        assert_eq!(tail.chars().count(), LOG_TAIL_CHARS + 1);
+        assert!(tail.starts_with('…') && tail.ends_with("the error"));
     }
 
     #[test]

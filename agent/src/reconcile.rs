@@ -19,6 +19,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource as _, ResourceExt as _};
 
+use crate::backoff::{self, Gate};
 use crate::context::Context;
 use crate::decide::{Decision, Inputs, decide};
 use crate::error::{Error, Result};
@@ -43,8 +44,12 @@ pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> 
     })
     .await;
     ctx.metrics.reconciled(started.elapsed());
+    if result.is_ok() {
+        ctx.reconcile_errors.reset(&uid);
+    }
     if deleting && result.is_ok() {
         status::forget(&ctx.written, &uid);
+        ctx.scan_failures.clear(&uid);
     }
     result.map_err(|err| match err {
         kube::runtime::finalizer::Error::ApplyFailed(err) | kube::runtime::finalizer::Error::CleanupFailed(err) => err,
@@ -59,8 +64,24 @@ pub fn error_policy(tf: Arc<Terraform>, err: &Error, ctx: Arc<Context>) -> Actio
     if matches!(err, Error::DestroyPending) {
         return Action::requeue(ctx.config.sync_interval.min(Duration::from_secs(60)));
     }
-    tracing::warn!(name = %tf.name_any(), namespace = tf.namespace().unwrap_or_default(), reason = err.metric_label(), error = %err, "reconcile failed");
-    Action::requeue(ctx.config.retry_base)
+    // A failed destroy keeps its own schedule (its attempts' backoff); once they are used up,
+    // the skip annotation (a watched change) is what releases the resource.
+    if let Error::DestroyFailed { retry_in, .. } = err {
+        return Action::requeue(retry_in.unwrap_or(ctx.config.sync_interval));
+    }
+    // Each failure in a row of the same resource waits longer (a success resets the count).
+    let failures = ctx.reconcile_errors.bump(&tf.uid().unwrap_or_default());
+    let delay = ctx.retry().delay(failures);
+    tracing::warn!(
+        name = %tf.name_any(),
+        namespace = tf.namespace().unwrap_or_default(),
+        reason = err.metric_label(),
+        error = %err,
+        failures,
+        retry_in = %crate::backoff::human(delay),
+        "reconcile failed"
+    );
+    Action::requeue(delay)
 }
 
 /// Publishes an Event; failing to is logged, never fatal.
@@ -131,22 +152,21 @@ async fn plan(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, gener
         Ok(drift) => drift,
         Err(err) => return Ok(spec_error(tf, ctx, status, generation, reason::INVALID_SPEC, &err.to_string()).await),
     };
+    let uid = tf.uid().ok_or(Error::MissingField("metadata.uid"))?;
+    let trigger = backoff::Trigger { generation, rescan: tf.annotations().get(meta::RESCAN_REQUESTED_AT).cloned() };
+    let last_failure = ctx.scan_failures.get(&uid);
+    if let Gate::Wait(after) = backoff::gate(last_failure.as_ref(), &trigger, ctx.retry(), jiff::Timestamp::now()) {
+        return Ok(Action::requeue(after));
+    }
     let report = match scan(tf, ctx, status, drift).await {
-        Ok(report) => report,
-        Err(err) => {
-            let (why, message) = (reason::REGISTRY_ERROR, err.to_string());
-            let why = if matches!(err, ScanError::InvalidConstraint { .. } | ScanError::InvalidImageName { .. }) {
-                reason::INVALID_SPEC
-            } else {
-                why
-            };
-            if err.is_transient() {
-                summarize(status, generation, State::Error, Phase::Reconciling, why, &message);
-                event(ctx, tf, EventType::Warning, why, "Scan", message).await;
-                return Ok(Action::requeue(ctx.config.retry_base));
-            }
-            return Ok(spec_error(tf, ctx, status, generation, why, &message).await);
+        Ok(report) => {
+            ctx.scan_failures.clear(&uid);
+            report
         }
+        Err(err) if backoff::retried(&err) => {
+            return Ok(registry_error(tf, ctx, status, generation, trigger, &err.to_string()).await);
+        }
+        Err(err) => return Ok(spec_error(tf, ctx, status, generation, reason::INVALID_SPEC, &err.to_string()).await),
     };
     status.last_scan = Some(report.to_status());
     let chosen = match report.chosen() {
@@ -154,7 +174,6 @@ async fn plan(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, gener
         Err(err) => return Ok(spec_error(tf, ctx, status, generation, reason::REGISTRY_ERROR, &err.to_string()).await),
     };
     let token = resync_token(tf);
-    let uid = tf.uid().ok_or(Error::MissingField("metadata.uid"))?;
     let input = Inputs {
         name: &tf.name_any(),
         uid: &uid,
@@ -291,6 +310,27 @@ async fn spec_error(
     Action::requeue(ctx.config.sync_interval)
 }
 
+/// A scan failure a spec change did not cause: Error, a Warning Event, and the next scan after
+/// a delay that grows with each failure in a row (see [`crate::backoff`]).
+async fn registry_error(
+    tf: &Terraform,
+    ctx: &Context,
+    status: &mut TerraformStatus,
+    generation: i64,
+    trigger: backoff::Trigger,
+    error: &str,
+) -> Action {
+    let retry = ctx.retry();
+    let failure = ctx.scan_failures.record(&tf.uid().unwrap_or_default(), trigger, jiff::Timestamp::now());
+    let delay = failure.delay(retry);
+    let phase = if failure.stalled(retry) { Phase::Stalled } else { Phase::Reconciling };
+    summarize(status, generation, State::Error, phase, reason::REGISTRY_ERROR, &failure.message(error, retry));
+    // kube's recorder folds repeats (same type, reason and action) into one event series
+    // counting them, keeping the first note: the status message has the current count.
+    event(ctx, tf, EventType::Warning, reason::REGISTRY_ERROR, "Scan", error.to_owned()).await;
+    Action::requeue(delay)
+}
+
 async fn scan(
     tf: &Terraform,
     ctx: &Context,
@@ -387,7 +427,7 @@ pub(crate) async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut Terraf
                 let detail = pod
                     .as_ref()
                     .and_then(observe::termination)
-                    .map_or(message, |(code, tail)| format!("exit code {code}: {}", tail.trim()));
+                    .map_or(message, |(code, tail)| format!("exit code {code}: {}", crate::outputs::log_tail(&tail)));
                 let text = format!("{} failed ({}): {detail}", action_label(record.action), record.job_name);
                 finish(status, index, RunResult::Failed, at, &text);
                 summarize(status, generation, State::Failed, Phase::Reconciling, reason::SCRIPT_FAILED, &text);

@@ -154,6 +154,8 @@ async fn failing_deploy_is_failed_with_the_log_tail_then_stalled() {
     let failed = agent.wait_for("staging-cluster", "Failed", is_state(State::Failed)).await;
     let message = failed.status.unwrap().message.unwrap();
     assert!(message.contains("UnauthorizedOperation") && message.contains("exit code 1"), "{message}");
+    let warnings = agent.warnings("staging-cluster", "ScriptFailed").await;
+    assert!(warnings.iter().any(|(note, _)| note.contains("UnauthorizedOperation")), "{warnings:?}");
     // Two attempts (the test's retry budget), then Stalled until something changes.
     let stalled = agent
         .wait_for("staging-cluster", "Stalled", |tf| {
@@ -226,10 +228,15 @@ async fn unreadable_outputs_and_post_deploy_without_json_fail_clearly() {
     let failed = agent.wait_for("bad-outputs", "Failed", is_state(State::Failed)).await;
     let message = failed.status.unwrap().message.unwrap();
     assert!(message.contains("outputs file is not JSON") && !message.contains("hunter2"), "{message}");
+    let warnings = agent.warnings("bad-outputs", "ScriptFailed").await;
+    assert!(warnings.iter().any(|(note, _)| note.contains("outputs file is not JSON")), "{warnings:?}");
+    assert!(warnings.iter().all(|(note, _)| !note.contains("hunter2")), "{warnings:?}");
     let failed = agent.wait_for("no-json", "Failed", is_state(State::Failed)).await;
     let status = failed.status.unwrap();
     let message = status.message.unwrap();
     assert!(message.contains("post-deploy printed no JSON") && message.contains("{\"outputs\": [1,, 2]}"), "{message}");
+    let warnings = agent.warnings("no-json", "ScriptFailed").await;
+    assert!(warnings.iter().any(|(note, _)| note.contains("post-deploy printed no JSON")), "{warnings:?}");
     // The deploy itself succeeded and was applied.
     assert_eq!(status.applied.unwrap().tag, "v1.0.1");
 }
@@ -288,6 +295,8 @@ async fn a_missing_registry_secret_is_an_error_naming_it() {
     let errored = agent.wait_for("staging-cluster", "Error", is_state(State::Error)).await;
     let message = errored.status.unwrap().message.unwrap();
     assert!(message.contains("Secret default/registry-creds") && message.contains("does not exist"), "{message}");
+    let warnings = agent.warnings("staging-cluster", "RegistryError").await;
+    assert!(warnings.iter().any(|(note, _)| note.contains("default/registry-creds")), "{warnings:?}");
     assert!(agent.job_names().await.is_empty());
 }
 
@@ -390,5 +399,9 @@ async fn a_malformed_registry_secret_is_an_error_that_never_quotes_it() {
     assert!(!message.contains("sup3r-s3cret"), "never quotes the Secret: {message}");
     let events = agent.event_reasons("staging-cluster").await;
     assert!(events.iter().all(|(_, note)| !note.contains("sup3r-s3cret")), "{events:?}");
+    assert!(
+        events.iter().any(|(reason, note)| reason == "RegistryError" && note.contains("default/broken-creds")),
+        "{events:?}"
+    );
     assert!(agent.job_names().await.is_empty());
 }

@@ -33,6 +33,9 @@ pub struct TestEnvOptions {
     pub crds_dir: Option<PathBuf>,
     /// Run the Job controller and process kubelet.
     pub kubelet: bool,
+    /// Further `host:port`s the kubelet pulls from over plain HTTP (the env's registry always
+    /// is one), e.g. a test's proxy in front of that registry.
+    pub insecure_registries: Vec<String>,
     /// Where the kubeconfig and kubelet files go; a fresh temp dir when `None`.
     pub work_dir: Option<PathBuf>,
 }
@@ -44,6 +47,7 @@ impl Default for TestEnvOptions {
             registry: RegistryOptions::anonymous(),
             crds_dir: Some(repo_crds_dir()),
             kubelet: true,
+            insecure_registries: Vec::new(),
             work_dir: None,
         }
     }
@@ -85,6 +89,7 @@ impl TestEnv {
         let kubelet = if options.kubelet {
             let mut kubelet_options = KubeletOptions::new(work_dir.join("kubelet"));
             kubelet_options.insecure_registries.push(registry.host_port().to_owned());
+            kubelet_options.insecure_registries.extend(options.insecure_registries.iter().cloned());
             Some(Kubelet::start(api.client()?, api.pod_logs().clone(), kubelet_options))
         } else {
             None

@@ -39,7 +39,10 @@ pub enum ScanError {
     #[error("repository {repository} does not exist on {registry} (NAME_UNKNOWN)")]
     UnknownRepository { registry: String, repository: String },
 
-    #[error("tag {tag} of {registry}/{repository} disappeared between listing and resolving it")]
+    #[error(
+        "registry {registry} lists tag {tag} of {repository} but answers HTTP 404 for its manifest \
+         (the image was deleted since, or the registry is inconsistent)"
+    )]
     TagNotFound { registry: String, repository: String, tag: String },
 
     #[error("no tag of {image} satisfies {constraint:?} ({tag_count} tags seen; newest: {})", newest_list(newest))]
@@ -97,8 +100,9 @@ impl ScanError {
         }
     }
 
-    /// Whether trying again later may succeed without anyone changing anything (the agent
-    /// retries these with backoff; the others wait for a spec, Secret or registry change).
+    /// Whether trying again later may succeed without anyone changing anything. (The agent
+    /// retries every scan failure but an unparsable spec with backoff, these and the ones a
+    /// Secret or registry fix heals alike: see `crate::backoff`.)
     pub fn is_transient(&self) -> bool {
         matches!(
             self,

@@ -298,3 +298,81 @@ impl Agent {
         }
     }
 }
+
+#[allow(dead_code)] // each test binary uses some of the helpers
+impl Agent {
+    /// As [`Agent::start`], with `extra_registries` (`host:port`, e.g. a proxy in front of the
+    /// env's registry) reached over plain HTTP by the agent and the kubelet, and `configure`
+    /// adjusting the agent's configuration before it starts.
+    pub async fn start_with(
+        scripts: &[(&str, &str)],
+        extra_registries: &[String],
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        alustan_agent::registry::install_crypto_provider();
+        let options = alustan_testenv::TestEnvOptions {
+            insecure_registries: extra_registries.to_vec(),
+            ..alustan_testenv::TestEnvOptions::default()
+        };
+        let env = TestEnv::start_with(options).await.unwrap();
+        let image = tempfile::tempdir().unwrap();
+        for (name, body) in scripts {
+            let path = image.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let image_config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
+        env.registry().push_dir(REPO, &["v1.0.0", "v1.0.1", "v2.0.0"], image.path(), &image_config).await.unwrap();
+        let host = env.registry().host_port().to_owned();
+        let mut config = Config::parse_from([
+            "alustan-agent",
+            "--insecure-registry",
+            &host,
+            "--sync-interval",
+            "1h",
+            "--retry-base",
+            "1s",
+            "--retry-max",
+            "2s",
+            "--retry-attempts",
+            "2",
+        ]);
+        config.insecure_registries.extend(extra_registries.iter().cloned());
+        configure(&mut config);
+        let client = env.client().unwrap();
+        alustan_agent::check_crd(&client).await.unwrap();
+        let (stop, task, metrics_url) = spawn(&client, &config).await;
+        Self {
+            metrics_url,
+            config,
+            terraforms: Api::namespaced(client.clone(), "default"),
+            jobs: Api::namespaced(client.clone(), "default"),
+            client,
+            env,
+            image_name: format!("{host}/{REPO}"),
+            stop: Some(stop),
+            task: Some(task),
+            _image: image,
+        }
+    }
+
+    /// Warning Events about `name` with `reason`, as (note, count) oldest first; `count` folds
+    /// in the repeats the recorder aggregated into an event series.
+    pub async fn warnings(&self, name: &str, reason: &str) -> Vec<(String, i32)> {
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), "default");
+        let mut events: Vec<_> = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                    && e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some(reason)
+            })
+            .collect();
+        events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        events.into_iter().map(|e| (e.note.unwrap_or_default(), e.series.map_or(1, |s| s.count))).collect()
+    }
+}

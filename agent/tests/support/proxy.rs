@@ -1,7 +1,7 @@
 //! A recording, fault-injecting HTTP proxy for registry tests and benches: it forwards every
 //! request to a backend (a registry or the testenv paging proxy), logs `METHOD path?query`,
-//! and can answer tag-list requests with an error status (and `Retry-After`) a given number
-//! of times, or stop answering altogether to provoke client timeouts. In bearer mode it acts
+//! and can answer tag-list or manifest requests with an error status (and `Retry-After`) a
+//! given number of times, or stop answering (until told to resume) to provoke client timeouts. In bearer mode it acts
 //! as a token-auth registry (as Docker Hub and GHCR do): `401` with a `Bearer realm=…`
 //! challenge unless the request carries its token, which its `/token` endpoint grants for
 //! the right basic credentials.
@@ -32,6 +32,9 @@ struct Faults {
     remaining: AtomicU32,
     status: AtomicU32,
     retry_after: Mutex<Option<String>>,
+    /// Manifest requests (`HEAD`/`GET …/manifests/…`) still to fail, and with what status.
+    manifests_remaining: AtomicU32,
+    manifests_status: AtomicU32,
     hang: AtomicBool,
 }
 
@@ -65,7 +68,12 @@ impl Drop for Proxy {
 impl Proxy {
     /// Listens on a random loopback port, forwarding to `backend` (`host:port`, plain HTTP).
     pub async fn start(backend: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), backend)
+    }
+
+    /// Serves on `listener` (bound beforehand, so its address can be handed out before the
+    /// backend exists), forwarding to `backend`.
+    pub fn start_on(listener: TcpListener, backend: &str) -> Self {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
             backend: backend.to_owned(),
@@ -111,9 +119,21 @@ impl Proxy {
         *self.state.bearer.lock().unwrap() = Some(Bearer { basic: format!("Basic {pair}"), token });
     }
 
+    /// Answers the next `times` manifest requests with `status` (404: `MANIFEST_UNKNOWN`, as a
+    /// registry does for a manifest deleted under a tag it still lists).
+    pub fn fail_manifests(&self, times: u32, status: u16) {
+        self.state.faults.manifests_status.store(u32::from(status), Ordering::SeqCst);
+        self.state.faults.manifests_remaining.store(times, Ordering::SeqCst);
+    }
+
     /// From now on, accept requests but never answer them.
     pub fn hang(&self) {
         self.state.faults.hang.store(true, Ordering::SeqCst);
+    }
+
+    /// Answers new requests again (those left hanging stay so).
+    pub fn resume(&self) {
+        self.state.faults.hang.store(false, Ordering::SeqCst);
     }
 }
 
@@ -139,7 +159,16 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if let Some(response) = bearer_gate(&state, &req) {
         return Ok(response);
     }
-    if req.uri().path().ends_with("/tags/list") && take_fault(&state.faults) {
+    if req.uri().path().contains("/manifests/") && take(&state.faults.manifests_remaining) {
+        let status = u16::try_from(state.faults.manifests_status.load(Ordering::SeqCst)).unwrap();
+        let body = if status == 404 {
+            "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\"}]}"
+        } else {
+            "{\"errors\":[{\"code\":\"UNAVAILABLE\",\"message\":\"injected fault\"}]}"
+        };
+        return Ok(self::status(StatusCode::from_u16(status).unwrap(), body));
+    }
+    if req.uri().path().ends_with("/tags/list") && take(&state.faults.remaining) {
         let status = u16::try_from(state.faults.status.load(Ordering::SeqCst)).unwrap();
         let mut response = Response::new(full(Bytes::from_static(
             b"{\"errors\":[{\"code\":\"UNAVAILABLE\",\"message\":\"injected fault\"}]}",
@@ -191,8 +220,9 @@ fn status(code: StatusCode, body: &'static str) -> Response<Body> {
     response
 }
 
-fn take_fault(faults: &Faults) -> bool {
-    faults.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+/// Takes one from a fault counter; `false` when none is left.
+fn take(remaining: &AtomicU32) -> bool {
+    remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
 }
 
 fn full(bytes: Bytes) -> Body {
