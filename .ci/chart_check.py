@@ -219,6 +219,7 @@ def check_deployment(checks, label, kinds, values):
 
     expected = {
         "SYNC_INTERVAL": values["syncInterval"],
+        "REGISTRY_TIMEOUT": values["registryTimeout"],
         "JOB_ACTIVE_DEADLINE_SECONDS": str(values["job"]["activeDeadlineSeconds"]),
         "JOB_TTL_SECONDS_AFTER_FINISHED": str(values["job"]["ttlSecondsAfterFinished"]),
         "RETRY_BASE": values["retry"]["base"],

@@ -163,6 +163,17 @@ impl Agent {
     /// Starts a `TestEnv`, pushes an image with `scripts` (name, body) as v1.0.0, v1.0.1 and
     /// v2.0.0, and runs the controller with fast retries.
     pub async fn start(scripts: &[(&str, &str)]) -> Self {
+        Self::start_with(scripts, &[], |_| {}).await
+    }
+
+    /// As [`Agent::start`], with `extra_registries` (`host:port`, e.g. a proxy in front of the
+    /// env's registry) reached over plain HTTP by the agent and the kubelet, and `configure`
+    /// adjusting the agent's configuration before it starts.
+    pub async fn start_with(
+        scripts: &[(&str, &str)],
+        extra_registries: &[String],
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         alustan_agent::registry::install_crypto_provider();
         let rbac = chart_rbac().await;
         let api = ApiServerOptions {
@@ -170,17 +181,19 @@ impl Agent {
             tokens: vec![(AGENT_TOKEN.into(), UserInfo::service_account(&rbac.namespace, &rbac.service_account))],
             ..ApiServerOptions::default()
         };
-        let env = TestEnv::start_with(TestEnvOptions { api, ..TestEnvOptions::default() }).await.unwrap();
+        let options =
+            TestEnvOptions { api, insecure_registries: extra_registries.to_vec(), ..TestEnvOptions::default() };
+        let env = TestEnv::start_with(options).await.unwrap();
         let image = tempfile::tempdir().unwrap();
         for (name, body) in scripts {
             let path = image.path().join(name);
             std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        let config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
-        env.registry().push_dir(REPO, &["v1.0.0", "v1.0.1", "v2.0.0"], image.path(), &config).await.unwrap();
+        let image_config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
+        env.registry().push_dir(REPO, &["v1.0.0", "v1.0.1", "v2.0.0"], image.path(), &image_config).await.unwrap();
         let host = env.registry().host_port().to_owned();
-        let config = Config::parse_from([
+        let mut config = Config::parse_from([
             "alustan-agent",
             "--insecure-registry",
             &host,
@@ -193,6 +206,8 @@ impl Agent {
             "--retry-attempts",
             "2",
         ]);
+        config.insecure_registries.extend(extra_registries.iter().cloned());
+        configure(&mut config);
         let client = env.client().unwrap();
         apply_chart_rbac(&client, rbac).await;
         let controller_client = env.client_for(AGENT_TOKEN).unwrap();
@@ -301,61 +316,6 @@ impl Agent {
 
 #[allow(dead_code)] // each test binary uses some of the helpers
 impl Agent {
-    /// As [`Agent::start`], with `extra_registries` (`host:port`, e.g. a proxy in front of the
-    /// env's registry) reached over plain HTTP by the agent and the kubelet, and `configure`
-    /// adjusting the agent's configuration before it starts.
-    pub async fn start_with(
-        scripts: &[(&str, &str)],
-        extra_registries: &[String],
-        configure: impl FnOnce(&mut Config),
-    ) -> Self {
-        alustan_agent::registry::install_crypto_provider();
-        let options = alustan_testenv::TestEnvOptions {
-            insecure_registries: extra_registries.to_vec(),
-            ..alustan_testenv::TestEnvOptions::default()
-        };
-        let env = TestEnv::start_with(options).await.unwrap();
-        let image = tempfile::tempdir().unwrap();
-        for (name, body) in scripts {
-            let path = image.path().join(name);
-            std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        let image_config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
-        env.registry().push_dir(REPO, &["v1.0.0", "v1.0.1", "v2.0.0"], image.path(), &image_config).await.unwrap();
-        let host = env.registry().host_port().to_owned();
-        let mut config = Config::parse_from([
-            "alustan-agent",
-            "--insecure-registry",
-            &host,
-            "--sync-interval",
-            "1h",
-            "--retry-base",
-            "1s",
-            "--retry-max",
-            "2s",
-            "--retry-attempts",
-            "2",
-        ]);
-        config.insecure_registries.extend(extra_registries.iter().cloned());
-        configure(&mut config);
-        let client = env.client().unwrap();
-        alustan_agent::check_crd(&client).await.unwrap();
-        let (stop, task, metrics_url) = spawn(&client, &config).await;
-        Self {
-            metrics_url,
-            config,
-            terraforms: Api::namespaced(client.clone(), "default"),
-            jobs: Api::namespaced(client.clone(), "default"),
-            client,
-            env,
-            image_name: format!("{host}/{REPO}"),
-            stop: Some(stop),
-            task: Some(task),
-            _image: image,
-        }
-    }
-
     /// Warning Events about `name` with `reason`, as (note, count) oldest first; `count` folds
     /// in the repeats the recorder aggregated into an event series.
     pub async fn warnings(&self, name: &str, reason: &str) -> Vec<(String, i32)> {
