@@ -66,21 +66,30 @@ stop() {
   wait "$pid" 2>/dev/null || true
 }
 
+leftovers() {
+  {
+    [[ -z "$SERVE_PID" ]] || pgrep -s "$SERVE_PID" || true
+    [[ -z "$AGENT_PID" ]] || pgrep -s "$AGENT_PID" || true
+    [[ "$WORK" != *alustan-demo.* ]] || pgrep -f -- "$WORK" || true
+  } | sort -u
+}
+
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop "$AGENT_PID" alustan-agent 10
   stop "$SERVE_PID" "alustan-testenv serve" 15
   # Nothing may be left: not in the servers' sessions (the registry), nor anything running
-  # with paths under $WORK (bubblewrap's containers, which get sessions of their own).
-  local left
-  left=$({
-    [[ -z "$SERVE_PID" ]] || pgrep -s "$SERVE_PID" || true
-    [[ -z "$AGENT_PID" ]] || pgrep -s "$AGENT_PID" || true
-    pgrep -f -- "$WORK" || true
-  } | sort -u)
+  # with paths under $WORK (bubblewrap's containers, which get sessions of their own and die
+  # with their parent a moment after it, hence the short wait).
+  local left=""
+  for ((i = 0; i < 50; i++)); do
+    left=$(leftovers)
+    [[ -n "$left" ]] || break
+    sleep 0.1
+  done
   if [[ -n "$left" ]]; then
-    log "still running after the stop, killing: $(echo "$left" | tr '\n' ' ')"
+    log "still running 5 s after the stop, killing: $(ps -o pid=,args= -p "$(echo "$left" | paste -sd,)" | cut -c1-150)"
     # shellcheck disable=SC2086 # one PID per word
     kill -KILL $left 2>/dev/null || true
     rc=1
