@@ -33,9 +33,9 @@ for tool in cargo kubectl bwrap docker-registry; do
   command -v "$tool" >/dev/null || die "$tool is not installed (make demo installs the Debian packages; cargo comes from rustup)"
 done
 
-# The debug profile: the demo runs scripts that sleep, so optimised code would not show, while
-# a release build takes several times longer on a small machine and would not reuse the
-# artifacts `make test` already built into the same target dir.
+# The debug profile: nothing in the demo is CPU-bound (the sample scripts sleep on purpose),
+# a release build takes several times longer on a small machine, and debug reuses what
+# `make test` already built into the same target dir.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 log "building alustan-testenv, alustan-agent and kubectl-alustan (debug profile)"
 cargo build --locked -q -p alustan-testenv -p alustan-agent -p kubectl-alustan --bins
@@ -111,6 +111,7 @@ k() { kubectl --cache-dir "$WORK/kube-cache" "$@"; }
 # only this script (whose trap stops them in order) and the group can be killed as a whole.
 log "starting alustan-testenv serve (API server, process kubelet, registry) in $WORK"
 : >"$WORK/env.sh"
+# TMPDIR: temp dirs that would otherwise land in /tmp go under $WORK too.
 TMPDIR="$WORK/tmp" setsid alustan-testenv serve --work-dir "$WORK/env" >"$WORK/env.sh" 2>"$WORK/testenv.log" &
 SERVE_PID=$!
 # Ready once it has printed both exports (it does so only after everything is up).
