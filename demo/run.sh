@@ -188,9 +188,14 @@ while IFS='|' read -r ns_name _; do
 done < <(samples)
 echo
 
+# The closing line CI reads: one check per sample, one for the destroy.
+total=$(samples | grep -c . || true)
+summary() { echo "demo: $1 passed, $2 failed"; }
 if [[ -n "$wrong" ]]; then
+  failed=$(grep -c . <<<"$wrong")
+  summary $((total - failed)) "$failed"
   log "samples not in their expected state after ${DEMO_TIMEOUT}s:"
-  echo "$wrong" | sed 's/^/  /' >&2
+  awk '{ print "  " $0 }' <<<"$wrong" >&2
   log "agent log tail:"
   tail -n 40 "$WORK/agent.log" >&2
   exit 1
@@ -202,6 +207,7 @@ k delete terraforms.alustan.io -n "$ns" "$name" --wait=false >&2
 deadline=$((SECONDS + 60))
 while k get terraforms.alustan.io -n "$ns" "$name" >/dev/null 2>&1; do
   if ((SECONDS >= deadline)); then
+    summary "$total" 1
     log "$ns/$name was not released within 60 s; agent log tail:"
     tail -n 40 "$WORK/agent.log" >&2
     exit 1
@@ -210,9 +216,11 @@ while k get terraforms.alustan.io -n "$ns" "$name" >/dev/null 2>&1; do
 done
 reasons=$(k get events -n "$ns" --field-selector "involvedObject.name=$name" -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}')
 if ! grep -qx Destroyed <<<"$reasons"; then
+  summary "$total" 1
   log "$ns/$name is gone but no Destroyed Event was recorded (Events: $(echo "$reasons" | tr '\n' ' '))"
   tail -n 40 "$WORK/agent.log" >&2
   exit 1
 fi
 log "$ns/$name: destroy ran and the resource was released"
 log "every sample reached its expected state"
+summary $((total + 1)) 0

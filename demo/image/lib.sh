@@ -22,7 +22,7 @@ api_ready() {
     say "note: curl is not installed: skipping the Kubernetes API calls"
     return 1
   fi
-  if [ ! -r "$SA_DIR/token" ] || [ -z "${KUBERNETES_SERVICE_HOST:-}" ]; then
+  if [ ! -r "$SA_DIR/token" ] || [ -z "${KUBERNETES_SERVICE_HOST:-}" ] || [ -z "${KUBERNETES_SERVICE_PORT:-}" ]; then
     say "note: no ServiceAccount token in $SA_DIR (automountServiceAccountToken: false?): skipping the Kubernetes API calls"
     return 1
   fi
