@@ -25,7 +25,8 @@ TAGS=(v0.9.0 v1.0.0 v1.0.1 v1.1.0 v2.0.0-rc.1 v2.0.0 latest)
 # The sample whose deletion NO_TUI=1 checks (its destroy script must run first).
 DESTROY_SAMPLE=(dev dev-sandbox)
 
-log() { printf '\033[1mdemo:\033[0m %s\n' "$*" >&2; }
+if [[ -t 2 ]]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD="" PLAIN=""; fi
+log() { printf '%s\n' "${BOLD}demo:${PLAIN} $*" >&2; }
 die() { log "$*"; exit 1; }
 truthy() { [[ -n "$1" && "$1" != 0 && "$1" != false && "$1" != no ]]; }
 
