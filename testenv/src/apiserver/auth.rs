@@ -85,8 +85,8 @@ impl AuthConfig {
         let token = header.strip_prefix("Bearer ").map(str::trim);
         match token {
             Some(t) => {
-                match self.tokens.iter().find(|(k, _)| k == t).map(|(_, u)| u.clone()).or_else(|| self.issued.lookup(t))
-                {
+                let configured = self.tokens.iter().find(|(k, _)| k == t).map(|(_, u)| u.clone());
+                match configured.or_else(|| self.issued.lookup(t)) {
                     Some(u) => Ok(u),
                     None if self.rbac => Err(ApiError::unauthorized()),
                     None => Ok(UserInfo::admin()),
