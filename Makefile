@@ -17,11 +17,8 @@ help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 .PHONY: demo
-demo: ## Run alustan in a local sandbox (not available yet: it arrives with the delivery issue).
-	@echo "make demo: not available yet. The sandbox demo (test API server, local registry, agent and" >&2
-	@echo "the kubectl alustan TUI) arrives with the delivery issue; the agent and plugin are still being built." >&2
-	@echo "What works today: 'make test', and 'kubectl apply -f crds/terraform.yaml' on a real cluster." >&2
-	@exit 1
+demo: system-deps ## Run alustan in a local sandbox and open the TUI (NO_TUI=1: check the samples and print them; KEEP=1: keep the work dir).
+	NO_TUI="$(NO_TUI)" KEEP="$(KEEP)" demo/run.sh
 
 .PHONY: test
 test: deps fmt-check clippy one-crypto-provider crd-check chart-check unit ## Install what the tests need, then fmt, clippy and every test.

@@ -90,6 +90,7 @@ impl TestEnv {
             let mut kubelet_options = KubeletOptions::new(work_dir.join("kubelet"));
             kubelet_options.insecure_registries.push(registry.host_port().to_owned());
             kubelet_options.insecure_registries.extend(options.insecure_registries.iter().cloned());
+            kubelet_options.api_server = Some(api.addr());
             Some(Kubelet::start(api.client()?, api.pod_logs().clone(), kubelet_options))
         } else {
             None

@@ -14,7 +14,8 @@ use alustan_shared::Terraform;
 use alustan_testenv::apiserver::{ApiServerOptions, Match, UserInfo};
 use apiserver_support::{EXAMPLE_CR, Env, env, env_with};
 use futures::{StreamExt as _, TryStreamExt as _};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::{Controller, controller::Action, finalizer, watcher};
 use kube::{Api, ResourceExt};
@@ -763,4 +764,55 @@ async fn events_share_storage_and_pod_logs_stream() {
         .unwrap()
         .unwrap();
     assert_eq!(String::from_utf8(all).unwrap(), "a\nb\nc\n");
+}
+
+#[tokio::test]
+async fn token_request_issues_a_service_account_token_that_rbac_sees_as_that_account() {
+    let opts = ApiServerOptions {
+        rbac: true,
+        tokens: vec![("admin".into(), UserInfo::admin())],
+        anonymous: UserInfo::anonymous(),
+        ..ApiServerOptions::default()
+    };
+    let e = env_with(opts).await;
+    let admin = e.server.client_with_token(Some("admin")).unwrap();
+    let accounts: Api<ServiceAccount> = Api::default_namespaced(admin.clone());
+    let request = |seconds: i64| -> TokenRequest {
+        serde_json::from_value(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"audiences": [], "expirationSeconds": seconds}}))
+        .unwrap()
+    };
+    let ask = async |name: &str, seconds: i64| -> Result<TokenRequest, kube::Error> {
+        accounts.create_subresource("token", name, &PostParams::default(), &request(seconds)).await
+    };
+    // The ServiceAccount must exist; lifetimes under ten minutes are refused.
+    let missing = ask("runner", 3600).await.unwrap_err();
+    assert_eq!(code(&missing), 404);
+    let runner: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "runner"}})).unwrap();
+    accounts.create(&PostParams::default(), &runner).await.unwrap();
+    assert_eq!(code(&ask("runner", 60).await.unwrap_err()), 422);
+
+    let issued = ask("runner", 3600).await.unwrap();
+    assert_eq!(issued.spec.as_ref().unwrap().expiration_seconds, Some(3600));
+    let token = issued.status.unwrap().token.unwrap();
+    let as_runner = e.server.client_with_token(Some(&token)).unwrap();
+    let err = Api::<ConfigMap>::default_namespaced(as_runner.clone()).list(&ListParams::default()).await.unwrap_err();
+    let kube::Error::Api(s) = &err else { panic!("{err:?}") };
+    assert!(s.message.contains(r#"User "system:serviceaccount:default:runner" cannot list"#), "{}", s.message);
+    // The same token is a stranger to a different server.
+    let other =
+        env_with(ApiServerOptions { rbac: true, anonymous: UserInfo::anonymous(), ..ApiServerOptions::default() })
+            .await;
+    let stranger = other.server.client_with_token(Some(&token)).unwrap();
+    assert_eq!(
+        code(&Api::<ConfigMap>::default_namespaced(stranger).list(&ListParams::default()).await.unwrap_err()),
+        401
+    );
+    // Discovery lists the subresource as the real server does.
+    let resources = admin.list_core_api_resources("v1").await.unwrap();
+    let sub = resources.resources.iter().find(|r| r.name == "serviceaccounts/token").unwrap();
+    assert_eq!(
+        (sub.kind.as_str(), sub.group.as_deref(), sub.verbs.clone()),
+        ("TokenRequest", Some("authentication.k8s.io"), vec!["create".to_owned()])
+    );
 }

@@ -273,3 +273,23 @@ subjects:
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_token_issues_a_service_account_token() {
+    let e = env().await;
+    // kubectl's typed client sends the TokenRequest as protobuf.
+    let token = e.ok(&["create", "token", "default", "--duration", "20m"]).await;
+    let token = token.trim();
+    assert!(!token.is_empty());
+    let client = e.server.client_with_token(Some(token)).unwrap();
+    kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::default_namespaced(client)
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(e.server.requests().count(|r| r.user == "system:serviceaccount:default:default"), 1);
+
+    let short = e.kubectl(&["create", "token", "default", "--duration", "1m"]).await;
+    assert!(!short.ok && short.stderr.contains("may not specify a duration less than 10 minutes"), "{short:?}");
+    let missing = e.kubectl(&["create", "token", "nosuch"]).await;
+    assert!(!missing.ok && missing.stderr.contains(r#"serviceaccounts "nosuch" not found"#), "{missing:?}");
+}

@@ -32,6 +32,7 @@ async fn start(registry: RegistryOptions) -> Env {
     let mut options = KubeletOptions::new(dir.path().join("kubelet"));
     options.insecure_registries.push(registry.host_port().to_owned());
     options.retry_backoff = Duration::from_millis(200);
+    options.api_server = Some(server.addr());
     let kubelet = Kubelet::start(server.client().unwrap(), server.pod_logs().clone(), options);
     Env { server, registry, kubelet, dir }
 }
@@ -59,6 +60,16 @@ async fn push_scripts(env: &Env) -> String {
         "echo 'to stderr' >&2\nfor i in $(seq 1 100); do echo \"log line $i\"; done\necho boom\nexit 3\n",
     );
     script(&image_dir, "show", "echo \"map=$FROM_MAP maybe=${MAYBE-unset} pod=$POD\"\n");
+    script(
+        &image_dir,
+        "whoami",
+        "d=/var/run/secrets/kubernetes.io/serviceaccount\n\
+         echo \"api=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT\"\n\
+         [ -e $d/token ] || { echo no-token; exit 0; }\n\
+         echo \"ns=$(cat $d/namespace)\"\n\
+         (echo x > $d/token) 2>/dev/null && echo writable || echo read-only\n\
+         echo \"token=$(cat $d/token)\"\n",
+    );
     script(&image_dir, "sleep-long", "echo started\nsleep 31\necho never\n");
     script(&image_dir, "message", "echo 'on stderr' >&2\necho 'custom message' > /dev/termination-log\nexit 1\n");
     let config = ImageConfig {
@@ -378,4 +389,45 @@ async fn a_missing_secret_is_a_create_container_config_error() {
     })
     .await;
     assert_eq!(waiting.message.as_deref(), Some("secret \"nope\" not found"));
+}
+
+#[tokio::test]
+async fn containers_get_the_api_address_and_their_service_account_token_unless_automount_is_off() {
+    let env = start(RegistryOptions::anonymous()).await;
+    let image = push_scripts(&env).await;
+    let client = env.server.client().unwrap();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    jobs.create(&PostParams::default(), &job("whoami", &image, &["/whoami"], json!({}))).await.unwrap();
+    let off = json!({"spec": {"template": {"spec": {"automountServiceAccountToken": false}}}});
+    jobs.create(&PostParams::default(), &job("no-token", &image, &["/whoami"], off)).await.unwrap();
+    let missing = json!({"spec": {"template": {"spec": {"serviceAccountName": "missing"}}}});
+    jobs.create(&PostParams::default(), &job("missing-sa", &image, &["/whoami"], missing)).await.unwrap();
+    assert_eq!(wait_finished(&jobs, "whoami").await.0, "Complete");
+    assert_eq!(wait_finished(&jobs, "no-token").await.0, "Complete");
+
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let log_of = async |job: &str| {
+        let pod = job_pods(&env, job).await[0].metadata.name.clone().unwrap();
+        pods.logs(&pod, &kube::api::LogParams::default()).await.unwrap()
+    };
+    let api = format!("api={}", env.server.addr());
+    let log = log_of("whoami").await;
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[..3], [api.as_str(), "ns=default", "read-only"], "{log}");
+    let token = lines[3].strip_prefix("token=").unwrap();
+    assert!(!token.is_empty());
+    assert_eq!(log_of("no-token").await, format!("{api}\nno-token\n"));
+
+    // The token authenticates as the Pod's ServiceAccount.
+    let as_pod = env.server.client_with_token(Some(token)).unwrap();
+    Api::<Secret>::namespaced(as_pod, "default").list(&ListParams::default()).await.unwrap();
+    let by_account = env.server.requests().count(|r| r.user == "system:serviceaccount:default:default");
+    assert_eq!(by_account, 1);
+
+    // A Pod naming a ServiceAccount that does not exist does not start.
+    let waiting = eventually("missing-sa waiting", Duration::from_secs(30), async || {
+        waiting_of(&env, "missing-sa").await.filter(|w| w.reason.as_deref() == Some("CreateContainerConfigError"))
+    })
+    .await;
+    assert!(waiting.message.unwrap().contains(r#"serviceaccount "missing" not found"#));
 }

@@ -15,6 +15,7 @@ use super::handlers::Ctx;
 use super::router::Reply;
 use super::status::ApiError;
 use super::store::Store;
+use super::tokens::IssuedTokens;
 
 /// An authenticated identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +76,8 @@ pub struct AuthConfig {
     pub tokens: Vec<(String, UserInfo)>,
     /// Who credential-less requests are in RBAC mode.
     pub anonymous: UserInfo,
+    /// ServiceAccount tokens issued through `serviceaccounts/{name}/token`.
+    pub issued: IssuedTokens,
 }
 
 impl AuthConfig {
@@ -82,11 +85,14 @@ impl AuthConfig {
     pub fn authenticate(&self, header: &str) -> Result<UserInfo, ApiError> {
         let token = header.strip_prefix("Bearer ").map(str::trim);
         match token {
-            Some(t) => match self.tokens.iter().find(|(k, _)| k == t) {
-                Some((_, u)) => Ok(u.clone()),
-                None if self.rbac => Err(ApiError::unauthorized()),
-                None => Ok(UserInfo::admin()),
-            },
+            Some(t) => {
+                let configured = self.tokens.iter().find(|(k, _)| k == t).map(|(_, u)| u.clone());
+                match configured.or_else(|| self.issued.lookup(t)) {
+                    Some(u) => Ok(u),
+                    None if self.rbac => Err(ApiError::unauthorized()),
+                    None => Ok(UserInfo::admin()),
+                }
+            }
             None if self.rbac => Ok(self.anonymous.clone()),
             None => Ok(UserInfo::admin()),
         }

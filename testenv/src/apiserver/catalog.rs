@@ -55,7 +55,7 @@ pub struct ResourceDef {
     pub short_names: Vec<String>,
     pub categories: Vec<String>,
     pub versions: Vec<VersionDef>,
-    /// Subresources besides `status` (`log` for pods).
+    /// Subresources besides `status` (`log` for pods, `token` for service accounts).
     pub extra_subresources: Vec<&'static str>,
     pub verbs: Vec<&'static str>,
     /// Whether `metadata.generation` is maintained.
@@ -203,7 +203,11 @@ impl Catalog {
                         columns: Vec::new(),
                         status: bi.status,
                     }],
-                    extra_subresources: if bi.plural == "pods" { vec!["log"] } else { Vec::new() },
+                    extra_subresources: match bi.plural {
+                        "pods" => vec!["log"],
+                        "serviceaccounts" => vec!["token"],
+                        _ => Vec::new(),
+                    },
                     verbs,
                     generation: bi.generation,
                     custom: false,

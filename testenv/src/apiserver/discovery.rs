@@ -89,13 +89,26 @@ pub fn resources(cat: &Catalog, group: &str, version: &str) -> Option<Value> {
             }));
         }
         for sub in &d.extra_subresources {
-            list.push(json!({
-                "name": format!("{}/{sub}", d.plural),
-                "singularName": "",
-                "namespaced": d.namespaced,
-                "kind": d.kind,
-                "verbs": ["get"],
-            }));
+            list.push(if *sub == "token" {
+                // TokenRequest lives in another group, as the real discovery document says.
+                json!({
+                    "name": format!("{}/{sub}", d.plural),
+                    "singularName": "",
+                    "namespaced": d.namespaced,
+                    "group": "authentication.k8s.io",
+                    "version": "v1",
+                    "kind": "TokenRequest",
+                    "verbs": ["create"],
+                })
+            } else {
+                json!({
+                    "name": format!("{}/{sub}", d.plural),
+                    "singularName": "",
+                    "namespaced": d.namespaced,
+                    "kind": d.kind,
+                    "verbs": ["get"],
+                })
+            });
         }
     }
     if list.is_empty() {

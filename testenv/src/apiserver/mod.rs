@@ -34,6 +34,7 @@ mod server;
 mod status;
 mod store;
 mod table;
+mod tokens;
 mod util;
 mod watch;
 mod write;
@@ -145,7 +146,12 @@ impl ApiServer {
             shutdown,
             address: addr.to_string(),
             bookmark_interval: opts.bookmark_interval,
-            auth: auth::AuthConfig { rbac: opts.rbac, tokens: opts.tokens.clone(), anonymous: opts.anonymous.clone() },
+            auth: auth::AuthConfig {
+                rbac: opts.rbac,
+                tokens: opts.tokens.clone(),
+                anonymous: opts.anonymous.clone(),
+                issued: tokens::IssuedTokens::default(),
+            },
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             seed(

@@ -1,7 +1,7 @@
 //! A small decoder for the Kubernetes protobuf encoding, enough for the built-in kinds kubectl's
 //! typed clients POST/PUT as `application/vnd.kubernetes.protobuf` (`kubectl create
 //! configmap|secret|namespace|serviceaccount|role|rolebinding|clusterrole|clusterrolebinding`,
-//! `kubectl auth can-i`). The envelope is the `k8s\0` magic + a `runtime.Unknown` whose `raw`
+//! `kubectl auth can-i`, `kubectl create token`). The envelope is the `k8s\0` magic + a `runtime.Unknown` whose `raw`
 //! bytes are the object; field numbers follow the `protobuf:` tags of the k8s.io/api types.
 //! Unsupported kinds are a 415, and responses are always JSON (clients accept it).
 
@@ -87,6 +87,10 @@ const NONRES_ATTRS: &[Field] = &[(1, "path", F::Str), (2, "verb", F::Str)];
 const SSAR_SPEC: &[Field] =
     &[(1, "resourceAttributes", F::Msg(RES_ATTRS)), (2, "nonResourceAttributes", F::Msg(NONRES_ATTRS))];
 const SSAR: &[Field] = &[(1, "metadata", F::Msg(META)), (2, "spec", F::Msg(SSAR_SPEC))];
+const BOUND_REF: &[Field] = &[(1, "kind", F::Str), (2, "apiVersion", F::Str), (3, "name", F::Str), (4, "uid", F::Str)];
+const TOKEN_SPEC: &[Field] =
+    &[(1, "audiences", F::RepStr), (3, "boundObjectRef", F::Msg(BOUND_REF)), (4, "expirationSeconds", F::Int)];
+const TOKEN_REQUEST: &[Field] = &[(1, "metadata", F::Msg(META)), (2, "spec", F::Msg(TOKEN_SPEC))];
 const TYPE_META: &[Field] = &[(1, "apiVersion", F::Str), (2, "kind", F::Str)];
 const UNKNOWN: &[Field] = &[(1, "typeMeta", F::Msg(TYPE_META)), (2, "raw", F::Bytes)];
 
@@ -99,6 +103,7 @@ fn schema_for(kind: &str) -> Option<&'static [Field]> {
         "Role" | "ClusterRole" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => BINDING,
         "SelfSubjectAccessReview" => SSAR,
+        "TokenRequest" => TOKEN_REQUEST,
         _ => return None,
     })
 }

@@ -3,6 +3,7 @@
 //! in command and args (Kubernetes docs: "Define a command and arguments for a container").
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
@@ -23,6 +24,7 @@ pub async fn resolve(
     pod: &Pod,
     container: &Container,
     image: &ImageConfigFile,
+    api_server: Option<SocketAddr>,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut env: Vec<(String, String)> =
@@ -32,6 +34,12 @@ pub async fn resolve(
     }
     env.push(("HOSTNAME".to_owned(), pod.metadata.name.clone().unwrap_or_default()));
     env.push(("HOME".to_owned(), "/root".to_owned()));
+    // Every container gets the `kubernetes` Service's variables; the container's own env wins.
+    if let Some(addr) = api_server {
+        env.push(("KUBERNETES_SERVICE_HOST".to_owned(), addr.ip().to_string()));
+        env.push(("KUBERNETES_SERVICE_PORT".to_owned(), addr.port().to_string()));
+        env.push(("KUBERNETES_PORT".to_owned(), format!("tcp://{addr}")));
+    }
     for var in container.env.iter().flatten() {
         let Some(source) = &var.value_from else {
             let value = expand(var.value.as_deref().unwrap_or(""), &as_map(&env));

@@ -11,13 +11,17 @@
 //! - one node, no scheduling: every Pod runs here at once; `parallelism` above 1 is ignored;
 //! - `restartPolicy: OnFailure` is treated like `Never` (the Job controller makes a new Pod);
 //! - a failed Job pod is replaced after `retry_backoff` instead of the real 10 s doubling;
-//! - no resource limits, probes, or service-account token mounts.
+//! - no resource limits or probes;
+//! - the ServiceAccount token is mounted by the kubelet itself (the real admission plugin adds
+//!   a projected volume to the Pod spec) with `token` and `namespace` but no `ca.crt`: the test
+//!   API server speaks plain HTTP, so in-cluster clients here use `http://`.
 
 mod env;
 mod image;
 mod jobs;
 mod pods;
 mod sandbox;
+mod service_account;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,6 +61,9 @@ pub struct KubeletOptions {
     pub retry_backoff: Duration,
     /// The node name written into Pods.
     pub node_name: String,
+    /// The API server, given to containers as `KUBERNETES_SERVICE_HOST`/`_PORT` (the
+    /// `kubernetes` Service's variables); `None` leaves them unset.
+    pub api_server: Option<std::net::SocketAddr>,
 }
 
 impl KubeletOptions {
@@ -67,6 +74,7 @@ impl KubeletOptions {
             work_dir,
             retry_backoff: Duration::from_secs(1),
             node_name: "testenv-node".to_owned(),
+            api_server: None,
         }
     }
 }

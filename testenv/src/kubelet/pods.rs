@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::image::ImageStore;
 use super::sandbox::{self, Mount};
-use super::{KubeletOptions, env};
+use super::{KubeletOptions, env, service_account};
 use crate::apiserver::PodLogs;
 
 /// Most of a log the kubelet keeps as a termination message (Kubernetes: 2048 bytes or 80 lines
@@ -112,6 +112,19 @@ impl PodWorker {
                 return;
             }
         };
+        let token = loop {
+            match service_account::mount(&self.client, &pod, &namespace, &dir).await {
+                Ok(token) => break token,
+                Err(message) => {
+                    for container in spec.init_containers.iter().flatten().chain(&spec.containers) {
+                        self.set_container(container, waiting("CreateContainerConfigError", &message), false).await;
+                    }
+                    self.patch(&api, &name, json!({})).await;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        };
+        let mounts = Volumes { by_name: mounts, token };
         for init in spec.init_containers.iter().flatten() {
             if self.run_container(&api, &pod, init, &dir, &mounts).await != 0 {
                 self.patch(&api, &name, json!({"phase": "Failed", "reason": "InitContainerFailed"})).await;
@@ -139,7 +152,7 @@ impl PodWorker {
         pod: &Pod,
         container: &Container,
         dir: &Path,
-        mounts: &[Mount],
+        mounts: &Volumes,
     ) -> i32 {
         let namespace = pod.namespace().unwrap_or_else(|| "default".to_owned());
         let name = pod.name_any();
@@ -163,7 +176,7 @@ impl PodWorker {
             }
         };
         let environment = loop {
-            match env::resolve(&self.client, pod, container, &image.config).await {
+            match env::resolve(&self.client, pod, container, &image.config, self.options.api_server).await {
                 Ok(environment) => break environment,
                 Err(env::ConfigError(message)) => {
                     self.report_waiting(api, &name, container, "CreateContainerConfigError", &message).await;
@@ -179,13 +192,19 @@ impl PodWorker {
         let working_dir = container.working_dir.clone().unwrap_or_else(|| image.config.working_dir.clone());
         let mut all_mounts: Vec<Mount> = Vec::new();
         for volume_mount in container.volume_mounts.iter().flatten() {
-            if let Some(mount) = mounts.iter().find(|m| m.container == volume_mount.name) {
+            if let Some(mount) = mounts.by_name.iter().find(|m| m.container == volume_mount.name) {
                 all_mounts.push(Mount {
                     host: mount.host.clone(),
                     container: volume_mount.mount_path.clone(),
                     read_only: mount.read_only || volume_mount.read_only == Some(true),
                 });
             }
+        }
+        // Unless the container mounts something of its own there, as the admission plugin does.
+        if let Some(token) = &mounts.token
+            && !all_mounts.iter().any(|m| m.container == token.container)
+        {
+            all_mounts.push(token.clone());
         }
         let termination_path =
             container.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".to_owned());
@@ -347,6 +366,12 @@ impl PodWorker {
         }
         Ok(mounts)
     }
+}
+
+/// A Pod's volumes (keyed by volume name) and its ServiceAccount token mount, if any.
+struct Volumes {
+    by_name: Vec<Mount>,
+    token: Option<Mount>,
 }
 
 fn waiting(reason: &str, message: &str) -> Value {
