@@ -294,4 +294,57 @@ async fn kubectl_completes_plugin_arguments() {
     assert!(flags.contains("--wait"), "{flags}");
     let formats = complete(&["get", "-o", ""]).await;
     assert!(formats.contains("wide") && formats.contains("json"), "{formats}");
+    let flags = complete(&["version", "--agent"]).await;
+    assert!(flags.contains("--agent-namespace"), "{flags}");
+    let namespaces = complete(&["version", "--agent-namespace", "kube-"]).await;
+    assert!(namespaces.contains("kube-system") && !namespaces.contains("default"), "{namespaces}");
+}
+
+/// A user who may not read Leases is told so (and how to check), and `version` still succeeds;
+/// once granted Leases in the agent's namespace, `--agent-namespace` finds the agent up.
+#[tokio::test]
+async fn agent_health_without_lease_permission_says_why() {
+    let api = ApiServerOptions {
+        rbac: true,
+        tokens: vec![("viewer-token".into(), UserInfo::user("viewer", &[]))],
+        ..ApiServerOptions::default()
+    };
+    let env = TestEnv::start_with(TestEnvOptions { api, kubelet: false, ..TestEnvOptions::default() }).await.unwrap();
+    let admin = env.client().unwrap();
+    e2e_support::namespace(&admin, "alustan-system").await;
+    e2e_support::agent_lease(&admin, "alustan-system", "alustan-agent-7d9f-x2", Duration::from_secs(1)).await;
+    let viewer = env.kubeconfig_for("viewer", "viewer-token").unwrap();
+
+    let out = plugin(&viewer, &["version"]).await;
+    assert_eq!(code(&out), 0, "not being allowed to see the agent is no failure: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("agent: unknown: you may not list leases.coordination.k8s.io in any namespace"), "{text}");
+    assert!(text.contains("`kubectl auth can-i list leases.coordination.k8s.io -A`"), "{text}");
+    assert!(text.contains("--agent-namespace NS looks in one namespace only"), "{text}");
+
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "lease-reader", "namespace": "alustan-system"},
+        "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]}],
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "viewer-leases", "namespace": "alustan-system"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lease-reader"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}],
+    });
+    Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), "alustan-system")
+        .create(&PostParams::default(), &serde_json::from_value(role).unwrap())
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), "alustan-system")
+        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
+        .await
+        .unwrap();
+    let out = plugin(&viewer, &["version", "--agent-namespace", "alustan-system"]).await;
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).contains("agent: up (leader alustan-agent-7d9f-x2, renewed "), "{}", stdout(&out));
+    // Still not cluster-wide: the all-namespaces look-up stays refused.
+    let out = plugin(&viewer, &["version"]).await;
+    assert!(stdout(&out).contains("agent: unknown: you may not list leases"), "{}", stdout(&out));
 }

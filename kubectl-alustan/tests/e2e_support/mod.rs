@@ -145,3 +145,22 @@ pub async fn run_job(env: &TestEnv, job_name: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The agent's leader-election Lease as the agent keeps it: the chart's labels, 15 s duration,
+/// held by `holder`, last renewed `renewed_ago` before now. Creates it, or replaces its spec.
+pub async fn agent_lease(client: &kube::Client, namespace: &str, holder: &str, renewed_ago: Duration) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let renewed = jiff::Timestamp::now() - jiff::SignedDuration::try_from(renewed_ago).unwrap();
+    let lease: Lease = serde_json::from_value(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "alustan-agent", "namespace": namespace,
+                     "labels": {"app.kubernetes.io/name": "alustan", "app.kubernetes.io/component": "agent",
+                                "app.kubernetes.io/instance": "alustan"}},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                 "acquireTime": renewed.to_string(), "renewTime": renewed.to_string()},
+    }))
+    .unwrap();
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let params = PatchParams::apply("agent-test").force();
+    api.patch("alustan-agent", &params, &Patch::Apply(&lease)).await.unwrap();
+}
