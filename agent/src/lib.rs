@@ -121,19 +121,15 @@ pub async fn run_with_leader_election(
         }
     };
     ctx.metrics.set_leader(false);
-    match outcome {
-        Err(lost) => {
-            controller.abort();
-            Err(lost)
-        }
-        Ok(()) => {
-            match elector.release().await {
-                Ok(()) => tracing::info!(lease = config.lease_name, "released the Lease"),
-                Err(err) => {
-                    tracing::warn!(lease = config.lease_name, error = %err, "cannot release the Lease; it expires by itself")
-                }
-            }
-            Ok(())
+    if let Err(lost) = outcome {
+        controller.abort();
+        return Err(lost);
+    }
+    match elector.release().await {
+        Ok(()) => tracing::info!(lease = config.lease_name, "released the Lease"),
+        Err(err) => {
+            tracing::warn!(lease = config.lease_name, error = %err, "cannot release the Lease; it expires by itself");
         }
     }
+    Ok(())
 }

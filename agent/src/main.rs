@@ -20,7 +20,10 @@ async fn main() -> ExitCode {
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     match config.log_format {
         LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_env_filter(filter)
+            .init(),
     }
     // One rustls provider (ring) for kube and the registry client, installed before either.
     registry::install_crypto_provider();
@@ -46,12 +49,11 @@ async fn start(config: Config) -> Result<(), Error> {
     // Ready = the process is healthy, leader or standby (a standby must not be restarted).
     ctx.metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "alustan-agent started");
-    match election {
-        Some(election) => run_with_leader_election(ctx, election, shutdown_signal()).await?,
-        None => {
-            ctx.metrics.set_leader(true);
-            run(ctx, shutdown_signal()).await;
-        }
+    if let Some(election) = election {
+        run_with_leader_election(ctx, election, shutdown_signal()).await?;
+    } else {
+        ctx.metrics.set_leader(true);
+        run(ctx, shutdown_signal()).await;
     }
     tracing::info!("alustan-agent stopped");
     Ok(())

@@ -1,4 +1,4 @@
-//! Prometheus metrics (the `prometheus-client` crate, OpenMetrics text exposition) and the
+//! Prometheus metrics (the `prometheus-client` crate, `OpenMetrics` text exposition) and the
 //! `/metrics`, `/healthz` and `/readyz` endpoints (a tiny hyper server: three fixed GET routes).
 
 use std::convert::Infallible;
@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use crate::context::Context;
 use crate::registry::{ScanError, ScanReport};
 
-/// The exposition's content type (OpenMetrics text, which Prometheus scrapes natively).
+/// The exposition's content type (`OpenMetrics` text, which Prometheus scrapes natively).
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -185,7 +185,7 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
-    /// The OpenMetrics text exposition.
+    /// The `OpenMetrics` text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail; an encoder error would leave a partial text.
