@@ -29,9 +29,7 @@ async fn deployed(agent: &Agent) -> alustan_shared::TerraformStatus {
     tf.spec.post_deploy = None;
     agent.create(&tf).await;
     let done = agent
-        .wait_for("staging-cluster", "Completed", |tf| {
-            tf.status.as_ref().and_then(|s| s.state) == Some(State::Completed)
-        })
+        .wait_for("staging-cluster", "Success", |tf| tf.status.as_ref().and_then(|s| s.state) == Some(State::Success))
         .await;
     done.status.unwrap()
 }

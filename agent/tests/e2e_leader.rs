@@ -43,7 +43,8 @@ fn holder(spec: &LeaseSpec) -> &str {
 }
 
 async fn metrics(url: &str) -> String {
-    reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap()
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    client.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap()
 }
 
 /// The example resource with only a deploy script (one Job per run).
@@ -54,8 +55,8 @@ fn resource(agent: &Agent, name: &str) -> alustan_shared::Terraform {
     tf
 }
 
-fn completed(tf: &alustan_shared::Terraform) -> bool {
-    tf.status.as_ref().and_then(|s| s.state) == Some(State::Completed)
+fn succeeded(tf: &alustan_shared::Terraform) -> bool {
+    tf.status.as_ref().and_then(|s| s.state) == Some(State::Success)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,7 +76,7 @@ async fn two_replicas_elect_one_holder_and_only_it_runs_jobs() {
     assert_eq!(labels["app.kubernetes.io/component"], "agent");
 
     agent.create(&resource(&agent, "one")).await;
-    agent.wait_for("one", "Completed", completed).await;
+    agent.wait_for("one", "Success", succeeded).await;
     assert_eq!(agent.job_names().await.len(), 1);
     let leading = metrics(&leader.metrics_url).await;
     assert!(leading.contains("alustan_leader 1\n"), "{leading}");
@@ -121,7 +122,7 @@ async fn a_stopped_leader_releases_the_lease_and_the_standby_takes_over_before_e
     assert!(acquired.duration_since(stopped_at) < jiff::SignedDuration::from_secs(10), "acquired at {acquired}");
 
     agent.create(&resource(&agent, "after")).await;
-    agent.wait_for("after", "Completed", completed).await;
+    agent.wait_for("after", "Success", succeeded).await;
     let text = metrics(&second.metrics_url).await;
     assert!(
         text.contains("alustan_leader 1\n") && text.contains("alustan_jobs_started_total{action=\"deploy\"} 1\n"),
@@ -172,13 +173,21 @@ async fn a_leader_that_sees_another_holder_stops_with_an_error() {
     let mut agent = Agent::start(&[("deploy", DEPLOY)]).await;
     agent.stop_unelected().await;
     let mut replica = agent.spawn_elected("agent-a").await;
-    let mut lease = wait_lease(&agent, "the replica leads", |s| holder(s) == "agent-a").await;
-    // Another process takes the Lease (as an admin would by force).
-    let spec = lease.spec.as_mut().unwrap();
-    spec.holder_identity = Some("usurper".into());
-    spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
+    wait_lease(&agent, "the replica leads", |s| holder(s) == "agent-a").await;
+    // Another process takes the Lease (as an admin would by force); a 409 means the replica
+    // renewed in between: read again.
     let (api, name) = leases(&agent).await;
-    api.replace(&name, &PostParams::default(), &lease).await.unwrap();
+    loop {
+        let mut lease = api.get(&name).await.unwrap();
+        let spec = lease.spec.as_mut().unwrap();
+        spec.holder_identity = Some("usurper".into());
+        spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
+        match api.replace(&name, &PostParams::default(), &lease).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(err) => panic!("{err}"),
+        }
+    }
 
     let ended = tokio::time::timeout(Duration::from_secs(30), &mut replica.task).await.unwrap().unwrap();
     let err = ended.unwrap_err().to_string();

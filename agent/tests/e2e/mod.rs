@@ -364,10 +364,12 @@ impl Drop for Elected {
 
 #[allow(dead_code)] // the leader-election tests
 impl Agent {
-    /// Stops the controller `start_with` runs without election, and waits until it has.
+    /// Ends the controller `start_with` runs without election (before any resource exists, so
+    /// nothing is in flight), and waits until it has.
     pub async fn stop_unelected(&mut self) {
-        self.stop();
+        self.stop = None;
         if let Some(task) = self.task.take() {
+            task.abort();
             let _ = task.await;
         }
     }
