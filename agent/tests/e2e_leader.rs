@@ -184,7 +184,7 @@ async fn a_leader_that_sees_another_holder_stops_with_an_error() {
         spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
         match api.replace(&name, &PostParams::default(), &lease).await {
             Ok(_) => break,
-            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(err) => panic!("{err}"),
         }
     }
