@@ -28,6 +28,12 @@ pub enum Error {
 
     #[error("the resource has no {0}")]
     MissingField(&'static str),
+
+    #[error("{0}")]
+    CredentialSources(#[from] crate::gather::SourcesError),
+
+    #[error("{0}")]
+    Leader(#[from] crate::leader::LeaderError),
 }
 
 impl Error {
@@ -42,6 +48,8 @@ impl Error {
             Self::MissingField(_) => "missing_field",
             Self::DestroyPending => "destroy_pending",
             Self::DestroyFailed { .. } => "destroy_failed",
+            Self::CredentialSources(_) => "config",
+            Self::Leader(_) => "leader",
         }
     }
 }

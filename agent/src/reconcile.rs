@@ -32,7 +32,8 @@ use crate::registry::{
 use crate::status::{self, Phase, push_run, summarize};
 
 pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> {
-    let started = std::time::Instant::now();
+    // Counts the reconcile as in flight and times it, until dropped.
+    let _timer = ctx.metrics.reconcile_started();
     let namespace = tf.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &namespace);
     let (uid, deleting) = (tf.uid().unwrap_or_default(), tf.metadata.deletion_timestamp.is_some());
@@ -43,7 +44,6 @@ pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> 
         }
     })
     .await;
-    ctx.metrics.reconciled(started.elapsed());
     if result.is_ok() {
         ctx.reconcile_errors.reset(&uid);
     }
@@ -158,7 +158,9 @@ async fn plan(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, gener
     if let Gate::Wait(after) = backoff::gate(last_failure.as_ref(), &trigger, ctx.retry(), jiff::Timestamp::now()) {
         return Ok(Action::requeue(after));
     }
-    let report = match scan(tf, ctx, status, drift).await {
+    let scanned = scan(tf, ctx, status, drift).await;
+    ctx.metrics.registry_scanned(&scanned);
+    let report = match scanned {
         Ok(report) => {
             ctx.scan_failures.clear(&uid);
             report
@@ -480,7 +482,7 @@ async fn succeeded(
             status.sensitive_outputs_secret = write_sensitive(tf, ctx, &collected.outputs.sensitive).await?;
             status.output = collected.outputs.plain;
             status.ingress_urls = crate::gather::ingress_urls(&ctx.client).await;
-            status.credentials = crate::gather::credentials(&ctx.client).await;
+            status.credentials = crate::gather::credentials(&ctx.client, &ctx.credential_sources).await;
             let digest = record.image.rsplit_once('@').map(|(_, d)| d.to_owned()).unwrap_or_default();
             let tag = record.tag.clone().unwrap_or_default();
             status.applied = Some(AppliedImage {

@@ -1,4 +1,5 @@
-//! The `alustan-agent` binary's start-up check: without the CRD it stops at once with a hint.
+//! The `alustan-agent` binary's start-up checks: without the CRD it stops at once with a hint;
+//! a bad `CREDENTIAL_SOURCES` stops it naming the flag, never echoing the value.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -28,4 +29,30 @@ async fn without_the_crd_the_binary_exits_with_a_hint() {
     let line = log.lines().last().unwrap();
     let value: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(value["level"], "ERROR");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credential_sources_stop_the_binary_naming_the_flag_in_text_logs() {
+    let env = TestEnv::start_with(TestEnvOptions { crds_dir: None, kubelet: false, ..TestEnvOptions::default() })
+        .await
+        .unwrap();
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_alustan-agent"))
+            .env("KUBECONFIG", env.kubeconfig())
+            .env_remove("LOG_LEVEL")
+            .env("LOG_FORMAT", "text")
+            .env("CREDENTIAL_SOURCES", r#"[{"name": "hunter2-not-for-logs", "namespace": 7}]"#)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stdout);
+    let line = log.lines().last().unwrap();
+    assert!(line.contains("ERROR") && line.contains("--credential-sources (CREDENTIAL_SOURCES)"), "{log}");
+    assert!(line.contains("line 1 column"), "{log}");
+    assert!(!log.contains("hunter2"), "the value was echoed: {log}");
+    assert!(serde_json::from_str::<serde_json::Value>(line).is_err(), "LOG_FORMAT=text wrote JSON: {line}");
 }

@@ -95,6 +95,12 @@ async fn example_cr_completes_reapply_is_idle_resync_redeploys_and_delete_destro
         "{metrics}"
     );
     assert!(metrics.contains("alustan_registry_listings_total 1\n"), "{metrics}");
+    let tags_seen = format!("alustan_registry_tags_seen{{repository=\"{}\"}} 3\n", agent.image_name);
+    assert!(metrics.contains(&tags_seen), "{metrics}");
+    assert!(metrics.contains("# TYPE alustan_reconcile_duration_seconds histogram\n"), "{metrics}");
+    assert!(!metrics.contains("alustan_reconcile_duration_seconds_count 0\n"), "{metrics}");
+    assert!(!metrics.contains("alustan_registry_scans_total 0\n"), "{metrics}");
+    assert!(!metrics.contains("alustan_registry_scan_errors_total"), "{metrics}");
     let ready = reqwest::get(format!("{}/readyz", agent.metrics_url)).await.unwrap();
     assert_eq!(ready.status(), 200);
 
