@@ -4,8 +4,9 @@
 //! - [`registry`]: registry scanning and version selection — list every tag of an image,
 //!   choose the newest one satisfying a semver constraint (and explain why), and pin it to a
 //!   digest; one scan per repository and credentials per interval, shared by every resource.
-//! - [`decide`]: what to run next (pure); [`jobs`]: the Job of a run; [`outputs`]: results
-//!   from logs; [`status`]: conditions and status writes; [`reconcile`]: the loop.
+//! - [`decide`]: what to run next (pure); [`jobs`]: the Job of a run; [`launch`]: starting
+//!   it with its [`seal`] (the pad keeping outputs out of logs); [`outputs`]: results from
+//!   logs; [`status`]: conditions and status writes; [`reconcile`]: the loop.
 
 pub mod backoff;
 pub mod config;
@@ -15,12 +16,14 @@ pub mod error;
 pub mod finalizer;
 pub mod gather;
 pub mod jobs;
+pub mod launch;
 pub mod log_lines;
 pub mod metrics;
 pub mod observe;
 pub mod outputs;
 pub mod reconcile;
 pub mod registry;
+pub mod seal;
 pub mod status;
 
 use std::sync::Arc;
