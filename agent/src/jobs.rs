@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use alustan_shared::{RunAction, Terraform, meta};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, LocalObjectReference, PodSpec, PodTemplateSpec, SecretVolumeSource, Volume,
-    VolumeMount,
+    Container, EmptyDirVolumeSource, EnvVar, LocalObjectReference, PodSpec, PodTemplateSpec, SecretVolumeSource,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource as _;
@@ -315,5 +315,12 @@ mod tests {
         let env = container["env"].as_array().unwrap();
         assert!(env.iter().any(|e| e["name"] == "TF_VAR_a" && e["value"] == "1"));
         assert!(env.iter().any(|e| e["name"] == meta::ENV_OUTPUTS_FILE));
+        // The pad: the run's own seal Secret, mounted read-only where ALUSTAN_SEAL points.
+        assert!(env.iter().any(|e| e["name"] == meta::ENV_SEAL_FILE && e["value"] == "/alustan-seal/pad"));
+        let seal = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == SEAL_VOLUME).unwrap();
+        assert_eq!(seal["secret"]["secretName"], "staging-cluster-destroy-k-0-seal");
+        let mounts = container["volumeMounts"].as_array().unwrap();
+        let mount = mounts.iter().find(|m| m["name"] == SEAL_VOLUME).unwrap();
+        assert_eq!((mount["mountPath"].as_str(), mount["readOnly"].as_bool()), (Some("/alustan-seal"), Some(true)));
     }
 }

@@ -1,8 +1,8 @@
 //! A Job's outcome and its log, read from the API (never polled: the Job watch wakes the
 //! reconcile that calls this).
 
-use k8s_openapi::api::batch::v1::Job;
 use alustan_shared::meta;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;

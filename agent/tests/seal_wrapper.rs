@@ -155,8 +155,11 @@ fn busybox_refuses_outputs_larger_than_the_pad() {
 #[test]
 fn a_missing_pad_prints_nothing_of_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("deploy"), "#!/bin/sh\necho '{\"pw\":{\"value\":\"hunter2\"}}' > \"$ALUSTAN_OUTPUTS\"\n")
-        .unwrap();
+    std::fs::write(
+        dir.path().join("deploy"),
+        "#!/bin/sh\necho '{\"pw\":{\"value\":\"hunter2\"}}' > \"$ALUSTAN_OUTPUTS\"\n",
+    )
+    .unwrap();
     let (begin, end) = markers(JOB);
     let output = Command::new("/bin/sh")
         .args(["-c", &wrapper(), "alustan-run", "sh", "./deploy"])
