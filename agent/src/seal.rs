@@ -24,7 +24,7 @@ pub const SEAL_DIR: &str = "/alustan-seal";
 /// the pad) and prints them as hex, 32 bytes a line. POSIX awk has no XOR: a 16×16 table of
 /// nibble XORs, built first, does it. Variables start at 0 explicitly: mawk indexes an
 /// uninitialised counter as `""`, not `0`. It stops at the pad's end rather than print a byte
-/// XORed with nothing (the agent then reports a short block).
+/// left in clear (the agent then reports a short block).
 const XOR_AWK: &str = r#"BEGIN { n = 0; m = 0; for (a = 0; a < 16; a++) for (b = 0; b < 16; b++) { x = 0; p = 1; i = a; j = b; while (i > 0 || j > 0) { if (i % 2 != j % 2) x += p; i = int(i / 2); j = int(j / 2); p *= 2 }; t[a * 16 + b] = x } }
 $1 == "-" { data = 1; next }
 !data { for (f = 1; f <= NF; f++) pad[n++] = $f; next }

@@ -143,8 +143,8 @@ async fn example_cr_completes_reapply_is_idle_resync_redeploys_and_delete_destro
     assert!(reasons.iter().any(|r| r == "Destroying") && reasons.iter().any(|r| r == "Destroyed"), "{reasons:?}");
 }
 
-/// The deploy Job's log, read through the pods/log API, holds the markers and a sealed block
-/// but no output value; its pad Secret existed before the Pod (no FailedMount) and is owned
+/// The deploy Job's log, read through the `pods/log` API, holds the markers and a sealed block
+/// but no output value; its pad Secret existed before the Pod (no `FailedMount`) and is owned
 /// by the Job, with the Job's labels.
 async fn deploy_log_is_sealed(agent: &Agent, status: &alustan_shared::TerraformStatus) {
     let job = status.history.iter().find(|r| r.action == RunAction::Deploy).unwrap().job_name.clone();

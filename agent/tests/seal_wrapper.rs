@@ -100,8 +100,10 @@ fn sealed_outputs_are_hidden_in_the_log_and_read_back(tools: &Tools) {
 
 /// Every (byte, key) pair: byte i is `i % 256`, its key `i / 256`, over the whole pad.
 fn every_byte_pair_round_trips(tools: &Tools) {
-    let data: Vec<u8> = (0..meta::SEAL_BYTES).map(|i| (i % 256) as u8).collect();
-    let pad = Pad::from_bytes((0..meta::SEAL_BYTES).map(|i| (i / 256) as u8).collect());
+    let pairs = || (0..=u8::MAX).flat_map(|key| (0..=u8::MAX).map(move |byte| (byte, key)));
+    assert_eq!(pairs().count(), meta::SEAL_BYTES);
+    let data: Vec<u8> = pairs().map(|(byte, _)| byte).collect();
+    let pad = Pad::from_bytes(pairs().map(|(_, key)| key).collect());
     let log = run_wrapper(tools, &data, &pad);
     assert_eq!(unseal(&block(&log), &pad).unwrap(), data);
 }

@@ -55,7 +55,7 @@ pub fn outputs_markers(job: &str) -> (String, String) {
 }
 
 /// Environment variable, set in every run, naming the read-only file holding the run's
-/// one-time pad: the outputs block is XORed with it, so sensitive outputs never reach the log.
+/// one-time pad: the outputs block is combined with it (XOR), so sensitive outputs never reach the log.
 pub const ENV_SEAL_FILE: &str = "ALUSTAN_SEAL";
 /// The key of the pad in the seal Secret (and so the file name in its volume).
 pub const SEAL_KEY: &str = "pad";

@@ -57,18 +57,16 @@ impl SealedBlocks {
                 Vec::new()
             }
             Fold::Outside => vec![line],
-            Fold::Opened(begin) => match summary(&line) {
-                Some(summary) => {
+            Fold::Opened(begin) => {
+                if let Some(summary) = summary(&line) {
                     self.state = Fold::Sealed(summary);
-                    Vec::new()
+                    return Vec::new();
                 }
-                None => {
-                    if !is_marker(&line, meta::OUTPUTS_END_PREFIX) {
-                        self.state = Fold::Plain;
-                    }
-                    vec![begin, line]
+                if !is_marker(&line, meta::OUTPUTS_END_PREFIX) {
+                    self.state = Fold::Plain;
                 }
-            },
+                vec![begin, line]
+            }
             Fold::Sealed(summary) if is_marker(&line, meta::OUTPUTS_END_PREFIX) => vec![summary],
             Fold::Sealed(summary) => {
                 self.state = Fold::Sealed(summary);

@@ -388,7 +388,7 @@ impl PodWorker {
 
 /// Why a Pod's volumes could not be set up.
 enum VolumeError {
-    /// Retried, with a FailedMount event (`reason` as the real kubelet words it).
+    /// Retried, with a `FailedMount` event (`reason` as the real kubelet words it).
     SetUp { volume: String, reason: String },
     /// A volume type the test kubelet does not run: never retried.
     Unsupported(String),
