@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let copying = time(RUNS, || {
         black_box(black_box(block.as_bytes()).to_vec());
     });
-    let mib = meta::SEAL_BYTES as f64 / f64::from(1 << 20);
+    let mib = f64::from(u32::try_from(meta::SEAL_BYTES)?) / f64::from(1 << 20);
     println!(
         "unseal 64 KiB: {unsealing:?} median ({:.0} MiB/s); plain copy of the block: {copying:?}; ratio {:.1}x",
         mib / unsealing.as_secs_f64(),
