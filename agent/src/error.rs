@@ -26,6 +26,9 @@ pub enum Error {
     #[error("{message}")]
     DestroyFailed { message: String, retry_in: Option<std::time::Duration> },
 
+    #[error("{0}")]
+    Seal(#[from] crate::seal::SealError),
+
     #[error("the resource has no {0}")]
     MissingField(&'static str),
 
@@ -46,6 +49,7 @@ impl Error {
             Self::Finalizer(_) => "finalizer",
             Self::Serialize(_) => "serialize",
             Self::MissingField(_) => "missing_field",
+            Self::Seal(_) => "seal",
             Self::DestroyPending => "destroy_pending",
             Self::DestroyFailed { .. } => "destroy_failed",
             Self::CredentialSources(_) => "config",

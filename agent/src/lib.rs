@@ -4,8 +4,9 @@
 //! - [`registry`]: registry scanning and version selection — list every tag of an image,
 //!   choose the newest one satisfying a semver constraint (and explain why), and pin it to a
 //!   digest; one scan per repository and credentials per interval, shared by every resource.
-//! - [`decide`]: what to run next (pure); [`jobs`]: the Job of a run; [`outputs`]: results
-//!   from logs; [`status`]: conditions and status writes; [`reconcile`]: the loop.
+//! - [`decide`]: what to run next (pure); [`jobs`]: the Job of a run; [`launch`]: starting
+//!   it with its [`seal`] (the pad keeping outputs out of logs); [`outputs`]: results from
+//!   logs; [`status`]: conditions and status writes; [`reconcile`]: the loop.
 //! - [`leader`]: the Lease election; [`run_with_leader_election`] runs the loop only while
 //!   this process leads.
 
@@ -17,6 +18,7 @@ pub mod error;
 pub mod finalizer;
 pub mod gather;
 pub mod jobs;
+pub mod launch;
 pub mod leader;
 pub mod log_lines;
 pub mod metrics;
@@ -24,6 +26,7 @@ pub mod observe;
 pub mod outputs;
 pub mod reconcile;
 pub mod registry;
+pub mod seal;
 pub mod status;
 
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -377,14 +377,9 @@ async fn read_docker_config(tf: &Terraform, ctx: &Context, name: &str) -> Result
 /// Creates the run's Job (adopting one that already exists) and records it as running.
 async fn start(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, run: &RunSpec<'_>) -> Result<()> {
     let job = jobs::build(tf, run, &ctx.jobs)?;
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &tf.namespace().unwrap_or_default());
-    match api.create(&PostParams::default(), &job).await {
-        Ok(_) => {
-            ctx.metrics.job_started(action_label(run.action));
-        }
-        // Same inputs, same name: a Job from before a restart is adopted, never doubled.
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(err) => return Err(err.into()),
+    // Same inputs, same name: a Job from before a restart is adopted, never doubled.
+    if crate::launch::create(&ctx.client, &job).await? {
+        ctx.metrics.job_started(action_label(run.action));
     }
     tracing::info!(name = %tf.name_any(), job = %run.name, action = action_label(run.action), "started run");
     push_run(
@@ -408,6 +403,7 @@ pub(crate) async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut Terraf
     let namespace = tf.namespace().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let running: Vec<(usize, RunRecord)> = status
         .history
         .iter()
@@ -438,7 +434,7 @@ pub(crate) async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut Terraf
             Outcome::Succeeded { at } => {
                 ctx.metrics.job_finished(action_label(record.action), "succeeded");
                 let collected = match observe::pod(&pods, &record.job_name).await? {
-                    Some(pod) => observe::collect_log(&pods, &pod.name_any(), &record.job_name).await?,
+                    Some(pod) => observe::collect_log(&pods, &secrets, &pod.name_any(), &record.job_name).await?,
                     None => crate::outputs::Collected::default(),
                 };
                 succeeded(tf, ctx, status, index, &record, at, collected, generation).await?;

@@ -154,7 +154,7 @@ async fn logs_of_a_run_come_from_its_jobs_pod() {
 
     let out = plugin(env.kubeconfig(), &["logs", "staging"]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(stdout(&out), "terraform apply: 3 added\noutputs written\n");
+    assert_eq!(stdout(&out), "terraform apply: 3 added\noutputs written\n[sealed outputs: 40 bytes]\n");
     let out = plugin(env.kubeconfig(), &["logs", "staging", "--run", "2"]).await;
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("no pod left for Job \"staging-deploy-1\""), "{}", stderr(&out));
@@ -255,7 +255,7 @@ async fn sync_wait_streams_the_runs_log() {
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
     let text = stdout(&out);
     assert_eq!(code(&out), 0, "{text}");
-    assert!(text.contains("│ terraform apply: 3 added\n│ outputs written\n"), "{text}");
+    assert!(text.contains("│ terraform apply: 3 added\n│ outputs written\n│ [sealed outputs: 40 bytes]\n"), "{text}");
     assert!(!text.contains("staging-deploy-2"), "older runs are not streamed: {text}");
     assert!(text.contains("run ended Completed"), "{text}");
 }

@@ -131,7 +131,10 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     tmux.keys(&["Escape"]).await;
     tmux.wait_for("back in describe", |s| !s.contains("s3cret-argo")).await;
     tmux.keys(&["l"]).await;
-    tmux.wait_for("the run's log", |s| s.contains("terraform apply: 3 added") && s.contains("outputs written")).await;
+    tmux.wait_for("the run's log, its sealed outputs as one line", |s| {
+        s.contains("terraform apply: 3 added") && s.contains("[sealed outputs: 40 bytes]") && !s.contains("9f9f")
+    })
+    .await;
     tmux.keys(&["q"]).await;
     let screen = tmux.wait_for("the exit", |s| s.contains("EXITED:0")).await;
     // Restored: the alternate screen is off and none of the UI is left on the screen.

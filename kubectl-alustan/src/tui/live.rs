@@ -196,10 +196,16 @@ async fn stream_logs(
     match opened {
         Ok(stream) => {
             let mut lines = std::pin::pin!(stream.lines());
+            let mut sealed = logs::SealedBlocks::default();
             while let Some(Ok(line)) = lines.next().await {
-                if tx.send(Action::LogLine(line)).is_err() {
-                    return;
+                for line in sealed.push(line) {
+                    if tx.send(Action::LogLine(line)).is_err() {
+                        return;
+                    }
                 }
+            }
+            if let Some(line) = sealed.finish() {
+                let _ = tx.send(Action::LogLine(line));
             }
         }
         Err(error) => {

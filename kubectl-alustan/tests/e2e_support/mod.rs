@@ -121,7 +121,14 @@ pub async fn run_job(env: &TestEnv, job_name: &str) {
     let client = env.client().unwrap();
     let image_dir = tempfile::tempdir().unwrap();
     let script = image_dir.path().join("deploy");
-    std::fs::write(&script, "#!/bin/sh\necho 'terraform apply: 3 added'\necho 'outputs written'\n").unwrap();
+    // Ends with a sealed outputs block, as the agent's wrapper prints it.
+    let (begin, end) = alustan_shared::meta::outputs_markers(job_name);
+    let block = format!("{begin}\nsealed 40\n{}\n{}\n{end}", "9f".repeat(32), "0e".repeat(8));
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho 'terraform apply: 3 added'\necho 'outputs written'\necho '{block}'\n"),
+    )
+    .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
     env.registry().push_dir("iac", &["1.0.3"], image_dir.path(), &config).await.unwrap();
