@@ -380,8 +380,10 @@ async fn start(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, run:
     // Same inputs, same name: a Job from before a restart is adopted, never doubled.
     if crate::launch::create(&ctx.client, &job).await? {
         ctx.metrics.job_started(action_label(run.action));
+        tracing::info!(name = %tf.name_any(), job = %run.name, action = action_label(run.action), "started run");
+    } else {
+        tracing::info!(name = %tf.name_any(), job = %run.name, action = action_label(run.action), "adopted the run's existing Job");
     }
-    tracing::info!(name = %tf.name_any(), job = %run.name, action = action_label(run.action), "started run");
     push_run(
         status,
         RunRecord {
