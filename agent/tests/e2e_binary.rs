@@ -9,19 +9,7 @@ use alustan_testenv::{TestEnv, TestEnvOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_crd_the_binary_exits_with_a_hint() {
-    let env = TestEnv::start_with(TestEnvOptions { crds_dir: None, kubelet: false, ..TestEnvOptions::default() })
-        .await
-        .unwrap();
-    let output = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_alustan-agent"))
-            .env("KUBECONFIG", env.kubeconfig())
-            .env_remove("LOG_LEVEL")
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let output = run_without_crd(&[]).await;
     assert!(!output.status.success());
     let log = String::from_utf8_lossy(&output.stdout);
     assert!(log.contains("kubectl apply -f crds/terraform.yaml"), "{log}");
@@ -33,21 +21,11 @@ async fn without_the_crd_the_binary_exits_with_a_hint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credential_sources_stop_the_binary_naming_the_flag_in_text_logs() {
-    let env = TestEnv::start_with(TestEnvOptions { crds_dir: None, kubelet: false, ..TestEnvOptions::default() })
-        .await
-        .unwrap();
-    let output = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_alustan-agent"))
-            .env("KUBECONFIG", env.kubeconfig())
-            .env_remove("LOG_LEVEL")
-            .env("LOG_FORMAT", "text")
-            .env("CREDENTIAL_SOURCES", r#"[{"name": "hunter2-not-for-logs", "namespace": 7}]"#)
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let output = run_without_crd(&[
+        ("LOG_FORMAT", "text"),
+        ("CREDENTIAL_SOURCES", r#"[{"name": "hunter2-not-for-logs", "namespace": 7}]"#),
+    ])
+    .await;
     assert!(!output.status.success());
     let log = String::from_utf8_lossy(&output.stdout);
     let line = log.lines().last().unwrap();
@@ -55,4 +33,14 @@ async fn bad_credential_sources_stop_the_binary_naming_the_flag_in_text_logs() {
     assert!(line.contains("line 1 column"), "{log}");
     assert!(!log.contains("hunter2"), "the value was echoed: {log}");
     assert!(serde_json::from_str::<serde_json::Value>(line).is_err(), "LOG_FORMAT=text wrote JSON: {line}");
+}
+
+/// Runs the binary with `vars` against an API server without the CRD; it must stop by itself.
+async fn run_without_crd(vars: &[(&str, &str)]) -> std::process::Output {
+    let env = TestEnv::start_with(TestEnvOptions { crds_dir: None, kubelet: false, ..TestEnvOptions::default() })
+        .await
+        .unwrap();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_alustan-agent"));
+    command.env("KUBECONFIG", env.kubeconfig()).env_remove("LOG_LEVEL").envs(vars.iter().copied());
+    tokio::time::timeout(Duration::from_secs(30), command.output()).await.unwrap().unwrap()
 }

@@ -91,25 +91,8 @@ async fn reveal_is_limited_by_the_users_own_rbac() {
     }))
     .unwrap();
     Api::<Secret>::namespaced(admin.clone(), "default").create(&PostParams::default(), &secret).await.unwrap();
-    let role = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "terraform-viewer", "namespace": "default"},
-        "rules": [{"apiGroups": ["alustan.io"], "resources": ["terraforms"], "verbs": ["get", "list", "watch"]}],
-    });
-    let binding = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "viewer", "namespace": "default"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "terraform-viewer"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}],
-    });
-    Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), "default")
-        .create(&PostParams::default(), &serde_json::from_value(role).unwrap())
-        .await
-        .unwrap();
-    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), "default")
-        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
-        .await
-        .unwrap();
+    let rule = json!({"apiGroups": ["alustan.io"], "resources": ["terraforms"], "verbs": ["get", "list", "watch"]});
+    grant_viewer(&admin, "default", "terraform-viewer", rule).await;
     let viewer = env.kubeconfig_for("viewer", "viewer-token").unwrap();
 
     // The viewer sees the resource, masked credentials work, reveal is refused per Secret.
@@ -322,29 +305,35 @@ async fn agent_health_without_lease_permission_says_why() {
     assert!(text.contains("`kubectl auth can-i list leases.coordination.k8s.io -A`"), "{text}");
     assert!(text.contains("--agent-namespace NS looks in one namespace only"), "{text}");
 
-    let role = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "lease-reader", "namespace": "alustan-system"},
-        "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]}],
-    });
-    let binding = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "viewer-leases", "namespace": "alustan-system"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lease-reader"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}],
-    });
-    Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), "alustan-system")
-        .create(&PostParams::default(), &serde_json::from_value(role).unwrap())
-        .await
-        .unwrap();
-    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), "alustan-system")
-        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
-        .await
-        .unwrap();
+    let rule = json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]});
+    grant_viewer(&admin, "alustan-system", "lease-reader", rule).await;
     let out = plugin(&viewer, &["version", "--agent-namespace", "alustan-system"]).await;
     assert_eq!(code(&out), 0);
     assert!(stdout(&out).contains("agent: up (leader alustan-agent-7d9f-x2, renewed "), "{}", stdout(&out));
     // Still not cluster-wide: the all-namespaces look-up stays refused.
     let out = plugin(&viewer, &["version"]).await;
     assert!(stdout(&out).contains("agent: unknown: you may not list leases"), "{}", stdout(&out));
+}
+
+/// Binds a Role `name` with the one rule `allowed` in `namespace` to the user `viewer` (as admin).
+async fn grant_viewer(admin: &kube::Client, namespace: &str, name: &str, allowed: serde_json::Value) {
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": [allowed],
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": format!("viewer-{name}"), "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}],
+    });
+    Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &serde_json::from_value(role).unwrap())
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
+        .await
+        .unwrap();
 }
