@@ -109,9 +109,8 @@ pub fn resync_token(tf: &Terraform) -> Option<&str> {
 
 fn drift_interval(tf: &Terraform, ctx: &Context) -> Result<Duration> {
     match &tf.spec.sync_interval {
-        Some(text) => {
-            crate::config::parse_duration(text).map_err(|err| Error::InvalidSpec(format!("spec.syncInterval: {err}")))
-        }
+        Some(text) => alustan_shared::duration::parse_duration(text)
+            .map_err(|err| Error::InvalidSpec(format!("spec.syncInterval: {err}"))),
         None => Ok(ctx.config.sync_interval),
     }
 }

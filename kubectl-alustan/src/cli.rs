@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use alustan_shared::duration::parse_duration;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 /// See, trigger, resync and inspect alustan `Terraform` resources.
@@ -173,40 +174,6 @@ pub enum DataFormat {
     Yaml,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DurationError {
-    #[error("empty duration; write e.g. 90s, 10m or 1h30m")]
-    Empty,
-    #[error("`{0}` is not a duration; write e.g. 90s, 10m or 1h30m (units: s, m, h)")]
-    Invalid(String),
-}
-
-/// Parses Go-style durations (`90s`, `10m`, `1h30m`), the form kubectl users type for timeouts.
-pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    if text.is_empty() {
-        return Err(DurationError::Empty);
-    }
-    let invalid = || DurationError::Invalid(text.to_owned());
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for ch in text.chars() {
-        if ch.is_ascii_digit() {
-            number.push(ch);
-            continue;
-        }
-        let unit = match ch {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            _ => return Err(invalid()),
-        };
-        let value: u64 = number.parse().map_err(|_| invalid())?;
-        total = value.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(invalid)?;
-        number.clear();
-    }
-    if number.is_empty() { Ok(Duration::from_secs(total)) } else { Err(invalid()) }
-}
-
 /// The process exit code of a parse failure: 0 for `--help`/`--version`, 2 for usage errors.
 pub fn exit_code(error: &clap::Error) -> u8 {
     u8::try_from(error.exit_code()).unwrap_or(2)
@@ -334,12 +301,11 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h2m3s"), Ok(Duration::from_secs(3723)));
-        assert_eq!(parse_duration(""), Err(DurationError::Empty));
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("1d").is_err());
-        assert!(parse_duration("m").is_err());
+    fn sync_timeout_takes_go_durations_and_refuses_others() {
+        assert!(
+            matches!(ok("sync a --wait --timeout 1h2m3s").command, Command::Sync { timeout, .. } if timeout == Duration::from_secs(3723))
+        );
+        usage_error("sync a --wait --timeout 1d");
+        usage_error("sync a --wait --timeout 10");
     }
 }

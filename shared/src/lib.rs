@@ -5,6 +5,7 @@
 
 pub mod conditions;
 pub mod crd;
+pub mod duration;
 pub mod meta;
 mod schema;
 pub mod spec;
