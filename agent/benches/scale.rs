@@ -269,7 +269,8 @@ fn agent_requests(records: &[RequestRecord]) -> (usize, BTreeMap<String, usize>)
     let mine: Vec<&RequestRecord> = records.iter().filter(|r| r.user == AGENT_USER).collect();
     let mut writes = BTreeMap::new();
     for r in mine.iter().filter(|r| WRITE_VERBS.contains(&r.verb.as_str())) {
-        let what = if r.subresource.is_empty() { r.resource.clone() } else { format!("{}/{}", r.resource, r.subresource) };
+        let what =
+            if r.subresource.is_empty() { r.resource.clone() } else { format!("{}/{}", r.resource, r.subresource) };
         *writes.entry(format!("{} {what}", r.verb)).or_insert(0) += 1;
     }
     (mine.len(), writes)
@@ -292,7 +293,9 @@ async fn agent_run(crs: usize, quiet: Duration, floor: Option<Duration>) -> BoxR
         .map(|i| {
             let image = format!("{host}/{}", stack.images[i % IMAGES].0);
             let terraforms = terraforms.clone();
-            async move { terraforms.create(&PostParams::default(), &terraform(i, &image)?).await.map_err(Box::<dyn Error>::from) }
+            async move {
+                terraforms.create(&PostParams::default(), &terraform(i, &image)?).await.map_err(Box::<dyn Error>::from)
+            }
         })
         .buffer_unordered(CREATE_CONCURRENCY)
         .try_collect::<Vec<_>>()
