@@ -29,7 +29,7 @@ deps: system-deps python-deps ## Install the system packages and Python tools th
 .PHONY: system-deps
 system-deps:
 	@missing=""; \
-	for tool in docker-registry:docker-registry htpasswd:apache2-utils skopeo:skopeo bwrap:bubblewrap tmux:tmux; do \
+	for tool in docker-registry:docker-registry htpasswd:apache2-utils skopeo:skopeo bwrap:bubblewrap tmux:tmux busybox:busybox-static; do \
 	  command -v "$${tool%%:*}" >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
 	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \

@@ -39,11 +39,12 @@ ROOT = render_chart.ROOT
 CHART = render_chart.CHART
 VENV_BIN = pathlib.Path(sys.executable).parent
 
-# Env names the agent-ops branch adds to the agent (interface.md). Allowed here until that branch
-# merges; the check prints a note once config.rs reads them, so this list can then be emptied.
-PENDING_AGENT_ENV = {"LOG_FORMAT", "LEADER_ELECT", "LEASE_NAME", "POD_NAMESPACE", "CREDENTIAL_SOURCES"}
+# Env names the chart may pass before the agent reads them (a branch in progress). Empty: every
+# env name of the chart must be one the agent reads.
+PENDING_AGENT_ENV = set()
 
-# The agent's built-in credential sources (interface.md); the chart's default must equal them.
+# The agent's built-in credential sources (agent/src/gather.rs `CredentialSource::defaults`, whose
+# unit test compares them with values.yaml); the chart's default must equal them.
 AGENT_DEFAULT_CREDENTIALS = [
     {
         "name": "argocd",

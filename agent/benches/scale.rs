@@ -176,6 +176,7 @@ impl AgentProcess {
             .env("KUBECONFIG", kubeconfig)
             .env_remove("LOG_LEVEL")
             .args(["--insecure-registry", &stack.proxy.host_port(), "--sync-interval", SYNC_INTERVAL])
+            .arg("--leader-elect=false")
             .args(["--metrics-addr", &metrics.to_string()])
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{ArgAction, Parser, ValueEnum};
 
 /// `alustan-agent`: delivers `Terraform` resources from OCI images of IaC scripts.
 #[derive(Debug, Clone, Parser)]
@@ -41,6 +41,10 @@ pub struct Config {
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// `json` (one object per line) or `text`.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
@@ -64,6 +68,33 @@ pub struct Config {
     /// Limit for one registry request (connecting, the answer and its body).
     #[arg(long, env = "REGISTRY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub registry_timeout: Duration,
+
+    /// Elect one active agent through a Lease (`--leader-elect=false` runs at once).
+    #[arg(long, env = "LEADER_ELECT", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub leader_elect: bool,
+
+    /// The `coordination.k8s.io` Lease of the election.
+    #[arg(long, env = "LEASE_NAME", default_value = "alustan-agent")]
+    pub lease_name: String,
+
+    /// The Lease's namespace (the Pod's own); absent: the kubeconfig's default namespace.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Where tools keep admin passwords, for `status.credentials`: a JSON array as the Helm
+    /// value `credentials`; `[]` disables; absent: the built-in argocd and grafana sources.
+    /// Parsed at start-up (see `gather::CredentialSource::parse_list`), so a bad value is
+    /// reported without being echoed.
+    #[arg(long, env = "CREDENTIAL_SOURCES", hide_env_values = true)]
+    pub credential_sources: Option<String>,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
 }
 
 /// A Go-style duration: one or more `<number><unit>` with units `ms`, `s`, `m`, `h`.
@@ -112,5 +143,20 @@ mod tests {
         assert_eq!(config.sync_interval, Duration::from_secs(6 * 3600));
         assert_eq!(config.insecure_registries, ["a:1", "b:2"]);
         assert_eq!(config.retry_attempts, 5);
+        assert!(config.leader_elect);
+        assert_eq!(config.lease_name, "alustan-agent");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.credential_sources, None);
+    }
+
+    #[test]
+    fn leader_election_can_be_switched_off() {
+        let off = Config::parse_from(["alustan-agent", "--leader-elect=false"]);
+        assert!(!off.leader_elect);
+        let bare = Config::parse_from(["alustan-agent", "--leader-elect"]);
+        assert!(bare.leader_elect);
+        let text = Config::parse_from(["alustan-agent", "--log-format", "text"]);
+        assert_eq!(text.log_format, LogFormat::Text);
+        assert!(Config::try_parse_from(["alustan-agent", "--log-format", "xml"]).is_err());
     }
 }

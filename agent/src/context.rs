@@ -20,6 +20,8 @@ pub struct Context {
     pub docker_config: Option<DockerConfig>,
     pub jobs: JobSettings,
     pub metrics: Metrics,
+    /// Where `status.credentials` are looked for (`--credential-sources`).
+    pub credential_sources: Vec<crate::gather::CredentialSource>,
     /// The status last written per resource (see [`crate::status::Written`]).
     pub written: crate::status::Written,
     /// Failed registry scans in a row, per resource (see [`crate::backoff`]).
@@ -47,6 +49,12 @@ impl Context {
             }
             None => None,
         };
+        let credential_sources = match &config.credential_sources {
+            Some(text) => crate::gather::CredentialSource::parse_list(text)?,
+            None => crate::gather::CredentialSource::defaults(),
+        };
+        let scanner = Scanner::new(registry);
+        let metrics = Metrics::new(scanner.listings_counter());
         let reporter = Reporter { controller: "alustan-agent".into(), instance: std::env::var("POD_NAME").ok() };
         let jobs = JobSettings {
             active_deadline_seconds: config.job_active_deadline_seconds,
@@ -56,12 +64,13 @@ impl Context {
         };
         Ok(Self {
             recorder: Recorder::new(client.clone(), reporter),
-            scanner: Scanner::new(registry),
+            scanner,
             client,
             config,
             docker_config,
             jobs,
-            metrics: Metrics::default(),
+            metrics,
+            credential_sources,
             written: crate::status::Written::default(),
             scan_failures: crate::backoff::ScanFailures::default(),
             reconcile_errors: crate::backoff::ErrorStreaks::default(),

@@ -26,8 +26,17 @@ pub enum Error {
     #[error("{message}")]
     DestroyFailed { message: String, retry_in: Option<std::time::Duration> },
 
+    #[error("{0}")]
+    Seal(#[from] crate::seal::SealError),
+
     #[error("the resource has no {0}")]
     MissingField(&'static str),
+
+    #[error("{0}")]
+    CredentialSources(#[from] crate::gather::SourcesError),
+
+    #[error("{0}")]
+    Leader(#[from] crate::leader::LeaderError),
 }
 
 impl Error {
@@ -40,8 +49,11 @@ impl Error {
             Self::Finalizer(_) => "finalizer",
             Self::Serialize(_) => "serialize",
             Self::MissingField(_) => "missing_field",
+            Self::Seal(_) => "seal",
             Self::DestroyPending => "destroy_pending",
             Self::DestroyFailed { .. } => "destroy_failed",
+            Self::CredentialSources(_) => "config",
+            Self::Leader(_) => "leader",
         }
     }
 }

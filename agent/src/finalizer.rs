@@ -158,11 +158,9 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
         tag: &applied.tag,
     };
     let job = crate::jobs::build(tf, &run, &ctx.jobs)?;
-    match jobs.create(&kube::api::PostParams::default(), &job).await {
-        Ok(_) => ctx.metrics.job_started(crate::jobs::action_label(RunAction::Destroy)),
-        // Created before (a retried reconcile): adopt it.
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(err) => return Err(err.into()),
+    // Created before (a retried reconcile): adopt it.
+    if crate::launch::create(&ctx.client, &job).await? {
+        ctx.metrics.job_started(crate::jobs::action_label(RunAction::Destroy));
     }
     record_destroy(&mut synced, &job, &applied, None);
     let message = format!("destroying {}", applied.tag);

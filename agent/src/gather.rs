@@ -37,58 +37,140 @@ pub fn urls(ingresses: &[Ingress]) -> BTreeMap<String, Vec<String>> {
     grouped.into_iter().map(|(ns, urls)| (ns, urls.into_iter().collect())).collect()
 }
 
-/// Where a tool keeps its admin password: candidates in order, the first present wins.
-struct Known {
-    name: &'static str,
-    namespace: &'static str,
-    /// (Secret, key) candidates.
-    passwords: &'static [(&'static str, &'static str)],
-    /// A key of the same Secret holding the username, else `default_user`.
-    user_key: Option<&'static str>,
-    default_user: &'static str,
+/// Where a tool keeps its admin password (an item of `--credential-sources`, in the Helm
+/// value `credentials`'s format): the first of `secrets` present wins.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialSource {
+    /// The key in `status.credentials`.
+    pub name: String,
+    pub namespace: String,
+    pub secrets: Vec<SecretKey>,
+    /// A fixed username, or the fallback when `username_key` is absent from the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// A key of the same Secret holding the username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_key: Option<String>,
 }
 
-// The defaults of the Helm value `credentials` (not yet configurable).
-const KNOWN: &[Known] = &[
-    Known {
-        name: "argocd",
-        namespace: "argocd",
-        passwords: &[("argocd-initial-admin-secret", "password"), ("argocd-secret", "admin.password")],
-        user_key: None,
-        default_user: "admin",
-    },
-    Known {
-        name: "grafana",
-        namespace: "monitoring",
-        passwords: &[("grafana", "admin-password")],
-        user_key: Some("admin-user"),
-        default_user: "admin",
-    },
-];
+/// A Secret (in the source's namespace) and its key holding the password.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKey {
+    pub name: String,
+    pub key: String,
+}
 
-/// Username and Secret key reference of each known tool found; never a password.
-pub async fn credentials(client: &Client) -> BTreeMap<String, Credential> {
+/// Why `--credential-sources` was refused: where, never what (the value is not echoed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourcesError {
+    #[error("invalid --credential-sources (CREDENTIAL_SOURCES): {problem} at line {line} column {column}")]
+    Json { problem: &'static str, line: usize, column: usize },
+    #[error("invalid --credential-sources (CREDENTIAL_SOURCES): item {index}: {problem}")]
+    Item { index: usize, problem: &'static str },
+}
+
+impl CredentialSource {
+    /// The built-in sources, the Helm chart's default `credentials` (`.ci/chart_check.py`
+    /// asserts they are equal).
+    pub fn defaults() -> Vec<Self> {
+        let secret = |name: &str, key: &str| SecretKey { name: name.into(), key: key.into() };
+        vec![
+            Self {
+                name: "argocd".into(),
+                namespace: "argocd".into(),
+                secrets: vec![
+                    secret("argocd-initial-admin-secret", "password"),
+                    secret("argocd-secret", "admin.password"),
+                ],
+                username: Some("admin".into()),
+                username_key: None,
+            },
+            Self {
+                name: "grafana".into(),
+                namespace: "monitoring".into(),
+                secrets: vec![secret("grafana", "admin-password")],
+                username: Some("admin".into()),
+                username_key: Some("admin-user".into()),
+            },
+        ]
+    }
+
+    /// Parses the JSON array of `--credential-sources`; `[]` disables gathering credentials.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, SourcesError> {
+        let sources: Vec<Self> = serde_json::from_str(text).map_err(|err| SourcesError::Json {
+            // serde's own message may quote the value: only its category and position are shown.
+            problem: match err.classify() {
+                serde_json::error::Category::Syntax => "not valid JSON",
+                serde_json::error::Category::Eof => "the JSON ends early",
+                serde_json::error::Category::Data | serde_json::error::Category::Io => {
+                    "not a list of {name, namespace, secrets: [{name, key}], username, usernameKey}"
+                }
+            },
+            line: err.line(),
+            column: err.column(),
+        })?;
+        for (index, source) in sources.iter().enumerate() {
+            let problem = if source.name.is_empty() {
+                Some("name is empty")
+            } else if source.namespace.is_empty() {
+                Some("namespace is empty")
+            } else if source.secrets.is_empty() {
+                Some("secrets is empty")
+            } else if source.secrets.iter().any(|s| s.name.is_empty() || s.key.is_empty()) {
+                Some("a secret has an empty name or key")
+            } else if source.username.is_none() && source.username_key.is_none() {
+                Some("set username or usernameKey")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(SourcesError::Item { index, problem });
+            }
+        }
+        Ok(sources)
+    }
+}
+
+/// Username and Secret key reference of each source found; never a password.
+pub async fn credentials(client: &Client, sources: &[CredentialSource]) -> BTreeMap<String, Credential> {
     let mut found = BTreeMap::new();
-    for known in KNOWN {
-        let api: Api<Secret> = Api::namespaced(client.clone(), known.namespace);
-        for (secret, key) in known.passwords {
-            let Ok(Some(secret_object)) = api.get_opt(secret).await else { continue };
-            let data = secret_object.data.unwrap_or_default();
-            if !data.contains_key(*key) {
+    for source in sources {
+        let api: Api<Secret> = Api::namespaced(client.clone(), &source.namespace);
+        for candidate in &source.secrets {
+            let secret = match api.get_opt(&candidate.name).await {
+                Ok(Some(secret)) => secret,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::warn!(
+                        source = source.name,
+                        namespace = source.namespace,
+                        secret = candidate.name,
+                        error = %err,
+                        "cannot read a credential source's Secret"
+                    );
+                    continue;
+                }
+            };
+            let data = secret.data.unwrap_or_default();
+            if !data.contains_key(&candidate.key) {
                 continue;
             }
             // A username is not a secret; it is shown in status.
-            let username = known
-                .user_key
+            let username = source
+                .username_key
+                .as_ref()
                 .and_then(|k| data.get(k))
                 .and_then(|v| String::from_utf8(v.0.clone()).ok())
-                .unwrap_or_else(|| known.default_user.to_owned());
+                .or_else(|| source.username.clone())
+                .unwrap_or_default();
             let reference = SecretKeyReference {
-                namespace: known.namespace.to_owned(),
-                name: (*secret).to_owned(),
-                key: (*key).to_owned(),
+                namespace: source.namespace.clone(),
+                name: candidate.name.clone(),
+                key: candidate.key.clone(),
             };
-            found.insert(known.name.to_owned(), Credential { username, password_secret_ref: reference });
+            found.insert(source.name.clone(), Credential { username, password_secret_ref: reference });
             break;
         }
     }
@@ -123,6 +205,42 @@ mod tests {
                     vec!["http://a.example.com".into(), "http://b.example.com".into(), "https://a.example.com".into()]
                 ),
             ])
+        );
+    }
+
+    #[test]
+    fn the_defaults_are_the_helm_values_default() {
+        let values: serde_yaml::Value = serde_yaml::from_str(include_str!("../../charts/alustan/values.yaml")).unwrap();
+        let chart: Vec<CredentialSource> = serde_yaml::from_value(values["credentials"].clone()).unwrap();
+        assert_eq!(chart, CredentialSource::defaults());
+    }
+
+    #[test]
+    fn sources_parse_in_the_chart_format() {
+        let text =
+            r#"[{"name":"vault","namespace":"vault","secrets":[{"name":"root","key":"token"}],"usernameKey":"user"}]"#;
+        let sources = CredentialSource::parse_list(text).unwrap();
+        assert_eq!(sources[0].username_key.as_deref(), Some("user"));
+        assert_eq!(sources[0].username, None);
+        assert_eq!(CredentialSource::parse_list("[]").unwrap(), []);
+        let round_trip = serde_json::to_string(&CredentialSource::defaults()).unwrap();
+        assert_eq!(CredentialSource::parse_list(&round_trip).unwrap(), CredentialSource::defaults());
+    }
+
+    #[test]
+    fn bad_sources_name_the_flag_and_position_never_the_value() {
+        let secret_looking = r#"[{"name":"hunter2-do-not-print","namespace":5}]"#;
+        let err = CredentialSource::parse_list(secret_looking).unwrap_err().to_string();
+        assert!(err.contains("--credential-sources") && err.contains("line 1 column"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = CredentialSource::parse_list("[{\"name\": \"x\"").unwrap_err();
+        assert!(matches!(err, SourcesError::Json { problem: "the JSON ends early", line: 1, .. }), "{err}");
+        let err = CredentialSource::parse_list("not json").unwrap_err();
+        assert!(matches!(err, SourcesError::Json { problem: "not valid JSON", .. }), "{err}");
+        let no_user = r#"[{"name":"a","namespace":"b","secrets":[{"name":"c","key":"d"}]}]"#;
+        assert_eq!(
+            CredentialSource::parse_list(no_user).unwrap_err(),
+            SourcesError::Item { index: 0, problem: "set username or usernameKey" }
         );
     }
 }

@@ -11,30 +11,39 @@ use std::fmt::Write as _;
 use alustan_shared::{RunAction, Terraform, meta};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, LocalObjectReference, PodSpec, PodTemplateSpec, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, EnvVar, LocalObjectReference, PodSpec, PodTemplateSpec, SecretVolumeSource,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
+use crate::seal::SEAL_DIR;
 
 /// Where the outputs file lives in the Job (an emptyDir, writable whatever the image).
 const OUTPUTS_DIR: &str = "/alustan";
+/// The volume of the run's seal Secret.
+const SEAL_VOLUME: &str = "alustan-seal";
 
-/// Runs the script (`$1`, args after it), then, on success, prints the outputs file between
-/// the markers. A bare script name found in the working directory runs as `./name`.
-pub const WRAPPER: &str = r#"s="$1"; shift
+/// Runs the script (`$1`, args after it), then, on success, prints the outputs file sealed
+/// (see [`crate::seal`]) between the markers. A bare script name found in the working
+/// directory runs as `./name`.
+pub fn wrapper() -> String {
+    format!(
+        r#"s="$1"; shift
 case "$s" in */*) ;; *) if [ -f "./$s" ]; then s="./$s"; fi ;; esac
 "$s" "$@"
 rc=$?
 if [ "$rc" -eq 0 ] && [ -s "$ALUSTAN_OUTPUTS" ]; then
   printf '\n%s\n' "$ALUSTAN_OUTPUTS_BEGIN"
-  cat "$ALUSTAN_OUTPUTS"
-  printf '\n%s\n' "$ALUSTAN_OUTPUTS_END"
+{}  printf '%s\n' "$ALUSTAN_OUTPUTS_END"
 fi
 exit "$rc"
-"#;
+"#,
+        crate::seal::print_sealed_block()
+    )
+}
 
 /// The action's short form in Job names and labels.
 pub fn action_label(action: RunAction) -> &'static str {
@@ -114,7 +123,17 @@ pub struct RunSpec<'a> {
 
 /// The markers around the outputs file in the log of Job `job`.
 pub fn markers(job: &str) -> (String, String) {
-    (format!("=== alustan outputs begin {job} ==="), format!("=== alustan outputs end {job} ==="))
+    meta::outputs_markers(job)
+}
+
+/// The labels of a run's Job, its Pod and its seal Secret.
+pub fn labels(tf: &Terraform, action: RunAction) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (meta::LABEL_MANAGED_BY.to_owned(), meta::MANAGED_BY_VALUE.to_owned()),
+        (meta::LABEL_TERRAFORM.to_owned(), tf.metadata.name.clone().unwrap_or_default()),
+        (meta::LABEL_ACTION.to_owned(), action_label(action).to_owned()),
+        (meta::LABEL_GENERATION.to_owned(), tf.metadata.generation.unwrap_or_default().to_string()),
+    ])
 }
 
 /// Builds the Job for `run` of `tf`.
@@ -127,20 +146,16 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
         return Err(Error::InvalidSpec("the script is empty".into()));
     }
     words.extend(run.extra_args.iter().cloned());
-    let mut command = vec!["/bin/sh".to_owned(), "-c".to_owned(), WRAPPER.to_owned(), "alustan-run".to_owned()];
+    let mut command = vec!["/bin/sh".to_owned(), "-c".to_owned(), wrapper(), "alustan-run".to_owned()];
     command.extend(words);
 
     let generation = tf.metadata.generation.unwrap_or_default().to_string();
-    let labels = BTreeMap::from([
-        (meta::LABEL_MANAGED_BY.to_owned(), meta::MANAGED_BY_VALUE.to_owned()),
-        (meta::LABEL_TERRAFORM.to_owned(), name.clone()),
-        (meta::LABEL_ACTION.to_owned(), action_label(run.action).to_owned()),
-        (meta::LABEL_GENERATION.to_owned(), generation.clone()),
-    ]);
+    let labels = labels(tf, run.action);
     let (begin, end) = markers(&run.name);
     let mut env: Vec<EnvVar> = tf.spec.variables.iter().map(|(k, v)| env_var(k, v)).collect();
     env.extend([
         env_var(meta::ENV_OUTPUTS_FILE, &format!("{OUTPUTS_DIR}/outputs.json")),
+        env_var(meta::ENV_SEAL_FILE, &format!("{SEAL_DIR}/{}", meta::SEAL_KEY)),
         env_var("ALUSTAN_OUTPUTS_BEGIN", &begin),
         env_var("ALUSTAN_OUTPUTS_END", &end),
         env_var("ALUSTAN_ACTION", action_label(run.action)),
@@ -156,11 +171,15 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
         command: Some(command),
         env: Some(env),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "alustan".into(),
-            mount_path: OUTPUTS_DIR.into(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount { name: "alustan".into(), mount_path: OUTPUTS_DIR.into(), ..VolumeMount::default() },
+            VolumeMount {
+                name: SEAL_VOLUME.into(),
+                mount_path: SEAL_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
         ..Container::default()
     };
     let service_account = tf.spec.service_account_name.clone().or_else(|| settings.service_account.clone());
@@ -193,11 +212,22 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
                     service_account_name: service_account,
                     image_pull_secrets: pull_secrets,
                     containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "alustan".into(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Volume::default()
-                    }]),
+                    volumes: Some(vec![
+                        Volume {
+                            name: "alustan".into(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Volume::default()
+                        },
+                        // The pad: created by the agent before the Job (see `crate::launch`).
+                        Volume {
+                            name: SEAL_VOLUME.into(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(meta::seal_secret_name(&run.name)),
+                                ..SecretVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                    ]),
                     ..PodSpec::default()
                 }),
             },
@@ -285,5 +315,12 @@ mod tests {
         let env = container["env"].as_array().unwrap();
         assert!(env.iter().any(|e| e["name"] == "TF_VAR_a" && e["value"] == "1"));
         assert!(env.iter().any(|e| e["name"] == meta::ENV_OUTPUTS_FILE));
+        // The pad: the run's own seal Secret, mounted read-only where ALUSTAN_SEAL points.
+        assert!(env.iter().any(|e| e["name"] == meta::ENV_SEAL_FILE && e["value"] == "/alustan-seal/pad"));
+        let seal = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == SEAL_VOLUME).unwrap();
+        assert_eq!(seal["secret"]["secretName"], "staging-cluster-destroy-k-0-seal");
+        let mounts = container["volumeMounts"].as_array().unwrap();
+        let mount = mounts.iter().find(|m| m["name"] == SEAL_VOLUME).unwrap();
+        assert_eq!((mount["mountPath"].as_str(), mount["readOnly"].as_bool()), (Some("/alustan-seal"), Some(true)));
     }
 }

@@ -4,8 +4,11 @@
 //! - [`registry`]: registry scanning and version selection — list every tag of an image,
 //!   choose the newest one satisfying a semver constraint (and explain why), and pin it to a
 //!   digest; one scan per repository and credentials per interval, shared by every resource.
-//! - [`decide`]: what to run next (pure); [`jobs`]: the Job of a run; [`outputs`]: results
-//!   from logs; [`status`]: conditions and status writes; [`reconcile`]: the loop.
+//! - [`decide`]: what to run next (pure); [`jobs`]: the Job of a run; [`launch`]: starting
+//!   it with its [`seal`] (the pad keeping outputs out of logs); [`outputs`]: results from
+//!   logs; [`status`]: conditions and status writes; [`reconcile`]: the loop.
+//! - [`leader`]: the Lease election; [`run_with_leader_election`] runs the loop only while
+//!   this process leads.
 
 pub mod backoff;
 pub mod config;
@@ -15,12 +18,15 @@ pub mod error;
 pub mod finalizer;
 pub mod gather;
 pub mod jobs;
+pub mod launch;
+pub mod leader;
 pub mod log_lines;
 pub mod metrics;
 pub mod observe;
 pub mod outputs;
 pub mod reconcile;
 pub mod registry;
+pub mod seal;
 pub mod status;
 
 use std::sync::Arc;
@@ -80,4 +86,68 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             }
         })
         .await;
+}
+
+/// Waits to hold the election's Lease, then runs the controller while renewing it. On
+/// `shutdown` it stops the controller (reconciles in flight finish, still renewing) and then
+/// releases the Lease so a standby takes over at once. Losing the Lease stops the controller at
+/// once and returns the error: the process should exit non-zero and be restarted, as
+/// controller-runtime does.
+pub async fn run_with_leader_election(
+    ctx: Arc<Context>,
+    election: leader::ElectionConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), leader::LeaderError> {
+    let elector = leader::Elector::new(ctx.client.clone(), election);
+    let config = elector.config().clone();
+    let mut shutdown = std::pin::pin!(shutdown);
+    ctx.metrics.set_leader(false);
+    tracing::info!(
+        identity = config.identity,
+        lease = config.lease_name,
+        namespace = config.namespace,
+        "waiting for leadership"
+    );
+    tokio::select! {
+        () = elector.acquire() => {}
+        () = &mut shutdown => return Ok(()),
+    }
+    ctx.metrics.set_leader(true);
+    tracing::info!(
+        identity = config.identity,
+        lease = config.lease_name,
+        namespace = config.namespace,
+        "became the leader"
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut controller = tokio::spawn(run(Arc::clone(&ctx), async move {
+        let _ = stopped.await;
+    }));
+    let outcome = {
+        let mut leading = std::pin::pin!(elector.keep_leading());
+        tokio::select! {
+            lost = &mut leading => Err(lost),
+            _ = &mut controller => Ok(()),
+            () = &mut shutdown => {
+                let _ = stop.send(());
+                // Keep the Lease while the reconciles in flight finish, so no standby starts beside them.
+                tokio::select! {
+                    _ = &mut controller => Ok(()),
+                    lost = &mut leading => Err(lost),
+                }
+            }
+        }
+    };
+    ctx.metrics.set_leader(false);
+    if let Err(lost) = outcome {
+        controller.abort();
+        return Err(lost);
+    }
+    match elector.release().await {
+        Ok(()) => tracing::info!(lease = config.lease_name, "released the Lease"),
+        Err(err) => {
+            tracing::warn!(lease = config.lease_name, error = %err, "cannot release the Lease; it expires by itself");
+        }
+    }
+    Ok(())
 }

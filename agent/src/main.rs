@@ -1,13 +1,16 @@
 //! `alustan-agent`: the reconcile loop, run against the current kubeconfig (in a cluster, its
-//! ServiceAccount). `/metrics`, `/healthz` and `/readyz` on `--metrics-addr`. Not yet here:
-//! leader election (run one replica).
+//! ServiceAccount). `/metrics`, `/healthz` and `/readyz` on `--metrics-addr`. With
+//! `--leader-elect` (the default) the controller runs only while this process holds the Lease;
+//! losing it exits non-zero (Kubernetes restarts the Pod as a standby), SIGTERM stops the
+//! controller and releases the Lease.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use alustan_agent::config::Config;
+use alustan_agent::config::{Config, LogFormat};
 use alustan_agent::error::Error;
-use alustan_agent::{Context, check_crd, metrics, registry, run};
+use alustan_agent::leader::ElectionConfig;
+use alustan_agent::{Context, check_crd, metrics, registry, run, run_with_leader_election};
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
@@ -15,7 +18,13 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     let config = Config::parse();
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_env_filter(filter)
+            .init(),
+    }
     // One rustls provider (ring) for kube and the registry client, installed before either.
     registry::install_crypto_provider();
     match start(config).await {
@@ -29,15 +38,23 @@ async fn main() -> ExitCode {
 
 async fn start(config: Config) -> Result<(), Error> {
     let client = kube::Client::try_default().await?;
-    check_crd(&client).await?;
-    let listener = tokio::net::TcpListener::bind(config.metrics_addr)
-        .await
-        .map_err(|err| Error::InvalidSpec(format!("cannot listen on --metrics-addr {}: {err}", config.metrics_addr)))?;
+    // The configuration first (no API call): a bad flag is reported before anything else.
+    let election = config.leader_elect.then(|| ElectionConfig::from_config(&config, &client));
     let ctx = Arc::new(Context::new(client, config)?);
+    check_crd(&ctx.client).await?;
+    let listener = tokio::net::TcpListener::bind(ctx.config.metrics_addr).await.map_err(|err| {
+        Error::InvalidSpec(format!("cannot listen on --metrics-addr {}: {err}", ctx.config.metrics_addr))
+    })?;
     tokio::spawn(metrics::serve(listener, Arc::clone(&ctx)));
+    // Ready = the process is healthy, leader or standby (a standby must not be restarted).
     ctx.metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "alustan-agent started");
-    run(ctx, shutdown_signal()).await;
+    if let Some(election) = election {
+        run_with_leader_election(ctx, election, shutdown_signal()).await?;
+    } else {
+        ctx.metrics.set_leader(true);
+        run(ctx, shutdown_signal()).await;
+    }
     tracing::info!("alustan-agent stopped");
     Ok(())
 }

@@ -1,14 +1,16 @@
 //! A Job's outcome and its log, read from the API (never polled: the Job watch wakes the
 //! reconcile that calls this).
 
+use alustan_shared::meta;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::api::{ListParams, LogParams};
 
 use crate::error::Result;
 use crate::outputs::{Collected, collect_lines};
+use crate::seal::{Pad, SealError};
 
 /// How a Job stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,9 +61,19 @@ pub fn termination(pod: &Pod) -> Option<(i32, String)> {
 }
 
 /// Streams the Pod's log through a [`crate::outputs::LogCollector`] (bounded memory, long
-/// lines cut: see [`crate::log_lines`]).
-pub async fn collect_log(pods: &Api<Pod>, pod: &str, job: &str) -> Result<Collected> {
+/// lines cut: see [`crate::log_lines`]) and unseals its outputs block with the Job's pad.
+pub async fn collect_log(pods: &Api<Pod>, secrets: &Api<Secret>, pod: &str, job: &str) -> Result<Collected> {
     let stream = pods.log_stream(pod, &LogParams::default()).await?;
-    let streamed = collect_lines(Box::pin(stream), job).await.map_err(kube::Error::ReadEvents)?;
-    Ok(streamed.collected)
+    let mut collected = collect_lines(Box::pin(stream), job).await.map_err(kube::Error::ReadEvents)?.collected;
+    if collected.sealed.is_some() {
+        let name = meta::seal_secret_name(job);
+        // A pad that is gone fails the run (nothing can read its outputs any more); an API
+        // error is the reconcile's, retried.
+        let pad = match secrets.get_opt(&name).await? {
+            Some(secret) => Pad::from_secret(&secret),
+            None => Err(SealError::SecretMissing(name)),
+        };
+        collected.unseal(pad);
+    }
+    Ok(collected)
 }

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde_json::Value;
 
 use crate::jobs::markers;
+use crate::seal::{Pad, SealError};
 
 const TAIL_LINES: usize = 20;
 const LINE_CHARS: usize = 500;
@@ -47,6 +48,8 @@ pub struct Collected {
     pub error: Option<String>,
     /// Why no post-deploy JSON was found (the last parse error and its excerpt).
     pub json_error: Option<String>,
+    /// The outputs block as printed, still sealed: [`Collected::unseal`] reads it.
+    pub sealed: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -167,14 +170,37 @@ impl LogCollector {
         if self.block_overflow {
             collected.error = Some("the outputs file is larger than 256 KiB".into());
         } else if let Some(block) = self.finished_block {
-            match parse_terraform_json(&block) {
-                Ok(outputs) => collected.outputs = outputs,
-                Err(err) => collected.error = Some(err),
+            if crate::seal::is_sealed(&block) {
+                collected.sealed = Some(block);
+            } else {
+                // Printed in clear by a Job of an agent from before the seal.
+                collected.set_outputs(&block);
             }
         } else if let Some(lines) = self.terraform_outputs {
             collected.outputs = parse_apply_block(&lines);
         }
         collected
+    }
+}
+
+impl Collected {
+    /// Reads the sealed outputs block, if any, with the run's pad (or why it is unavailable).
+    pub fn unseal(&mut self, pad: Result<Pad, SealError>) {
+        let Some(block) = self.sealed.take() else { return };
+        match pad.and_then(|pad| crate::seal::unseal(&block, &pad)) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => self.set_outputs(&text),
+                Err(_) => self.error = Some("the outputs file is not UTF-8 text".into()),
+            },
+            Err(err) => self.error = Some(err.to_string()),
+        }
+    }
+
+    fn set_outputs(&mut self, text: &str) {
+        match parse_terraform_json(text) {
+            Ok(outputs) => self.outputs = outputs,
+            Err(err) => self.error = Some(err),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -32,7 +32,8 @@ use crate::registry::{
 use crate::status::{self, Phase, push_run, summarize};
 
 pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> {
-    let started = std::time::Instant::now();
+    // Counts the reconcile as in flight and times it, until dropped.
+    let _timer = ctx.metrics.reconcile_started();
     let namespace = tf.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &namespace);
     let (uid, deleting) = (tf.uid().unwrap_or_default(), tf.metadata.deletion_timestamp.is_some());
@@ -43,7 +44,6 @@ pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> 
         }
     })
     .await;
-    ctx.metrics.reconciled(started.elapsed());
     if result.is_ok() {
         ctx.reconcile_errors.reset(&uid);
     }
@@ -156,7 +156,9 @@ async fn plan(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, gener
         return Ok(Action::requeue(after));
     }
     let handled_rescan = status.last_handled_rescan_at.clone();
-    let report = match scan(tf, ctx, status, drift).await {
+    let scanned = scan(tf, ctx, status, drift).await;
+    ctx.metrics.registry_scanned(&scanned);
+    let report = match scanned {
         Ok(report) => {
             ctx.scan_failures.clear(&uid);
             report
@@ -396,16 +398,13 @@ async fn read_docker_config(tf: &Terraform, ctx: &Context, name: &str) -> Result
 /// Creates the run's Job (adopting one that already exists) and records it as running.
 async fn start(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, run: &RunSpec<'_>) -> Result<()> {
     let job = jobs::build(tf, run, &ctx.jobs)?;
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &tf.namespace().unwrap_or_default());
-    match api.create(&PostParams::default(), &job).await {
-        Ok(_) => {
-            ctx.metrics.job_started(action_label(run.action));
-        }
-        // Same inputs, same name: a Job from before a restart is adopted, never doubled.
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(err) => return Err(err.into()),
+    // Same inputs, same name: a Job from before a restart is adopted, never doubled.
+    if crate::launch::create(&ctx.client, &job).await? {
+        ctx.metrics.job_started(action_label(run.action));
+        tracing::info!(name = %tf.name_any(), job = %run.name, action = action_label(run.action), "started run");
+    } else {
+        tracing::info!(name = %tf.name_any(), job = %run.name, action = action_label(run.action), "adopted the run's existing Job");
     }
-    tracing::info!(name = %tf.name_any(), job = %run.name, action = action_label(run.action), "started run");
     push_run(
         status,
         RunRecord {
@@ -427,6 +426,7 @@ pub(crate) async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut Terraf
     let namespace = tf.namespace().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let running: Vec<(usize, RunRecord)> = status
         .history
         .iter()
@@ -457,7 +457,7 @@ pub(crate) async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut Terraf
             Outcome::Succeeded { at } => {
                 ctx.metrics.job_finished(action_label(record.action), "succeeded");
                 let collected = match observe::pod(&pods, &record.job_name).await? {
-                    Some(pod) => observe::collect_log(&pods, &pod.name_any(), &record.job_name).await?,
+                    Some(pod) => observe::collect_log(&pods, &secrets, &pod.name_any(), &record.job_name).await?,
                     None => crate::outputs::Collected::default(),
                 };
                 succeeded(tf, ctx, status, index, &record, at, collected, generation).await?;
@@ -501,7 +501,7 @@ async fn succeeded(
             status.sensitive_outputs_secret = write_sensitive(tf, ctx, &collected.outputs.sensitive).await?;
             status.output = collected.outputs.plain;
             status.ingress_urls = crate::gather::ingress_urls(&ctx.client).await;
-            status.credentials = crate::gather::credentials(&ctx.client).await;
+            status.credentials = crate::gather::credentials(&ctx.client, &ctx.credential_sources).await;
             let digest = record.image.rsplit_once('@').map(|(_, d)| d.to_owned()).unwrap_or_default();
             let tag = record.tag.clone().unwrap_or_default();
             status.applied = Some(AppliedImage {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use alustan_shared::{RunAction, RunResult, State, conditions, meta};
 use e2e::Agent;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams};
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
@@ -57,6 +57,7 @@ async fn example_cr_completes_reapply_is_idle_resync_redeploys_and_delete_destro
     let secret = Api::<Secret>::namespaced(agent.client.clone(), "default").get(&secret_name).await.unwrap();
     assert_eq!(secret.data.unwrap()["db_password"].0, b"hunter2-s3cret");
     assert_eq!(secret.metadata.owner_references.unwrap()[0].uid, done.metadata.uid.clone().unwrap());
+    deploy_log_is_sealed(&agent, &status).await;
     let post = status.post_deploy_output.clone().unwrap();
     assert_eq!(post["outputs"]["ec2"][0]["id"], "i-0123");
     // Arguments in ascending order of name.
@@ -95,6 +96,12 @@ async fn example_cr_completes_reapply_is_idle_resync_redeploys_and_delete_destro
         "{metrics}"
     );
     assert!(metrics.contains("alustan_registry_listings_total 1\n"), "{metrics}");
+    let tags_seen = format!("alustan_registry_tags_seen{{repository=\"{}\"}} 3\n", agent.image_name);
+    assert!(metrics.contains(&tags_seen), "{metrics}");
+    assert!(metrics.contains("# TYPE alustan_reconcile_duration_seconds histogram\n"), "{metrics}");
+    assert!(!metrics.contains("alustan_reconcile_duration_seconds_count 0\n"), "{metrics}");
+    assert!(!metrics.contains("alustan_registry_scans_total 0\n"), "{metrics}");
+    assert!(!metrics.contains("alustan_registry_scan_errors_total"), "{metrics}");
     let ready = reqwest::get(format!("{}/readyz", agent.metrics_url)).await.unwrap();
     assert_eq!(ready.status(), 200);
 
@@ -140,6 +147,30 @@ async fn example_cr_completes_reapply_is_idle_resync_redeploys_and_delete_destro
     agent.wait_gone("staging-cluster").await;
     let reasons: Vec<String> = agent.event_reasons("staging-cluster").await.into_iter().map(|(r, _)| r).collect();
     assert!(reasons.iter().any(|r| r == "Destroying") && reasons.iter().any(|r| r == "Destroyed"), "{reasons:?}");
+}
+
+/// The deploy Job's log, read through the `pods/log` API, holds the markers and a sealed block
+/// but no output value; its pad Secret existed before the Pod (no `FailedMount`) and is owned
+/// by the Job, with the Job's labels.
+async fn deploy_log_is_sealed(agent: &Agent, status: &alustan_shared::TerraformStatus) {
+    let job = status.history.iter().find(|r| r.action == RunAction::Deploy).unwrap().job_name.clone();
+    let pods: Api<Pod> = Api::namespaced(agent.client.clone(), "default");
+    let pod = pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await.unwrap().items.remove(0);
+    let log = pods.logs(&pod.name_any(), &LogParams::default()).await.unwrap();
+    let (begin, end) = meta::outputs_markers(&job);
+    assert!(log.contains(&format!("\n{begin}\n{} ", meta::SEALED_HEADER)) && log.contains(&end), "{log}");
+    for value in ["hunter2", "vpc-0abc", "staging\""] {
+        assert!(!log.contains(value), "{value} is in the deploy log:\n{log}");
+    }
+    let secret =
+        Api::<Secret>::namespaced(agent.client.clone(), "default").get(&meta::seal_secret_name(&job)).await.unwrap();
+    let job = agent.jobs.get(&job).await.unwrap();
+    let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), &owner.uid), ("Job", job.metadata.uid.as_ref().unwrap()));
+    assert_eq!(secret.metadata.labels, job.metadata.labels);
+    assert_eq!(secret.data.unwrap()[meta::SEAL_KEY].0.len(), meta::SEAL_BYTES);
+    let reasons = agent.event_reasons(&pod.name_any()).await;
+    assert!(reasons.iter().all(|(reason, _)| reason != "FailedMount"), "{reasons:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,6 +50,10 @@ pub struct KubeFlags {
     #[arg(long = "as", global = true, value_name = "USER")]
     pub as_user: Option<String>,
 
+    /// Where the alustan agent runs (its Lease, Deployment and Pods); default: every namespace
+    #[arg(long, global = true, value_name = "NAMESPACE")]
+    pub agent_namespace: Option<String>,
+
     /// kubectl's discovery cache directory: accepted so `kubectl alustan … --cache-dir D`
     /// works (kubectl refuses flags before a plugin's name); the plugin has no such cache.
     #[arg(long, global = true, hide = true, value_name = "DIR")]
@@ -313,6 +317,8 @@ mod tests {
     #[test]
     fn version_tui_completion() {
         assert_eq!(ok("version").command, Command::Version);
+        assert_eq!(ok("version --agent-namespace ops").kube.agent_namespace.as_deref(), Some("ops"));
+        assert_eq!(ok("--agent-namespace ops tui").kube.agent_namespace.as_deref(), Some("ops"));
         assert_eq!(ok("tui --readonly").command, Command::Tui { readonly: true });
         assert_eq!(ok("completion zsh").command, Command::Completion { shell: clap_complete::Shell::Zsh });
         usage_error("completion tcsh");

@@ -29,6 +29,7 @@ const VALUE_FLAGS: &[&str] = &[
     "--timeout",
     "--run",
     "--cache-dir",
+    "--agent-namespace",
 ];
 
 /// Subcommands whose first positional is a Terraform name.
@@ -58,7 +59,7 @@ pub async fn complete(words: &[String]) -> String {
     }
     let subcommand = positionals.first().copied();
     let candidates: Vec<(String, String)> = match (previous, subcommand) {
-        (Some("-n" | "--namespace"), _) => namespaces(&flags).await,
+        (Some("-n" | "--namespace" | "--agent-namespace"), _) => namespaces(&flags).await,
         (Some("-o" | "--output"), _) => {
             ["table", "wide", "yaml", "json"].iter().map(|v| ((*v).to_owned(), String::new())).collect()
         }
@@ -119,4 +120,22 @@ async fn namespaces(flags: &KubeFlags) -> Vec<(String, String)> {
         .await
         .map(|l| l.items.into_iter().filter_map(|n| Some((n.metadata.name?, String::new()))).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_owned).collect()
+    }
+
+    #[tokio::test]
+    async fn agent_namespace_is_offered_and_takes_a_value() {
+        let out = complete(&words("version --agent")).await;
+        assert!(out.starts_with("--agent-namespace\tWhere the alustan agent runs"), "{out}");
+        // The word after it is its value, not the subcommand: subcommands are still offered.
+        let out = complete(&words("--agent-namespace ops ")).await;
+        assert!(out.lines().any(|l| l.starts_with("version\t")), "{out}");
+    }
 }

@@ -5,6 +5,7 @@
 //! changes [`tui::state::State`] and returns [`tui::update::Effect`]s (cluster I/O to perform),
 //! and [`tui::ui::draw`] renders from the state alone.
 
+pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod completion;

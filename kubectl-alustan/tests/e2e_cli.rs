@@ -153,9 +153,19 @@ async fn outputs_credentials_suspend_version(client: &kube::Client, kc: &std::pa
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!api.get("staging").await.unwrap().spec.suspend);
 
-    // version: the agent is not deployed here.
+    // version: the agent is not deployed here; the user is told how to install it or where to look.
     let out = plugin(kc, &["version"]).await;
-    assert!(stdout(&out).contains("agent: not found"), "{}", stdout(&out));
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "agent: not found (no Lease labelled app.kubernetes.io/name=alustan,app.kubernetes.io/component=agent in any namespace)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("is the agent installed? `helm install alustan"), "{text}");
+    assert!(text.contains("--agent-namespace NS"), "{text}");
+    assert!(text.contains("agent version: not found"), "{text}");
 }
 
 /// The test plays the agent: waits for the annotation, then reports the run.
@@ -250,14 +260,16 @@ async fn usage_errors_exit_2() {
     assert_eq!(code(&out), 2);
 }
 
-/// testenv serves no apps/v1 Deployments, so the agent is found through its Pod (the fallback).
+/// testenv serves no apps/v1 Deployments, so the agent is found through its Pod (the fallback),
+/// by the chart's labels; `--agent-namespace` restricts the look-up.
 #[tokio::test]
 async fn version_names_the_agent_from_its_pod() {
     let env = TestEnv::start_with(TestEnvOptions { kubelet: false, ..TestEnvOptions::default() }).await.unwrap();
     let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "alustan-agent-5d8f", "namespace": "default",
-                     "labels": {"app.kubernetes.io/name": "alustan-agent"}},
+                     "labels": {"app.kubernetes.io/name": "alustan", "app.kubernetes.io/component": "agent",
+                                "app.kubernetes.io/instance": "alustan"}},
         "spec": {"containers": [{"name": "agent", "image": "ghcr.io/alustan/agent:0.3.1"}]},
     }))
     .unwrap();
@@ -265,5 +277,36 @@ async fn version_names_the_agent_from_its_pod() {
     let out = plugin(env.kubeconfig(), &["version"]).await;
     assert_eq!(code(&out), 0);
     assert!(stdout(&out).starts_with(&format!("kubectl-alustan {}", env!("CARGO_PKG_VERSION"))), "{}", stdout(&out));
-    assert!(stdout(&out).contains("agent 0.3.1 (default/alustan-agent-5d8f)"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("agent version: 0.3.1 (default/alustan-agent-5d8f)"), "{}", stdout(&out));
+    let out = plugin(env.kubeconfig(), &["version", "--agent-namespace", "default"]).await;
+    assert!(stdout(&out).contains("agent version: 0.3.1 (default/alustan-agent-5d8f)"), "{}", stdout(&out));
+    let out = plugin(env.kubeconfig(), &["version", "--agent-namespace", "kube-system"]).await;
+    assert!(stdout(&out).contains("agent version: not found"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("in namespace \"kube-system\""), "{}", stdout(&out));
+}
+
+/// The agent's health comes from its leader-election Lease: fresh → up, past renewTime +
+/// leaseDuration → stale, none in the namespace asked for → not found.
+#[tokio::test]
+async fn version_reports_agent_health_from_its_lease() {
+    let env = TestEnv::start_with(TestEnvOptions { kubelet: false, ..TestEnvOptions::default() }).await.unwrap();
+    let client = env.client().unwrap();
+    e2e_support::namespace(&client, "alustan-system").await;
+    e2e_support::agent_lease(&client, "alustan-system", "alustan-agent-7d9f-x2", Duration::from_secs(1)).await;
+    let out = plugin(env.kubeconfig(), &["version"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("agent: up (leader alustan-agent-7d9f-x2, renewed "), "{text}");
+
+    // The agent stopped renewing 3 minutes ago.
+    e2e_support::agent_lease(&client, "alustan-system", "alustan-agent-7d9f-x2", Duration::from_secs(181)).await;
+    let out = plugin(env.kubeconfig(), &["version", "--agent-namespace", "alustan-system"]).await;
+    assert!(stdout(&out).contains("agent: stale (last renewed 3m"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("ago by alustan-agent-7d9f-x2)"), "{}", stdout(&out));
+
+    // Looking in another namespace finds nothing, and says where it looked.
+    let out = plugin(env.kubeconfig(), &["version", "--agent-namespace", "default"]).await;
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).contains("agent: not found (no Lease labelled"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("in namespace \"default\")"), "{}", stdout(&out));
 }

@@ -91,25 +91,8 @@ async fn reveal_is_limited_by_the_users_own_rbac() {
     }))
     .unwrap();
     Api::<Secret>::namespaced(admin.clone(), "default").create(&PostParams::default(), &secret).await.unwrap();
-    let role = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "terraform-viewer", "namespace": "default"},
-        "rules": [{"apiGroups": ["alustan.io"], "resources": ["terraforms"], "verbs": ["get", "list", "watch"]}],
-    });
-    let binding = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "viewer", "namespace": "default"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "terraform-viewer"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}],
-    });
-    Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), "default")
-        .create(&PostParams::default(), &serde_json::from_value(role).unwrap())
-        .await
-        .unwrap();
-    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), "default")
-        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
-        .await
-        .unwrap();
+    let rule = json!({"apiGroups": ["alustan.io"], "resources": ["terraforms"], "verbs": ["get", "list", "watch"]});
+    grant_viewer(&admin, "default", "terraform-viewer", rule).await;
     let viewer = env.kubeconfig_for("viewer", "viewer-token").unwrap();
 
     // The viewer sees the resource, masked credentials work, reveal is refused per Secret.
@@ -154,7 +137,7 @@ async fn logs_of_a_run_come_from_its_jobs_pod() {
 
     let out = plugin(env.kubeconfig(), &["logs", "staging"]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(stdout(&out), "terraform apply: 3 added\noutputs written\n");
+    assert_eq!(stdout(&out), "terraform apply: 3 added\noutputs written\n[sealed outputs: 40 bytes]\n");
     let out = plugin(env.kubeconfig(), &["logs", "staging", "--run", "2"]).await;
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("no pod left for Job \"staging-deploy-1\""), "{}", stderr(&out));
@@ -255,7 +238,7 @@ async fn sync_wait_streams_the_runs_log() {
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
     let text = stdout(&out);
     assert_eq!(code(&out), 0, "{text}");
-    assert!(text.contains("│ terraform apply: 3 added\n│ outputs written\n"), "{text}");
+    assert!(text.contains("│ terraform apply: 3 added\n│ outputs written\n│ [sealed outputs: 40 bytes]\n"), "{text}");
     assert!(!text.contains("staging-deploy-2"), "older runs are not streamed: {text}");
     assert!(text.contains("run ended Completed"), "{text}");
 }
@@ -294,4 +277,63 @@ async fn kubectl_completes_plugin_arguments() {
     assert!(flags.contains("--wait"), "{flags}");
     let formats = complete(&["get", "-o", ""]).await;
     assert!(formats.contains("wide") && formats.contains("json"), "{formats}");
+    let flags = complete(&["version", "--agent"]).await;
+    assert!(flags.contains("--agent-namespace"), "{flags}");
+    let namespaces = complete(&["version", "--agent-namespace", "kube-"]).await;
+    assert!(namespaces.contains("kube-system") && !namespaces.contains("default"), "{namespaces}");
+}
+
+/// A user who may not read Leases is told so (and how to check), and `version` still succeeds;
+/// once granted Leases in the agent's namespace, `--agent-namespace` finds the agent up.
+#[tokio::test]
+async fn agent_health_without_lease_permission_says_why() {
+    let api = ApiServerOptions {
+        rbac: true,
+        tokens: vec![("viewer-token".into(), UserInfo::user("viewer", &[]))],
+        ..ApiServerOptions::default()
+    };
+    let env = TestEnv::start_with(TestEnvOptions { api, kubelet: false, ..TestEnvOptions::default() }).await.unwrap();
+    let admin = env.client().unwrap();
+    e2e_support::namespace(&admin, "alustan-system").await;
+    e2e_support::agent_lease(&admin, "alustan-system", "alustan-agent-7d9f-x2", Duration::from_secs(1)).await;
+    let viewer = env.kubeconfig_for("viewer", "viewer-token").unwrap();
+
+    let out = plugin(&viewer, &["version"]).await;
+    assert_eq!(code(&out), 0, "not being allowed to see the agent is no failure: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("agent: unknown: you may not list leases.coordination.k8s.io in any namespace"), "{text}");
+    assert!(text.contains("`kubectl auth can-i list leases.coordination.k8s.io -A`"), "{text}");
+    assert!(text.contains("--agent-namespace NS looks in one namespace only"), "{text}");
+
+    let rule = json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]});
+    grant_viewer(&admin, "alustan-system", "lease-reader", rule).await;
+    let out = plugin(&viewer, &["version", "--agent-namespace", "alustan-system"]).await;
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).contains("agent: up (leader alustan-agent-7d9f-x2, renewed "), "{}", stdout(&out));
+    // Still not cluster-wide: the all-namespaces look-up stays refused.
+    let out = plugin(&viewer, &["version"]).await;
+    assert!(stdout(&out).contains("agent: unknown: you may not list leases"), "{}", stdout(&out));
+}
+
+/// Binds a Role `name` with the one rule `allowed` in `namespace` to the user `viewer` (as admin).
+async fn grant_viewer(admin: &kube::Client, namespace: &str, name: &str, allowed: serde_json::Value) {
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": [allowed],
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": format!("viewer-{name}"), "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}],
+    });
+    Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &serde_json::from_value(role).unwrap())
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
+        .await
+        .unwrap();
 }

@@ -1,4 +1,5 @@
-//! `kubectl alustan tui` in a real terminal (tmux) against testenv: the watch fills the list,
+//! `kubectl alustan tui` in a real terminal (tmux) against testenv: the header shows the agent's
+//! Lease up, then stale once it is no longer renewed; the watch fills the list,
 //! `/` filters, `d` describes, `s` + `y` sets the sync annotation, `c` + `r` + `y` reveals a password, `l` streams the run's
 //! log, `q` restores the terminal.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -73,6 +74,18 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     .unwrap();
     Api::<Secret>::namespaced(client.clone(), "default").create(&PostParams::default(), &secret).await.unwrap();
     create(&client, "default", "payments").await;
+    // The agent's Lease, renewed every 2 s as the agent does, until the test stops renewing it.
+    e2e_support::namespace(&client, "alustan-system").await;
+    let stop_renewing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renewer = tokio::spawn({
+        let (client, stop) = (client.clone(), stop_renewing.clone());
+        async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                e2e_support::agent_lease(&client, "alustan-system", "alustan-agent-0", Duration::ZERO).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    });
     let log = env.work_dir().join("tui.log");
     let tmux = Tmux { socket: format!("alustan-tui-{}", std::process::id()) };
     let command = format!(
@@ -83,6 +96,12 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     tmux.run(&["new-session", "-d", "-s", "tui", "-x", "120", "-y", "36", &command]).await;
 
     tmux.wait_for("both resources listed", |s| s.contains("staging") && s.contains("payments")).await;
+    tmux.wait_for("the agent up in the header", |s| s.contains("agent: up")).await;
+    // The agent stops renewing; a later look-up (every 5 s) shows when it last did.
+    stop_renewing.store(true, std::sync::atomic::Ordering::SeqCst);
+    renewer.await.unwrap(); // no renewal in flight can overwrite the stale one below
+    e2e_support::agent_lease(&client, "alustan-system", "alustan-agent-0", Duration::from_secs(180)).await;
+    tmux.wait_for("the agent stale in the header", |s| s.contains("agent: stale 3m")).await;
     tmux.keys(&["/", "stag", "Enter"]).await;
     tmux.wait_for("the filter", |s| s.contains("staging") && !s.contains("payments")).await;
     tmux.keys(&["d"]).await;
@@ -112,7 +131,10 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     tmux.keys(&["Escape"]).await;
     tmux.wait_for("back in describe", |s| !s.contains("s3cret-argo")).await;
     tmux.keys(&["l"]).await;
-    tmux.wait_for("the run's log", |s| s.contains("terraform apply: 3 added") && s.contains("outputs written")).await;
+    tmux.wait_for("the run's log, its sealed outputs as one line", |s| {
+        s.contains("terraform apply: 3 added") && s.contains("[sealed outputs: 40 bytes]") && !s.contains("9f9f")
+    })
+    .await;
     tmux.keys(&["q"]).await;
     let screen = tmux.wait_for("the exit", |s| s.contains("EXITED:0")).await;
     // Restored: the alternate screen is off and none of the UI is left on the screen.

@@ -25,6 +25,20 @@ fn list() {
     screens("list", samples, |state| select(state, "network"));
 }
 
+/// The header when the agent's Lease was last renewed 3 minutes ago.
+#[test]
+fn list_agent_stale() {
+    screens(
+        "list_agent_stale",
+        || {
+            let mut state = samples();
+            state.header.agent = common::leader(180);
+            state
+        },
+        |_| {},
+    );
+}
+
 #[test]
 fn list_one_namespace() {
     screens(

@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::{char_key, code, ctrl, press, samples, select, state_of, type_text};
+use common::{char_key, code, ctrl, leader, press, samples, select, state_of, type_text};
 use crossterm::event::{KeyCode, KeyEvent};
 use jiff::SignedDuration;
 use kubectl_alustan::tui::action::Action;
 use kubectl_alustan::tui::fixtures::{self, NOW};
 use kubectl_alustan::tui::keys::{KEYS, Scope};
-use kubectl_alustan::tui::state::{FlashLevel, Input, ObjectKey, SortKey, State, View, ViewKind};
+use kubectl_alustan::tui::state::{AgentHealth, FlashLevel, Input, ObjectKey, SortKey, State, View, ViewKind};
 use kubectl_alustan::tui::update::{Effect, update};
 
 fn staging() -> ObjectKey {
@@ -396,9 +396,42 @@ fn flash_expires_on_tick_and_health_reaches_the_header() {
     assert!(state.flash.is_some());
     press(&mut state, Action::Tick(NOW + SignedDuration::from_secs(5)));
     assert!(state.flash.is_none());
-    let health = kubectl_alustan::tui::state::AgentHealth::Unhealthy("0/1 ready".to_owned());
+    let health = kubectl_alustan::tui::state::AgentHealth::Forbidden { namespace: None };
     press(&mut state, Action::AgentHealth(health.clone()));
     assert_eq!(state.header.agent, health);
+}
+
+#[test]
+fn agent_health_from_a_lease_is_set_by_its_action() {
+    let mut state = State::new(common::header(), false, NOW);
+    state.header.agent = AgentHealth::Unknown;
+    assert_eq!(state.header.agent.short(state.now), "?", "before the first look-up");
+    assert!(press(&mut state, Action::AgentHealth(leader(2))).is_empty(), "no I/O asked for");
+    assert_eq!(state.header.agent, leader(2));
+    assert_eq!(state.header.agent.short(state.now), "up");
+    press(&mut state, Action::AgentHealth(leader(180)));
+    assert_eq!(state.header.agent.short(state.now), "stale 3m");
+    press(&mut state, Action::AgentHealth(AgentHealth::NotFound { namespace: Some("ops".to_owned()) }));
+    assert_eq!(state.header.agent.short(state.now), "?");
+}
+
+/// Up or stale is judged at every tick from the Lease's times: an agent that stops renewing goes
+/// stale on screen even when no new look-up arrives (e.g. the API server stopped answering).
+#[test]
+fn ticks_turn_an_unrenewed_lease_stale() {
+    let mut state = samples();
+    press(&mut state, Action::AgentHealth(leader(2)));
+    press(&mut state, Action::Tick(NOW + SignedDuration::from_secs(12)));
+    assert_eq!(state.header.agent.short(state.now), "up", "renewed 14 s ago, lease lasts 15 s");
+    press(&mut state, Action::Tick(NOW + SignedDuration::from_secs(13)));
+    assert_eq!(state.header.agent.short(state.now), "stale 15s");
+    // A fresh look-up (the agent renewed meanwhile) brings it back.
+    let mut renewed = leader(0);
+    if let AgentHealth::Leader(l) = &mut renewed {
+        l.renewed = Some(NOW + SignedDuration::from_secs(12));
+    }
+    press(&mut state, Action::AgentHealth(renewed));
+    assert_eq!(state.header.agent.short(state.now), "up");
 }
 
 #[test]

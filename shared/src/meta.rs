@@ -39,3 +39,37 @@ pub const LABEL_GENERATION: &str = "alustan.io/generation";
 /// Environment variable, set in every run, naming the file a script may write
 /// `terraform output -json` into.
 pub const ENV_OUTPUTS_FILE: &str = "ALUSTAN_OUTPUTS";
+
+/// Start of the line that opens the outputs block in a run's log; the Job name and
+/// [`MARKER_SUFFIX`] follow (see [`outputs_markers`]).
+pub const OUTPUTS_BEGIN_PREFIX: &str = "=== alustan outputs begin ";
+/// Start of the line that closes the outputs block.
+pub const OUTPUTS_END_PREFIX: &str = "=== alustan outputs end ";
+/// End of both marker lines.
+pub const MARKER_SUFFIX: &str = " ===";
+
+/// The lines around the outputs block in the log of Job `job`. Naming the Job means a block
+/// printed by anything else in the log (a nested run's output, say) is never mistaken for it.
+pub fn outputs_markers(job: &str) -> (String, String) {
+    (format!("{OUTPUTS_BEGIN_PREFIX}{job}{MARKER_SUFFIX}"), format!("{OUTPUTS_END_PREFIX}{job}{MARKER_SUFFIX}"))
+}
+
+/// Environment variable, set in every run, naming the read-only file holding the run's
+/// one-time pad: the outputs block is combined with it (XOR), so sensitive outputs never reach the log.
+pub const ENV_SEAL_FILE: &str = "ALUSTAN_SEAL";
+/// The key of the pad in the seal Secret (and so the file name in its volume).
+pub const SEAL_KEY: &str = "pad";
+/// Bytes of pad per run: the largest outputs file a run may print.
+pub const SEAL_BYTES: usize = 64 * 1024;
+
+/// The Secret holding the pad of Job `job` (owned by the Job, collected with it).
+pub fn seal_secret_name(job: &str) -> String {
+    format!("{job}-seal")
+}
+
+/// First word of a sealed block's first line, followed by the outputs file's size in bytes;
+/// hex lines of the sealed bytes follow.
+pub const SEALED_HEADER: &str = "sealed";
+/// First word of the only line of a block whose outputs file was larger than the pad,
+/// followed by its size and the pad's: nothing of the file is printed.
+pub const OVERSIZE_HEADER: &str = "oversize";

@@ -431,3 +431,50 @@ async fn containers_get_the_api_address_and_their_service_account_token_unless_a
     .await;
     assert!(waiting.message.unwrap().contains(r#"serviceaccount "missing" not found"#));
 }
+
+#[tokio::test]
+async fn a_missing_secret_volume_waits_in_container_creating_with_failed_mount_events_until_it_appears() {
+    let env = start(RegistryOptions::anonymous()).await;
+    let image = push_scripts(&env).await;
+    let client = env.server.client().unwrap();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let command = ["/bin/sh", "-c", "cat /seal/pad"];
+    let extra = json!({"spec": {"template": {"spec": {
+        "containers": [{"name": "run", "image": image, "command": command,
+            "volumeMounts": [{"name": "seal", "mountPath": "/seal", "readOnly": true}]}],
+        "volumes": [{"name": "seal", "secret": {"secretName": "late-seal"}}]}}}});
+    jobs.create(&PostParams::default(), &job("late", &image, &command, extra)).await.unwrap();
+
+    // Held, not failed: ContainerCreating, Pending, and a FailedMount event repeated by retries.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let failed_mount = eventually("a repeated FailedMount event", Duration::from_secs(15), async || {
+        let list = events.list(&ListParams::default()).await.unwrap().items;
+        list.into_iter().find(|e| e.reason.as_deref() == Some("FailedMount") && e.count.unwrap_or(0) >= 2)
+    })
+    .await;
+    assert_eq!(
+        failed_mount.message.as_deref(),
+        Some("MountVolume.SetUp failed for volume \"seal\" : secret \"late-seal\" not found")
+    );
+    assert_eq!(failed_mount.type_.as_deref(), Some("Warning"));
+    assert_eq!(failed_mount.source.and_then(|s| s.component).as_deref(), Some("kubelet"));
+    let pod = job_pods(&env, "late").await.remove(0);
+    assert_eq!(failed_mount.involved_object.name, pod.metadata.name);
+    assert_eq!(
+        (failed_mount.involved_object.kind.as_deref(), failed_mount.involved_object.uid),
+        (Some("Pod"), pod.metadata.uid)
+    );
+    assert_eq!(pod.status.as_ref().unwrap().phase.as_deref(), Some("Pending"));
+    assert_eq!(waiting_of(&env, "late").await.unwrap().reason.as_deref(), Some("ContainerCreating"));
+    let jobs_status = jobs.get("late").await.unwrap().status.unwrap_or_default();
+    assert!(jobs_status.conditions.unwrap_or_default().is_empty(), "the Job finished while its volume was missing");
+
+    // Once the Secret exists the next retry mounts it and the container runs.
+    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "late-seal"}, "data": {"pad": "cGFkLWJ5dGVz"}});
+    secrets.create(&PostParams::default(), &serde_json::from_value(secret).unwrap()).await.unwrap();
+    assert_eq!(wait_finished(&jobs, "late").await.0, "Complete");
+    let pod = job_pods(&env, "late").await.remove(0);
+    let (log, _) = env.server.pod_logs().read_from("default", pod.metadata.name.as_deref().unwrap(), "run", 0).unwrap();
+    assert_eq!(String::from_utf8_lossy(&log), "pad-bytes");
+}

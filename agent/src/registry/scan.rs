@@ -13,12 +13,12 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use alustan_shared::RegistryScan;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use prometheus_client::metrics::counter::Counter;
 use reqwest::header::HeaderValue;
 use tokio::sync::OnceCell;
 
@@ -129,7 +129,8 @@ pub struct Scanner {
     client: RegistryClient,
     flights: Mutex<HashMap<ScanKey, Flight>>,
     salt: [u8; 16],
-    listings_started: AtomicU64,
+    /// Tag listings sent (shared with the `alustan_registry_listings_total` metric).
+    listings_started: Counter,
 }
 
 impl Scanner {
@@ -138,7 +139,7 @@ impl Scanner {
         let mut salt = [0u8; 16];
         salt[..8].copy_from_slice(&RandomState::new().hash_one(1u8).to_le_bytes());
         salt[8..].copy_from_slice(&RandomState::new().hash_one(2u8).to_le_bytes());
-        Self { client, flights: Mutex::new(HashMap::new()), salt, listings_started: AtomicU64::new(0) }
+        Self { client, flights: Mutex::new(HashMap::new()), salt, listings_started: Counter::default() }
     }
 
     pub fn client(&self) -> &RegistryClient {
@@ -148,7 +149,12 @@ impl Scanner {
     /// Tag listings sent to registries since start (a metric; cache hits and callers that
     /// joined a listing in flight do not count).
     pub fn listings_started(&self) -> u64 {
-        self.listings_started.load(Ordering::Relaxed)
+        self.listings_started.get()
+    }
+
+    /// The counter behind [`Scanner::listings_started`], for the metrics registry.
+    pub fn listings_counter(&self) -> Counter {
+        self.listings_started.clone()
     }
 
     /// Drops finished listings older than `age` (and failed ones), so repositories no resource
@@ -205,7 +211,7 @@ impl Scanner {
     }
 
     async fn list(&self, image: &ImageRef, credentials: &Credentials) -> Result<Arc<Listing>, ScanError> {
-        self.listings_started.fetch_add(1, Ordering::Relaxed);
+        self.listings_started.inc();
         let (started, time) = (Instant::now(), jiff::Timestamp::now());
         let mut session = self.client.session(image, credentials, None);
         let result = tags::list_all(&mut session).await;

@@ -336,3 +336,62 @@ impl Agent {
         events.into_iter().map(|e| (e.note.unwrap_or_default(), e.series.map_or(1, |s| s.count))).collect()
     }
 }
+
+/// A controller run with leader election (`run_with_leader_election`), as one replica.
+#[allow(dead_code)] // used by the leader-election tests only
+pub struct Elected {
+    pub identity: String,
+    pub metrics_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<Result<(), alustan_agent::leader::LeaderError>>,
+}
+
+#[allow(dead_code)]
+impl Elected {
+    /// SIGTERM: stops the controller, then releases the Lease.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Drop for Elected {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[allow(dead_code)] // the leader-election tests
+impl Agent {
+    /// Ends the controller `start_with` runs without election (before any resource exists, so
+    /// nothing is in flight), and waits until it has.
+    pub async fn stop_unelected(&mut self) {
+        self.stop = None;
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// The Lease name and namespace the chart's Role allows (its release namespace).
+    pub async fn lease_location() -> (String, String) {
+        ("alustan-agent".into(), chart_rbac().await.namespace.clone())
+    }
+
+    /// Starts one more replica with leader election on the chart's Lease, as `identity`.
+    pub async fn spawn_elected(&self, identity: &str) -> Elected {
+        let ctx = Arc::new(Context::new(self.controller_client.clone(), self.config.clone()).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(alustan_agent::metrics::serve(listener, Arc::clone(&ctx)));
+        ctx.metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (name, namespace) = Self::lease_location().await;
+        let election = alustan_agent::leader::ElectionConfig::new(&name, &namespace, identity);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(alustan_agent::run_with_leader_election(ctx, election, async move {
+            let _ = stopped.await;
+        }));
+        Elected { identity: identity.to_owned(), metrics_url, stop: Some(stop), task }
+    }
+}

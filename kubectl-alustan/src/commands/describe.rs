@@ -16,18 +16,24 @@ use crate::tui::ui::describe::describe_body;
 pub async fn run(conn: &Connection, name: &str) -> Result<(), CliError> {
     let object = super::get(conn, name).await?;
     let now = Timestamp::now();
+    let mut text = body_text(&object, now);
+    text.push_str("Events:\n");
+    text.push_str(&events(conn, &object, now).await);
+    print!("{text}");
+    Ok(())
+}
+
+/// Everything but the Events, as plain text (the TUI's describe lines without styles).
+pub fn body_text(object: &alustan_shared::Terraform, now: Timestamp) -> String {
     let mut text = String::new();
-    for line in describe_body(&object, now) {
+    for line in describe_body(object, now) {
         let plain: String = line.spans.iter().map(|span| span.content.as_ref()).collect();
         // The TUI's hint names its key; here the command is the way.
         let plain = plain.replace("(c shows them;", "(`kubectl alustan credentials NAME --reveal` shows them;");
         text.push_str(plain.trim_end());
         text.push('\n');
     }
-    text.push_str("Events:\n");
-    text.push_str(&events(conn, &object, now).await);
-    print!("{text}");
-    Ok(())
+    text
 }
 
 /// The object's Events, selected by kind, name, namespace and uid as `kubectl describe` does.

@@ -27,7 +27,7 @@ pub enum Action {
     Flash(String),
     /// Something failed (watch, request): shown in the error banner until dismissed or recovered.
     Error(String),
-    /// The agent's health, from its Deployment.
+    /// The agent's health, from its Lease (looked up every few seconds).
     AgentHealth(AgentHealth),
     /// The password of a credential, read after the user confirmed.
     SecretRevealed { object: ObjectKey, credential: String, value: String },

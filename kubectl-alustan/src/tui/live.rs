@@ -19,10 +19,14 @@ use super::action::Action;
 use super::app::{self, Io};
 use super::state::{AgentHealth, Header, ObjectKey, State};
 use super::update::Effect;
+use crate::agent;
 use crate::cli::KubeFlags;
 use crate::commands::{self, credentials, logs, sync};
 use crate::errors::CliError;
 use crate::kube_client::Connection;
+
+/// How often the header's agent health is looked up (the agent renews its Lease every 2 s).
+const AGENT_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The loop's side of the channels.
 struct Live {
@@ -56,6 +60,7 @@ pub fn run(runtime: &Runtime, flags: &KubeFlags, readonly: bool) -> Result<(), C
     let mut state = State::new(header, readonly, Timestamp::now());
     let (actions_tx, actions) = mpsc::channel();
     let (effects, effects_rx) = async_mpsc::unbounded_channel();
+    runtime.spawn(agent_health(conn.client.clone(), flags.agent_namespace.clone(), actions_tx.clone()));
     runtime.spawn(effects_task(conn, actions_tx, effects_rx));
     let result = app::run(&mut state, &mut Live { actions, effects });
     result.map_err(|error| {
@@ -100,7 +105,6 @@ async fn effects_task(
     mut effects: async_mpsc::UnboundedReceiver<Effect>,
 ) {
     let (mut store, mut watch) = start_watch(&conn, &tx);
-    tokio::spawn(agent_health(conn.clone(), tx.clone()));
     let mut logs_task: Option<JoinHandle<()>> = None;
     while let Some(effect) = effects.recv().await {
         tracing::info!(?effect, "performing");
@@ -192,10 +196,16 @@ async fn stream_logs(
     match opened {
         Ok(stream) => {
             let mut lines = std::pin::pin!(stream.lines());
+            let mut sealed = logs::SealedBlocks::default();
             while let Some(Ok(line)) = lines.next().await {
-                if tx.send(Action::LogLine(line)).is_err() {
-                    return;
+                for line in sealed.push(line) {
+                    if tx.send(Action::LogLine(line)).is_err() {
+                        return;
+                    }
                 }
+            }
+            if let Some(line) = sealed.finish() {
+                let _ = tx.send(Action::LogLine(line));
             }
         }
         Err(error) => {
@@ -205,12 +215,18 @@ async fn stream_logs(
     let _ = tx.send(Action::LogEnded);
 }
 
-async fn agent_health(conn: Connection, tx: mpsc::Sender<Action>) {
-    let health = match commands::version::agent_version(&conn).await {
-        Ok(version) => AgentHealth::Healthy { version },
-        Err(why) => AgentHealth::Unhealthy(why),
-    };
-    let _ = tx.send(Action::AgentHealth(health));
+/// Looks the agent's Lease up every [`AGENT_REFRESH`] until the UI is gone. The header judges
+/// up or stale from the Lease's times on every tick, so it goes stale even if a look-up hangs.
+async fn agent_health(client: kube::Client, namespace: Option<String>, tx: mpsc::Sender<Action>) {
+    let mut every = tokio::time::interval(AGENT_REFRESH);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let health = agent::health(&client, namespace.as_deref()).await;
+        if tx.send(Action::AgentHealth(health)).is_err() {
+            return; // the UI is gone
+        }
+    }
 }
 
 /// Flash and banner are one line high; the fix is in the log and in the CLI's message.

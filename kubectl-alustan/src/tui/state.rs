@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use alustan_shared::Terraform;
 use jiff::{SignedDuration, Timestamp};
 
+pub use crate::agent::AgentHealth;
+
 use super::update::Effect;
 
 /// How long a flash message stays in the footer.
@@ -110,16 +112,6 @@ pub struct Flash {
     pub text: String,
     pub level: FlashLevel,
     pub until: Timestamp,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum AgentHealth {
-    #[default]
-    Unknown,
-    Healthy {
-        version: String,
-    },
-    Unhealthy(String),
 }
 
 /// Where the UI is connected: shown in the header.

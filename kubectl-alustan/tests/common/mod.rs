@@ -2,6 +2,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, dead_code)]
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use kubectl_alustan::agent::Leader;
 use kubectl_alustan::tui::action::Action;
 use kubectl_alustan::tui::fixtures::{self, NOW};
 use kubectl_alustan::tui::state::{AgentHealth, Header, State};
@@ -10,12 +11,18 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 pub fn header() -> Header {
-    Header {
-        context: "kind-alustan".to_owned(),
-        cluster: "kind-alustan".to_owned(),
-        namespace: None,
-        agent: AgentHealth::Healthy { version: "v0.1.0".to_owned() },
-    }
+    Header { context: "kind-alustan".to_owned(), cluster: "kind-alustan".to_owned(), namespace: None, agent: leader(2) }
+}
+
+/// The agent's Lease as the agent keeps it (held, 15 s), last renewed `renewed_ago` s before NOW.
+pub fn leader(renewed_ago: i64) -> AgentHealth {
+    AgentHealth::Leader(Leader {
+        namespace: "alustan-system".to_owned(),
+        lease: "alustan-agent".to_owned(),
+        holder: Some("alustan-agent-7d9f-x2".to_owned()),
+        renewed: Some(NOW - jiff::SignedDuration::from_secs(renewed_ago)),
+        duration: jiff::SignedDuration::from_secs(15),
+    })
 }
 
 /// A synced state holding `objects`, sized for a `width`×`height` terminal.

@@ -121,7 +121,14 @@ pub async fn run_job(env: &TestEnv, job_name: &str) {
     let client = env.client().unwrap();
     let image_dir = tempfile::tempdir().unwrap();
     let script = image_dir.path().join("deploy");
-    std::fs::write(&script, "#!/bin/sh\necho 'terraform apply: 3 added'\necho 'outputs written'\n").unwrap();
+    // Ends with a sealed outputs block, as the agent's wrapper prints it.
+    let (begin, end) = alustan_shared::meta::outputs_markers(job_name);
+    let block = format!("{begin}\nsealed 40\n{}\n{}\n{end}", "9f".repeat(32), "0e".repeat(8));
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho 'terraform apply: 3 added'\necho 'outputs written'\necho '{block}'\n"),
+    )
+    .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
     env.registry().push_dir("iac", &["1.0.3"], image_dir.path(), &config).await.unwrap();
@@ -144,4 +151,23 @@ pub async fn run_job(env: &TestEnv, job_name: &str) {
         assert!(tokio::time::Instant::now() < deadline, "the Job's pod did not finish: {phase:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The agent's leader-election Lease as the agent keeps it: the chart's labels, 15 s duration,
+/// held by `holder`, last renewed `renewed_ago` before now. Creates it, or replaces its spec.
+pub async fn agent_lease(client: &kube::Client, namespace: &str, holder: &str, renewed_ago: Duration) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let renewed = jiff::Timestamp::now() - jiff::SignedDuration::try_from(renewed_ago).unwrap();
+    let lease: Lease = serde_json::from_value(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "alustan-agent", "namespace": namespace,
+                     "labels": {"app.kubernetes.io/name": "alustan", "app.kubernetes.io/component": "agent",
+                                "app.kubernetes.io/instance": "alustan"}},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                 "acquireTime": renewed.to_string(), "renewTime": renewed.to_string()},
+    }))
+    .unwrap();
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let params = PatchParams::apply("agent-test").force();
+    api.patch("alustan-agent", &params, &Patch::Apply(&lease)).await.unwrap();
 }

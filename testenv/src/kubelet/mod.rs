@@ -12,11 +12,15 @@
 //! - `restartPolicy: OnFailure` is treated like `Never` (the Job controller makes a new Pod);
 //! - a failed Job pod is replaced after `retry_backoff` instead of the real 10 s doubling;
 //! - no resource limits or probes;
+//! - a Secret or ConfigMap volume that is missing keeps the Pod in `ContainerCreating` with
+//!   `FailedMount` events (as on a real node), retried every 0.5 s doubling up to 4 s (the real
+//!   kubelet: up to 2 min 2 s), without the real one's later "unmounted volumes" timeout event;
 //! - the ServiceAccount token is mounted by the kubelet itself (the real admission plugin adds
 //!   a projected volume to the Pod spec) with `token` and `namespace` but no `ca.crt`: the test
 //!   API server speaks plain HTTP, so in-cluster clients here use `http://`.
 
 mod env;
+mod events;
 mod image;
 mod jobs;
 mod pods;

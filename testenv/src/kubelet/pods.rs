@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+use super::events::PodEvents;
 use super::image::ImageStore;
 use super::sandbox::{self, Mount};
 use super::{KubeletOptions, env, service_account};
@@ -28,6 +29,10 @@ use crate::apiserver::PodLogs;
 const FALLBACK_LOG_BYTES: usize = 2048;
 const FALLBACK_LOG_LINES: usize = 80;
 const MESSAGE_FILE_BYTES: usize = 4096;
+/// Retries of a failed volume set-up wait 0.5 s, doubling (as the real kubelet's), up to 4 s
+/// (the real kubelet's cap is 2 min 2 s: short here so tests need not wait).
+const MOUNT_RETRY_FIRST: Duration = Duration::from_millis(500);
+const MOUNT_RETRY_MAX: Duration = Duration::from_secs(4);
 
 pub async fn run(client: kube::Client, logs: PodLogs, images: Arc<ImageStore>, options: Arc<KubeletOptions>) {
     let mut started: HashSet<String> = HashSet::new();
@@ -102,14 +107,26 @@ impl PodWorker {
         )
         .await;
 
-        let mounts = match self.volumes(&pod, &namespace, &dir).await {
-            Ok(mounts) => mounts,
-            Err(message) => {
-                for container in &spec.containers {
-                    self.set_container(container, waiting("CreateContainerConfigError", &message), false).await;
+        // As the real kubelet: a Secret or ConfigMap that is missing (or unreadable) keeps the Pod
+        // in ContainerCreating, with FailedMount events, until it appears.
+        let mut events = PodEvents::new(self.client.clone(), &pod, &self.options.node_name);
+        let mut delay = MOUNT_RETRY_FIRST;
+        let mounts = loop {
+            match self.volumes(&pod, &namespace, &dir).await {
+                Ok(mounts) => break mounts,
+                Err(VolumeError::SetUp { volume, reason }) => {
+                    let message = format!("MountVolume.SetUp failed for volume \"{volume}\" : {reason}");
+                    events.warning("FailedMount", &message).await;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MOUNT_RETRY_MAX);
                 }
-                self.patch(&api, &name, json!({})).await;
-                return;
+                Err(VolumeError::Unsupported(message)) => {
+                    for container in &spec.containers {
+                        self.set_container(container, waiting("CreateContainerConfigError", &message), false).await;
+                    }
+                    self.patch(&api, &name, json!({})).await;
+                    return;
+                }
             }
         };
         let token = loop {
@@ -321,11 +338,12 @@ impl PodWorker {
     }
 
     /// emptyDir, secret and configMap volumes as host directories, keyed by volume name.
-    async fn volumes(&self, pod: &Pod, namespace: &str, dir: &Path) -> Result<Vec<Mount>, String> {
+    async fn volumes(&self, pod: &Pod, namespace: &str, dir: &Path) -> Result<Vec<Mount>, VolumeError> {
         let mut mounts = Vec::new();
         for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            let set_up = |reason: String| VolumeError::SetUp { volume: volume.name.clone(), reason };
             let host = dir.join("volumes").join(&volume.name);
-            tokio::fs::create_dir_all(&host).await.map_err(|e| format!("volume {}: {e}", volume.name))?;
+            tokio::fs::create_dir_all(&host).await.map_err(|e| set_up(e.to_string()))?;
             let mut read_only = false;
             let mut files: Vec<(String, Vec<u8>)> = Vec::new();
             if let Some(source) = &volume.secret {
@@ -337,8 +355,8 @@ impl PodWorker {
                         files.extend(secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
                     }
                     Ok(None) if source.optional == Some(true) => {}
-                    Ok(None) => return Err(format!("secret \"{secret_name}\" not found")),
-                    Err(error) => return Err(format!("secret \"{secret_name}\": {error}")),
+                    Ok(None) => return Err(set_up(format!("secret \"{secret_name}\" not found"))),
+                    Err(error) => return Err(set_up(format!("secret \"{secret_name}\": {error}"))),
                 }
             } else if let Some(source) = &volume.config_map {
                 read_only = true;
@@ -349,23 +367,31 @@ impl PodWorker {
                         files.extend(map.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
                     }
                     Ok(None) if source.optional == Some(true) => {}
-                    Ok(None) => return Err(format!("configmap \"{}\" not found", source.name)),
-                    Err(error) => return Err(format!("configmap \"{}\": {error}", source.name)),
+                    Ok(None) => return Err(set_up(format!("configmap \"{}\" not found", source.name))),
+                    Err(error) => return Err(set_up(format!("configmap \"{}\": {error}", source.name))),
                 }
             } else if volume.empty_dir.is_none() {
-                return Err(format!(
+                return Err(VolumeError::Unsupported(format!(
                     "volume {}: only emptyDir, secret and configMap volumes run in the test kubelet",
                     volume.name
-                ));
+                )));
             }
             for (file, bytes) in files {
-                tokio::fs::write(host.join(&file), bytes).await.map_err(|e| format!("volume {}: {e}", volume.name))?;
+                tokio::fs::write(host.join(&file), bytes).await.map_err(|e| set_up(e.to_string()))?;
             }
             // Keyed by volume name until a container mounts it at its path.
             mounts.push(Mount { host, container: volume.name.clone(), read_only });
         }
         Ok(mounts)
     }
+}
+
+/// Why a Pod's volumes could not be set up.
+enum VolumeError {
+    /// Retried, with a `FailedMount` event (`reason` as the real kubelet words it).
+    SetUp { volume: String, reason: String },
+    /// A volume type the test kubelet does not run: never retried.
+    Unsupported(String),
 }
 
 /// A Pod's volumes (keyed by volume name) and its ServiceAccount token mount, if any.
@@ -411,7 +437,7 @@ fn log_tail(log: &[u8]) -> String {
     tail[start..].to_owned()
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
 }
 

@@ -150,7 +150,8 @@ fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, now
         ));
         for c in &status.conditions {
             let age = format::age(c.last_transition_time.0, now);
-            lines.push(Line::from(format!("  {:<12}{:<8}{:<18}{:<7}{}", c.type_, c.status, c.reason, age, c.message)));
+            let cells = format!("  {:<12}{:<8}{:<18}{:<7}", c.type_, c.status, c.reason, age);
+            row_with_message(lines, &cells, &c.message);
         }
     }
     if !status.output.is_empty() || status.sensitive_outputs_secret.is_some() {
@@ -234,11 +235,20 @@ fn describe_runs(lines: &mut Vec<Line<'static>>, history: &[RunRecord], now: Tim
         let result = format!("{:?}", run.result);
         let took =
             run.completion_time.as_ref().map_or_else(|| "-".to_owned(), |end| format::elapsed(run.start_time.0, end.0));
-        lines.push(Line::from(format!(
-            "  {action:<12}{result:<10}{:<10}{:<8}{took:<9}{}",
+        let cells = format!(
+            "  {action:<12}{result:<10}{:<10}{:<8}{took:<9}",
             run.tag.as_deref().unwrap_or("-"),
             format::age(run.start_time.0, now),
-            run.message.as_deref().unwrap_or(""),
-        )));
+        );
+        row_with_message(lines, &cells, run.message.as_deref().unwrap_or(""));
     }
+}
+
+/// A table row ending in a message that may span lines (failure messages quote log tails):
+/// its later lines start under its first, as `kubectl describe` indents multi-line values.
+fn row_with_message(lines: &mut Vec<Line<'static>>, cells: &str, message: &str) {
+    let indent = " ".repeat(cells.chars().count());
+    let mut message_lines = message.lines();
+    lines.push(Line::from(format!("{cells}{}", message_lines.next().unwrap_or_default())));
+    lines.extend(message_lines.map(|l| Line::from(format!("{indent}{l}"))));
 }

@@ -12,12 +12,11 @@ use crate::tui::state::{AgentHealth, State};
 pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     let header = &state.header;
     let namespace = header.namespace.as_deref().unwrap_or("all");
-    let (agent, agent_style) = match &header.agent {
-        AgentHealth::Unknown => ("unknown".to_owned(), Style::new().fg(Color::Gray)),
-        AgentHealth::Healthy { version } => (format!("ok {version}"), Style::new().fg(Color::Green)),
-        AgentHealth::Unhealthy(why) => {
-            (format!("DOWN: {why}"), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD))
-        }
+    let agent = header.agent.short(state.now);
+    let agent_style = match &header.agent {
+        AgentHealth::Leader(leader) if leader.is_up(state.now) => Style::new().fg(Color::Green),
+        AgentHealth::Leader(_) => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        _ => Style::new().fg(Color::Yellow),
     };
     let mut spans = vec![
         Span::styled(" alustan ", Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD)),
@@ -31,7 +30,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     spans.extend([
         Span::styled(" ns:", label_style()),
         Span::raw(namespace.to_owned()),
-        Span::styled(" agent:", label_style()),
+        Span::styled(" agent: ", label_style()),
         Span::styled(agent, agent_style),
     ]);
     if state.readonly {

@@ -1,0 +1,236 @@
+//! The seal: a one-time pad that keeps a run's outputs (sensitive ones included) out of its
+//! log. Each Job gets a Secret `<job>-seal` holding [`meta::SEAL_BYTES`] random bytes, mounted
+//! read-only at [`SEAL_DIR`]; the Job's wrapper XORs the outputs file with it and prints hex
+//! between the markers; the agent reads the Secret back and XORs again. Anyone reading the
+//! log (`pods/log`, a log shipper) sees bytes that say nothing without the Secret.
+//!
+//! A block, after the begin marker: `sealed SIZE` then hex lines of SIZE sealed bytes; or,
+//! when the file is larger than the pad, the single line `oversize SIZE LIMIT` (nothing of the
+//! file is printed). The wrapper uses only POSIX `wc`, `od` and `awk`, as found in busybox,
+//! Alpine and Debian images.
+
+use std::fmt;
+
+use alustan_shared::meta;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use ring::rand::{SecureRandom as _, SystemRandom};
+
+/// Where the seal Secret is mounted in the Job's container.
+pub const SEAL_DIR: &str = "/alustan-seal";
+
+/// XORs the bytes after a `-` line (`od -t u1` of the outputs file) with those before it (of
+/// the pad) and prints them as hex, 32 bytes a line. POSIX awk has no XOR: a 16×16 table of
+/// nibble XORs, built first, does it. Variables start at 0 explicitly: mawk indexes an
+/// uninitialised counter as `""`, not `0`. It stops at the pad's end rather than print a byte
+/// left in clear (the agent then reports a short block).
+const XOR_AWK: &str = r#"BEGIN { n = 0; m = 0; for (a = 0; a < 16; a++) for (b = 0; b < 16; b++) { x = 0; p = 1; i = a; j = b; while (i > 0 || j > 0) { if (i % 2 != j % 2) x += p; i = int(i / 2); j = int(j / 2); p *= 2 }; t[a * 16 + b] = x } }
+$1 == "-" { data = 1; next }
+!data { for (f = 1; f <= NF; f++) pad[n++] = $f; next }
+{ for (f = 1; f <= NF; f++) { if (m >= n) exit 2; k = pad[m]; v = $f; printf "%02x", t[int(v / 16) * 16 + int(k / 16)] * 16 + t[(v % 16) * 16 + k % 16]; if (++m % 32 == 0) printf "\n" } }
+END { if (m % 32) printf "\n" }"#;
+
+/// The shell lines printing the sealed block of `$ALUSTAN_OUTPUTS` (markers excluded).
+pub fn print_sealed_block() -> String {
+    let (outputs, seal) = (meta::ENV_OUTPUTS_FILE, meta::ENV_SEAL_FILE);
+    let (sealed, oversize) = (meta::SEALED_HEADER, meta::OVERSIZE_HEADER);
+    format!(
+        r#"size=$(($(wc -c < "${outputs}")))
+limit=$(($(wc -c < "${seal}" || echo 0)))
+if [ "$size" -gt "$limit" ]; then
+  printf '%s %s %s\n' {oversize} "$size" "$limit"
+else
+  printf '%s %s\n' {sealed} "$size"
+  {{ od -A n -t u1 -v -N "$size" "${seal}"; echo -; od -A n -t u1 -v "${outputs}"; }} | awk '{XOR_AWK}'
+fi
+"#
+    )
+}
+
+/// Why sealed outputs could not be read. Never holds a byte of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("cannot draw random bytes for the seal")]
+    Random,
+    #[error("the outputs file is {size} bytes, more than the {limit} bytes its seal covers (so it was not printed)")]
+    Oversize { size: u64, limit: u64 },
+    #[error("the seal Secret {0} is gone, so the outputs cannot be unsealed")]
+    SecretMissing(String),
+    #[error("the seal Secret {secret} has no {key:?} key")]
+    NoPad { secret: String, key: &'static str },
+    #[error("the sealed outputs block is malformed: {0}")]
+    Malformed(String),
+}
+
+/// One run's pad. Its `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pad(Vec<u8>);
+
+impl fmt::Debug for Pad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pad({} bytes)", self.0.len())
+    }
+}
+
+impl Pad {
+    /// [`meta::SEAL_BYTES`] bytes from the system's secure generator.
+    pub fn generate() -> Result<Self, SealError> {
+        let mut bytes = vec![0; meta::SEAL_BYTES];
+        SystemRandom::new().fill(&mut bytes).map_err(|_| SealError::Random)?;
+        Ok(Self(bytes))
+    }
+
+    /// A pad of given bytes (tests, benchmarks).
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The pad as the Secret described by `metadata`.
+    pub fn to_secret(&self, metadata: ObjectMeta) -> Secret {
+        Secret {
+            metadata,
+            type_: Some("Opaque".into()),
+            immutable: Some(true),
+            data: Some([(meta::SEAL_KEY.to_owned(), ByteString(self.0.clone()))].into()),
+            ..Secret::default()
+        }
+    }
+
+    /// The pad held by a seal Secret.
+    pub fn from_secret(secret: &Secret) -> Result<Self, SealError> {
+        let pad = secret.data.as_ref().and_then(|data| data.get(meta::SEAL_KEY));
+        pad.map(|bytes| Self(bytes.0.clone())).ok_or_else(|| SealError::NoPad {
+            secret: secret.metadata.name.clone().unwrap_or_default(),
+            key: meta::SEAL_KEY,
+        })
+    }
+}
+
+/// Whether an outputs block is sealed (its first line is a seal header); a block printed by
+/// a Job of an older agent is plain JSON.
+pub fn is_sealed(block: &str) -> bool {
+    let first = block.lines().next().unwrap_or_default().split_whitespace().next();
+    first == Some(meta::SEALED_HEADER) || first == Some(meta::OVERSIZE_HEADER)
+}
+
+/// The outputs file a sealed block stands for.
+pub fn unseal(block: &str, pad: &Pad) -> Result<Vec<u8>, SealError> {
+    let mut lines = block.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let number = |word: Option<&&str>| word.and_then(|w| w.parse::<u64>().ok());
+    let size = match header.first() {
+        Some(&word) if word == meta::OVERSIZE_HEADER => {
+            return match (number(header.get(1)), number(header.get(2))) {
+                (Some(size), Some(limit)) => Err(SealError::Oversize { size, limit }),
+                _ => Err(SealError::Malformed("an oversize line without its sizes".into())),
+            };
+        }
+        Some(&word) if word == meta::SEALED_HEADER => {
+            number(header.get(1)).ok_or_else(|| SealError::Malformed("a sealed line without its size".into()))?
+        }
+        _ => return Err(SealError::Malformed("no seal header".into())),
+    };
+    let limit = pad.len() as u64;
+    if size > limit {
+        return Err(SealError::Oversize { size, limit });
+    }
+    let hex: String = lines.flat_map(str::split_whitespace).collect();
+    let sealed = hex::decode(hex).map_err(|err| SealError::Malformed(format!("not hex ({err})")))?;
+    if sealed.len() as u64 != size {
+        return Err(SealError::Malformed(format!("{} bytes where its header announces {size}", sealed.len())));
+    }
+    Ok(xor(&sealed, pad.as_bytes()))
+}
+
+/// `data` XOR the start of `pad` (as long as `data`; the caller checks the length).
+fn xor(data: &[u8], pad: &[u8]) -> Vec<u8> {
+    data.iter().zip(pad).map(|(byte, key)| byte ^ key).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the wrapper prints, done in Rust: the reference the shell version is held to.
+    fn seal(data: &[u8], pad: &Pad) -> String {
+        let mut block = format!("{} {}\n", meta::SEALED_HEADER, data.len());
+        for chunk in xor(data, pad.as_bytes()).chunks(32) {
+            block.push_str(&hex::encode(chunk));
+            block.push('\n');
+        }
+        block
+    }
+
+    #[test]
+    fn seal_then_unseal_gives_the_bytes_back_and_hides_them() {
+        let pad = Pad::generate().unwrap();
+        assert_eq!(pad.len(), meta::SEAL_BYTES);
+        let data = br#"{"pw":{"value":"hunter2","sensitive":true}}"#;
+        let block = seal(data, &pad);
+        assert!(is_sealed(&block));
+        assert!(!block.contains("hunter2") && !block.contains(&hex::encode("hunter2")), "{block}");
+        assert_eq!(unseal(&block, &pad).unwrap(), data);
+        // Another pad gives other bytes: the block says nothing without its own.
+        assert_ne!(unseal(&block, &Pad::generate().unwrap()).unwrap(), data);
+    }
+
+    #[test]
+    fn two_pads_differ() {
+        assert_ne!(Pad::generate().unwrap(), Pad::generate().unwrap());
+    }
+
+    #[test]
+    fn a_full_pad_unseals_and_one_byte_more_is_oversize() {
+        let pad = Pad::from_bytes(vec![0x5a; 64]);
+        let data = vec![7; 64];
+        assert_eq!(unseal(&seal(&data, &pad), &pad).unwrap(), data);
+        let too_big = seal(&data, &Pad::from_bytes(vec![1; 65])).replacen("sealed 64", "sealed 65", 1);
+        assert_eq!(unseal(&too_big, &pad), Err(SealError::Oversize { size: 65, limit: 64 }));
+        let error = unseal("oversize 70000 65536\n", &pad).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the outputs file is 70000 bytes, more than the 65536 bytes its seal covers (so it was not printed)"
+        );
+    }
+
+    #[test]
+    fn malformed_blocks_are_errors_that_quote_nothing() {
+        let pad = Pad::from_bytes(vec![3; 16]);
+        for (block, why) in [
+            ("{\"a\": 1}\n", "no seal header"),
+            ("sealed\n00\n", "a sealed line without its size"),
+            ("sealed 2\nzz11\n", "not hex"),
+            ("sealed 3\n0011\n", "2 bytes where its header announces 3"),
+            ("oversize 9\n", "an oversize line without its sizes"),
+        ] {
+            let error = unseal(block, &pad).unwrap_err().to_string();
+            assert!(error.contains(why), "{block:?}: {error}");
+            assert!(!error.contains("zz11") && !error.contains("0011"), "{error}");
+        }
+        assert!(!is_sealed("{\"a\": {\"value\": 1}}\n"));
+    }
+
+    #[test]
+    fn a_secret_round_trips_the_pad_and_its_debug_hides_it() {
+        let pad = Pad::from_bytes(vec![0xab; 8]);
+        let secret = pad.to_secret(ObjectMeta { name: Some("j-seal".into()), ..ObjectMeta::default() });
+        assert_eq!(secret.immutable, Some(true));
+        assert_eq!(Pad::from_secret(&secret).unwrap(), pad);
+        assert_eq!(format!("{pad:?}"), "Pad(8 bytes)");
+        let empty = Secret { metadata: secret.metadata.clone(), ..Secret::default() };
+        assert_eq!(Pad::from_secret(&empty).unwrap_err().to_string(), "the seal Secret j-seal has no \"pad\" key");
+    }
+}

@@ -1,0 +1,180 @@
+//! The Job wrapper's seal, run for real: the wrapper script the agent puts in every Job runs
+//! under Debian's `dash` + coreutils `od` + `mawk`, and under busybox alone (as in Alpine and
+//! busybox images), and what it prints is read back by the agent's log collector.
+//!
+//! Needs `busybox` on PATH (`make deps` installs Debian's `busybox-static`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use alustan_agent::jobs::{markers, wrapper};
+use alustan_agent::outputs::LogCollector;
+use alustan_agent::seal::{Pad, SealError, unseal};
+use alustan_shared::meta;
+use serde_json::json;
+
+const JOB: &str = "tf-deploy-abc-0";
+const OUTPUTS: &str = r#"{"vpc":{"value":"vpc-1","sensitive":false,"type":"string"},"pw":{"value":"hunter2-s3cret","sensitive":true,"type":"string"}}"#;
+
+/// Which shell and tools run the wrapper.
+enum Tools {
+    /// `/bin/sh` and the host's PATH (Debian: dash, coreutils, mawk).
+    Host,
+    /// Only busybox: `sh`, `od`, `awk`, `wc`, `cat` are its applets, nothing else on PATH.
+    Busybox,
+}
+
+/// Runs the wrapper with a script copying `outputs` to `$ALUSTAN_OUTPUTS`; returns its stdout.
+fn run_wrapper(tools: &Tools, outputs: &[u8], pad: &Pad) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    std::fs::write(path.join("source"), outputs).unwrap();
+    std::fs::write(path.join("pad"), pad.as_bytes()).unwrap();
+    std::fs::write(path.join("deploy"), "#!/bin/sh\necho applying\ncat source > \"$ALUSTAN_OUTPUTS\"\n").unwrap();
+    let (shell, search_path) = match tools {
+        Tools::Host => (PathBuf::from("/bin/sh"), std::env::var("PATH").unwrap()),
+        Tools::Busybox => (busybox_bin(path), path.join("bin").display().to_string()),
+    };
+    let (begin, end) = markers(JOB);
+    let output = Command::new(&shell)
+        .args(["-c", &wrapper(), "alustan-run", "sh", "./deploy"])
+        .current_dir(path)
+        .env_clear()
+        .env("PATH", search_path)
+        .env(meta::ENV_OUTPUTS_FILE, path.join("outputs.json"))
+        .env(meta::ENV_SEAL_FILE, path.join("pad"))
+        .env("ALUSTAN_OUTPUTS_BEGIN", begin)
+        .env("ALUSTAN_OUTPUTS_END", end)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stderr.is_empty(), "{}: {stderr}", output.status);
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A `bin` directory in `dir` where every tool the wrapper uses is a busybox applet.
+fn busybox_bin(dir: &Path) -> PathBuf {
+    let busybox = which("busybox").expect("busybox is not installed (make deps installs busybox-static)");
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for applet in ["sh", "od", "awk", "wc", "cat"] {
+        std::os::unix::fs::symlink(&busybox, bin.join(applet)).unwrap();
+    }
+    bin.join("sh")
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(tool)).find(|p| p.is_file())
+}
+
+/// The sealed block between the markers of `log`.
+fn block(log: &str) -> String {
+    let (begin, end) = markers(JOB);
+    let start = log.find(&begin).unwrap() + begin.len() + 1;
+    let stop = log.find(&end).unwrap();
+    log[start..stop].to_owned()
+}
+
+fn sealed_outputs_are_hidden_in_the_log_and_read_back(tools: &Tools) {
+    let pad = Pad::generate().unwrap();
+    let log = run_wrapper(tools, OUTPUTS.as_bytes(), &pad);
+    assert!(log.starts_with("applying\n"), "{log}");
+    let (begin, end) = markers(JOB);
+    assert!(log.contains(&format!("\n{begin}\n")) && log.ends_with(&format!("\n{end}\n")), "{log}");
+    for secret in ["hunter2", &hex::encode("hunter2"), "vpc-1"] {
+        assert!(!log.contains(secret), "{secret:?} is in the log:\n{log}");
+    }
+    let mut collector = LogCollector::new(JOB);
+    for line in log.lines() {
+        collector.push_line(line);
+    }
+    let mut collected = collector.finish();
+    assert_eq!(collected.tail, ["applying", ""]);
+    collected.unseal(Ok(pad));
+    assert_eq!(collected.error, None);
+    assert_eq!(collected.outputs.sensitive["pw"], json!("hunter2-s3cret"));
+    assert_eq!(collected.outputs.plain["vpc"], json!("vpc-1"));
+}
+
+/// Every (byte, key) pair: byte i is `i % 256`, its key `i / 256`, over the whole pad.
+fn every_byte_pair_round_trips(tools: &Tools) {
+    let pairs = || (0..=u8::MAX).flat_map(|key| (0..=u8::MAX).map(move |byte| (byte, key)));
+    assert_eq!(pairs().count(), meta::SEAL_BYTES);
+    let data: Vec<u8> = pairs().map(|(byte, _)| byte).collect();
+    let pad = Pad::from_bytes(pairs().map(|(_, key)| key).collect());
+    let log = run_wrapper(tools, &data, &pad);
+    assert_eq!(unseal(&block(&log), &pad).unwrap(), data);
+}
+
+fn a_file_larger_than_the_pad_is_not_printed(tools: &Tools) {
+    let big = format!("{{\"pw\":{{\"value\":\"hunter2{}\",\"sensitive\":true}}}}", "x".repeat(meta::SEAL_BYTES));
+    let pad = Pad::generate().unwrap();
+    let log = run_wrapper(tools, big.as_bytes(), &pad);
+    assert!(!log.contains("hunter2") && !log.contains("xxxx"), "{log}");
+    let size = big.len() as u64;
+    assert_eq!(block(&log), format!("oversize {size} {}\n", meta::SEAL_BYTES));
+    let mut collector = LogCollector::new(JOB);
+    log.lines().for_each(|line| collector.push_line(line));
+    let mut collected = collector.finish();
+    collected.unseal(Ok(pad));
+    let limit = meta::SEAL_BYTES as u64;
+    assert_eq!(collected.error, Some(SealError::Oversize { size, limit }.to_string()));
+    assert!(collected.outputs.sensitive.is_empty());
+}
+
+#[test]
+fn host_shell_seals_outputs_and_the_collector_reads_them() {
+    sealed_outputs_are_hidden_in_the_log_and_read_back(&Tools::Host);
+}
+
+#[test]
+fn busybox_seals_outputs_and_the_collector_reads_them() {
+    sealed_outputs_are_hidden_in_the_log_and_read_back(&Tools::Busybox);
+}
+
+#[test]
+fn host_shell_xor_is_right_for_every_byte_and_key() {
+    every_byte_pair_round_trips(&Tools::Host);
+}
+
+#[test]
+fn busybox_xor_is_right_for_every_byte_and_key() {
+    every_byte_pair_round_trips(&Tools::Busybox);
+}
+
+#[test]
+fn host_shell_refuses_outputs_larger_than_the_pad() {
+    a_file_larger_than_the_pad_is_not_printed(&Tools::Host);
+}
+
+#[test]
+fn busybox_refuses_outputs_larger_than_the_pad() {
+    a_file_larger_than_the_pad_is_not_printed(&Tools::Busybox);
+}
+
+#[test]
+fn a_missing_pad_prints_nothing_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deploy"),
+        "#!/bin/sh\necho '{\"pw\":{\"value\":\"hunter2\"}}' > \"$ALUSTAN_OUTPUTS\"\n",
+    )
+    .unwrap();
+    let (begin, end) = markers(JOB);
+    let output = Command::new("/bin/sh")
+        .args(["-c", &wrapper(), "alustan-run", "sh", "./deploy"])
+        .current_dir(dir.path())
+        .env(meta::ENV_OUTPUTS_FILE, dir.path().join("outputs.json"))
+        .env(meta::ENV_SEAL_FILE, dir.path().join("no-such-pad"))
+        .env("ALUSTAN_OUTPUTS_BEGIN", begin)
+        .env("ALUSTAN_OUTPUTS_END", end)
+        .output()
+        .unwrap();
+    let log = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success());
+    assert!(!log.contains("hunter2"), "{log}");
+    let block = block(&log);
+    assert!(block.starts_with("oversize ") && block.ends_with(" 0\n"), "{log}");
+}
