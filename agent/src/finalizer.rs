@@ -43,7 +43,7 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
     };
     // A deploy still running would race the destroy: let it finish first, so its result and
     // the digest it applied are in status before destroying.
-    let server = tf.status.clone().unwrap_or_default();
+    let server = status::current(&ctx.written, tf);
     let mut synced = server.clone();
     crate::reconcile::sync_runs(tf, ctx, &mut synced).await?;
     if synced.history.iter().any(|r| r.result == RunResult::Running && r.action != RunAction::Destroy) {
@@ -221,5 +221,5 @@ async fn write_status(
 ) -> Result<()> {
     summarize(&mut status, tf.metadata.generation.unwrap_or_default(), state, phase, why, message);
     let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &tf.namespace().unwrap_or_default());
-    status::write(&api, &tf.name_any(), &tf.uid().unwrap_or_default(), &ctx.written, server, &status).await
+    status::write(&api, tf, &ctx.written, server, &status).await
 }

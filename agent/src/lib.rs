@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt as _, controller, reflector, watcher};
 use kube::{Api, api::ListParams};
 
 pub use context::Context;
@@ -53,6 +53,11 @@ pub async fn check_crd(client: &kube::Client) -> Result<(), Error> {
     }
 }
 
+/// Objects per LIST page of the controller's watches.
+const LIST_PAGE_SIZE: u32 = 100;
+/// Reconciles running at once (each holds a resource, its Jobs' reads and a registry scan).
+const RECONCILE_CONCURRENCY: u16 = 32;
+
 /// Runs the controller until `shutdown` resolves (then finishes the reconciles in flight).
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
@@ -61,8 +66,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         None => (Api::all(client.clone()), Api::all(client)),
     };
     let managed = format!("{}={}", alustan_shared::meta::LABEL_MANAGED_BY, alustan_shared::meta::MANAGED_BY_VALUE);
-    Controller::new(terraforms, watcher::Config::default())
-        .owns(jobs, watcher::Config::default().labels(&managed))
+    // The controller's cache holds every resource: without managedFields (never read, and as
+    // large as the status itself) it costs far less memory. Smaller LIST pages and bounded
+    // concurrency keep the start-up peak low with thousands of resources.
+    let (reader, writer) = reflector::store();
+    let terraforms = watcher(terraforms, watcher::Config::default().page_size(LIST_PAGE_SIZE))
+        .default_backoff()
+        .modify(|tf| tf.metadata.managed_fields = None)
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(terraforms, reader)
+        .owns(jobs, watcher::Config::default().labels(&managed).page_size(LIST_PAGE_SIZE))
+        .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {

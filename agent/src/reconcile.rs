@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alustan_shared::{
-    AppliedImage, RunAction, RunRecord, RunResult, State, Terraform, TerraformStatus, conditions, conditions::reason,
-    meta,
+    AppliedImage, RegistryScan, RunAction, RunRecord, RunResult, State, Terraform, TerraformStatus, conditions,
+    conditions::reason, meta,
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::Job;
@@ -116,17 +116,14 @@ fn drift_interval(tf: &Terraform, ctx: &Context) -> Result<Duration> {
 }
 
 async fn apply(tf: &Terraform, ctx: &Context) -> Result<Action> {
-    let name = tf.name_any();
-    let namespace = tf.namespace().unwrap_or_default();
-    let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &namespace);
-    let before = tf.status.clone().unwrap_or_default();
+    let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &tf.namespace().unwrap_or_default());
+    let before = status::current(&ctx.written, tf);
     let mut status = before.clone();
     let generation = tf.metadata.generation.unwrap_or_default();
 
     sync_runs(tf, ctx, &mut status).await?;
     let action = plan(tf, ctx, &mut status, generation).await;
-    let uid = tf.uid().unwrap_or_default();
-    status::write(&api, &name, &uid, &ctx.written, &before, &status).await?;
+    status::write(&api, tf, &ctx.written, &before, &status).await?;
     action
 }
 
@@ -157,6 +154,7 @@ async fn plan(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, gener
     if let Gate::Wait(after) = backoff::gate(last_failure.as_ref(), &trigger, ctx.retry(), jiff::Timestamp::now()) {
         return Ok(Action::requeue(after));
     }
+    let handled_rescan = status.last_handled_rescan_at.clone();
     let scanned = scan(tf, ctx, status, drift).await;
     ctx.metrics.registry_scanned(&scanned);
     let report = match scanned {
@@ -169,7 +167,12 @@ async fn plan(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, gener
         }
         Err(err) => return Ok(spec_error(tf, ctx, status, generation, reason::INVALID_SPEC, &err.to_string()).await),
     };
-    status.last_scan = Some(report.to_status());
+    let scanned = report.to_status();
+    // A handled rescan request always shows its scan.
+    let rescanned = status.last_handled_rescan_at != handled_rescan;
+    if rescanned || !recorded_scan_holds(status.last_scan.as_ref(), &scanned, drift, jiff::Timestamp::now()) {
+        status.last_scan = Some(scanned);
+    }
     let chosen = match report.chosen() {
         Ok(chosen) => chosen.clone(),
         Err(err) => return Ok(spec_error(tf, ctx, status, generation, reason::REGISTRY_ERROR, &err.to_string()).await),
@@ -330,6 +333,24 @@ async fn registry_error(
     // counting them, keeping the first note: the status message has the current count.
     event(ctx, tf, EventType::Warning, reason::REGISTRY_ERROR, "Scan", error.to_owned()).await;
     Action::requeue(delay)
+}
+
+/// Whether `status.lastScan` may stay as it is after a scan found `scanned`: the same result
+/// (everything but the time) from a scan younger than the sync interval. So a restarted agent,
+/// whose first scans are new listings, rewrites no status; `lastScan.time` moves on once per
+/// interval, with the periodic rescan.
+fn recorded_scan_holds(
+    recorded: Option<&RegistryScan>,
+    scanned: &RegistryScan,
+    interval: Duration,
+    now: jiff::Timestamp,
+) -> bool {
+    let Some(recorded) = recorded else { return false };
+    let fresh = jiff::SignedDuration::try_from(interval)
+        .ok()
+        .and_then(|interval| recorded.time.0.checked_add(interval).ok())
+        .is_some_and(|due| due > now);
+    fresh && RegistryScan { time: scanned.time.clone(), ..recorded.clone() } == *scanned
 }
 
 async fn scan(
@@ -579,6 +600,34 @@ mod tests {
         let both = with_annotations(&[(meta::FLUX_RECONCILE_REQUESTED_AT, "f1"), (meta::RESYNC_REQUESTED_AT, "a1")]);
         assert_eq!(resync_token(&both), Some("a1"));
         assert_eq!(resync_token(&with_annotations(&[(meta::RESYNC_REQUESTED_AT, "")])), None);
+    }
+
+    fn scan_at(time: &str, digest: &str) -> RegistryScan {
+        RegistryScan {
+            time: Time(time.parse().unwrap()),
+            image: "registry.example/infra".into(),
+            constraint: "^1".into(),
+            tag_count: 2,
+            matching_count: 2,
+            newest_matching: vec!["v1.1.0".into()],
+            rejected: Vec::new(),
+            selected_tag: Some("v1.1.0".into()),
+            selected_digest: Some(digest.into()),
+        }
+    }
+
+    #[test]
+    fn a_recorded_scan_holds_while_fresh_and_equal_but_for_its_time() {
+        let hour = Duration::from_secs(3600);
+        let recorded = scan_at("2025-01-01T10:00:00Z", "sha256:a");
+        let now: jiff::Timestamp = "2025-01-01T10:30:00Z".parse().unwrap();
+        let later = scan_at("2025-01-01T10:29:00Z", "sha256:a");
+        assert!(recorded_scan_holds(Some(&recorded), &later, hour, now));
+        // A different result, an interval gone by, or nothing recorded: the new scan is written.
+        assert!(!recorded_scan_holds(Some(&recorded), &scan_at("2025-01-01T10:29:00Z", "sha256:b"), hour, now));
+        let next_interval: jiff::Timestamp = "2025-01-01T11:00:01Z".parse().unwrap();
+        assert!(!recorded_scan_holds(Some(&recorded), &later, hour, next_interval));
+        assert!(!recorded_scan_holds(None, &later, hour, now));
     }
 
     #[test]

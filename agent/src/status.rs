@@ -7,8 +7,8 @@ use std::sync::{Mutex, PoisonError};
 
 use alustan_shared::{RunRecord, State, Terraform, TerraformStatus, conditions, meta};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::Api;
 use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
 use crate::error::Result;
@@ -88,22 +88,40 @@ pub fn push_run(status: &mut TerraformStatus, record: RunRecord) {
     status.history.truncate(HISTORY_LIMIT);
 }
 
-/// The status last written per resource uid. A reconcile may run on a cached object that does
-/// not show the agent's own latest write yet; comparing with this as well avoids re-sending the
-/// same status (a no-op write, but still an API request).
-pub type Written = Mutex<HashMap<String, TerraformStatus>>;
+/// The agent's own last status write per resource uid, kept until its watch delivers it: the
+/// resourceVersion of the object the write was computed from, and the status written. A
+/// reconcile woken by the run's Job (whose event often arrives before the status write's) would
+/// otherwise start from the stale cached status and redo the run's start: a second Job create
+/// (refused, 409) and a second status write.
+pub type Written = Mutex<HashMap<String, (String, TerraformStatus)>>;
 
-/// Writes `status` unless it equals the cached `before` or what was last written for `uid`.
+/// The status a reconcile starts from: the agent's last write when the cached object is still
+/// the one that write was computed from, else the object's own status (and the remembered write
+/// is dropped: the cache has caught up, or someone else changed the object since).
+pub fn current(written: &Written, tf: &Terraform) -> TerraformStatus {
+    let uid = tf.uid().unwrap_or_default();
+    let version = tf.resource_version().unwrap_or_default();
+    let mut written = written.lock().unwrap_or_else(PoisonError::into_inner);
+    match written.get(&uid) {
+        Some((from, status)) if *from == version => return status.clone(),
+        Some(_) => {
+            written.remove(&uid);
+        }
+        None => {}
+    }
+    tf.status.clone().unwrap_or_default()
+}
+
+/// Writes `status` unless it equals `before` (what [`current`] gave), remembering it for
+/// [`current`].
 pub async fn write(
     api: &Api<Terraform>,
-    name: &str,
-    uid: &str,
+    tf: &Terraform,
     written: &Written,
     before: &TerraformStatus,
     status: &TerraformStatus,
 ) -> Result<()> {
-    let last = written.lock().unwrap_or_else(PoisonError::into_inner).get(uid).cloned();
-    if before == status || last.as_ref() == Some(status) {
+    if before == status {
         return Ok(());
     }
     let patch = json!({
@@ -111,8 +129,9 @@ pub async fn write(
         "kind": "Terraform",
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(meta::FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-    written.lock().unwrap_or_else(PoisonError::into_inner).insert(uid.to_owned(), status.clone());
+    api.patch_status(&tf.name_any(), &PatchParams::apply(meta::FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    let from = tf.resource_version().unwrap_or_default();
+    written.lock().unwrap_or_else(PoisonError::into_inner).insert(tf.uid().unwrap_or_default(), (from, status.clone()));
     Ok(())
 }
 

@@ -523,6 +523,48 @@ async fn deletion_finalizers_gc_and_dry_run() {
     assert!(kept.metadata.owner_references.unwrap_or_default().is_empty());
 }
 
+/// Polls until `name` is gone; false after 3 s.
+async fn gone<K>(api: &Api<K>, name: &str) -> bool
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while api.get_opt(name).await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// The collector wakes for the writes it must act on (and, for speed, only for those): a
+/// dependent created with its owner already gone; a dependent being deleted that drops its
+/// reference to an owner waiting in the foreground.
+#[tokio::test]
+async fn gc_collects_dangling_dependents_and_releases_foreground_owners() {
+    let e = env().await;
+    let api = tf_api(&e);
+    let cms: Api<ConfigMap> = Api::default_namespaced(e.server.client().unwrap());
+    let dependent = |name: &str, uid: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name, "ownerReferences": [{"apiVersion": "alustan.io/v1alpha1", "kind": "Terraform", "name": "owner", "uid": uid}]}})).unwrap()
+    };
+    cms.create(&PostParams::default(), &dependent("orphan", "no-such-uid")).await.unwrap();
+    assert!(gone(&cms, "orphan").await, "a dependent of a missing owner is collected");
+
+    let owner = api.create(&PostParams::default(), &example("owner")).await.unwrap();
+    let mut held = dependent("held", owner.metadata.uid.as_deref().unwrap());
+    held.metadata.finalizers = Some(vec!["x/hold".into()]);
+    cms.create(&PostParams::default(), &held).await.unwrap();
+    api.delete("owner", &DeleteParams::foreground()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(api.get_opt("owner").await.unwrap().is_some(), "a foreground owner waits for its dependents");
+    assert!(cms.get("held").await.unwrap().metadata.deletion_timestamp.is_some());
+    let drop_reference = json!({"metadata": {"ownerReferences": null}});
+    cms.patch("held", &PatchParams::default(), &Patch::Merge(drop_reference)).await.unwrap();
+    assert!(gone(&api, "owner").await, "the owner goes once its last dependent drops the reference");
+    assert!(cms.get_opt("held").await.unwrap().is_some(), "the dependent's own finalizer still holds it");
+}
+
 #[tokio::test]
 async fn table_responses_use_printer_columns() {
     let e = env().await;

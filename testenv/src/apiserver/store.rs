@@ -128,6 +128,12 @@ impl Store {
         self.objects.keys().cloned().collect()
     }
 
+    /// The live object with this uid.
+    pub fn get_by_uid(&self, uid: &str) -> Option<Arc<Value>> {
+        let (store, key) = self.uids.get(uid)?;
+        self.get(store, key)
+    }
+
     /// Whether an object with this uid exists.
     pub fn uid_exists(&self, uid: &str) -> bool {
         self.uids.contains_key(uid)

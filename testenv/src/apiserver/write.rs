@@ -254,12 +254,12 @@ pub(super) fn create(
         return Ok(Arc::new(obj));
     }
     let stored = st.write(&def.store, &key, Some(obj)).ok_or_else(|| ApiError::internal("write lost"))?;
-    after_write(ctx.shared, st, &def, &stored);
+    after_write(ctx.shared, st, &def, None, &stored);
     Ok(stored)
 }
 
 /// Side effects of a committed create/update.
-fn after_write(shared: &Shared, st: &mut Store, def: &ResourceDef, obj: &Value) {
+fn after_write(shared: &Shared, st: &mut Store, def: &ResourceDef, prev: Option<&Value>, obj: &Value) {
     match def.special {
         Special::Crd => st.catalog.register(crd::resource_def(obj)),
         Special::Namespace => {
@@ -274,9 +274,20 @@ fn after_write(shared: &Shared, st: &mut Store, def: &ResourceDef, obj: &Value) 
         }
         _ => {}
     }
-    if !owner_uids(obj).is_empty() || is_deleting(obj) {
+    if needs_collection(st, prev, obj) {
         shared.gc.notify_one();
     }
+}
+
+/// Whether a write gives the garbage collector work: the object is being deleted, one of its
+/// owners is gone or being deleted (now or, for a dropped reference, before the write; a
+/// foreground owner waits for its last dependent). Other writes change nothing the collector
+/// acts on, and a full pass over every object after each one made busy clusters crawl.
+fn needs_collection(st: &Store, prev: Option<&Value>, obj: &Value) -> bool {
+    let owner_pending = |uid: &String| st.get_by_uid(uid).is_none_or(|owner| is_deleting(&owner));
+    is_deleting(obj)
+        || owner_uids(obj).iter().any(owner_pending)
+        || prev.is_some_and(|prev| owner_uids(prev).iter().any(owner_pending))
 }
 
 pub fn create_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
@@ -437,7 +448,7 @@ pub(super) fn finish_update(
         return Ok(Arc::new(new));
     }
     let stored = st.write(&def.store, &key, Some(new)).ok_or_else(|| ApiError::internal("write lost"))?;
-    after_write(ctx.shared, st, &def, &stored);
+    after_write(ctx.shared, st, &def, Some(old.as_ref()), &stored);
     Ok(stored)
 }
 
