@@ -28,7 +28,13 @@ pub struct Context {
     pub scan_failures: crate::backoff::ScanFailures,
     /// Reconciles that failed in a row, per resource: `error_policy`'s delay grows with them.
     pub reconcile_errors: crate::backoff::ErrorStreaks,
+    /// Runs being launched or read back at once: each holds a pad, its Secret and (reading) a
+    /// sealed block, a few hundred KiB; a limit below the reconcile concurrency bounds memory.
+    pub pad_slots: tokio::sync::Semaphore,
 }
+
+/// How many runs may hold a pad in memory at once (see [`Context::pad_slots`]).
+pub const PAD_SLOTS: usize = 4;
 
 impl Context {
     pub fn new(client: Client, config: Config) -> Result<Self> {
@@ -74,6 +80,7 @@ impl Context {
             written: crate::status::Written::default(),
             scan_failures: crate::backoff::ScanFailures::default(),
             reconcile_errors: crate::backoff::ErrorStreaks::default(),
+            pad_slots: tokio::sync::Semaphore::new(PAD_SLOTS),
         })
     }
 

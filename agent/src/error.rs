@@ -37,6 +37,10 @@ pub enum Error {
 
     #[error("{0}")]
     Leader(#[from] crate::leader::LeaderError),
+
+    /// The pad slots were closed: only when the agent stops.
+    #[error("the agent is shutting down")]
+    ShuttingDown,
 }
 
 impl Error {
@@ -54,6 +58,7 @@ impl Error {
             Self::DestroyFailed { .. } => "destroy_failed",
             Self::CredentialSources(_) => "config",
             Self::Leader(_) => "leader",
+            Self::ShuttingDown => "shutting_down",
         }
     }
 }

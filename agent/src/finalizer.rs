@@ -159,7 +159,7 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
     };
     let job = crate::jobs::build(tf, &run, &ctx.jobs)?;
     // Created before (a retried reconcile): adopt it.
-    if crate::launch::create(&ctx.client, &job).await? {
+    if crate::launch::create(ctx, &job).await? {
         ctx.metrics.job_started(crate::jobs::action_label(RunAction::Destroy));
     }
     record_destroy(&mut synced, &job, &applied, None);

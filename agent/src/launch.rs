@@ -10,12 +10,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Resource as _, ResourceExt as _};
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::seal::Pad;
 
 /// Creates `job` and its seal Secret; `true` when the Job is new, `false` when one of that
 /// name existed already (same inputs: adopted, and so is its pad, never replaced).
-pub async fn create(client: &kube::Client, job: &Job) -> Result<bool> {
+pub async fn create(ctx: &Context, job: &Job) -> Result<bool> {
+    let _slot = ctx.pad_slots.acquire().await.map_err(|_| Error::ShuttingDown)?;
+    let client = &ctx.client;
     let namespace = job.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let name = job.metadata.name.clone().ok_or(Error::MissingField("metadata.name"))?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);

@@ -398,7 +398,7 @@ async fn read_docker_config(tf: &Terraform, ctx: &Context, name: &str) -> Result
 async fn start(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, run: &RunSpec<'_>) -> Result<()> {
     let job = jobs::build(tf, run, &ctx.jobs)?;
     // Same inputs, same name: a Job from before a restart is adopted, never doubled.
-    if crate::launch::create(&ctx.client, &job).await? {
+    if crate::launch::create(ctx, &job).await? {
         ctx.metrics.job_started(action_label(run.action));
         tracing::info!(name = %tf.name_any(), job = %run.name, action = action_label(run.action), "started run");
     } else {
@@ -456,7 +456,10 @@ pub(crate) async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut Terraf
             Outcome::Succeeded { at } => {
                 ctx.metrics.job_finished(action_label(record.action), "succeeded");
                 let collected = match observe::pod(&pods, &record.job_name).await? {
-                    Some(pod) => observe::collect_log(&pods, &secrets, &pod.name_any(), &record.job_name).await?,
+                    Some(pod) => {
+                        let _slot = ctx.pad_slots.acquire().await.map_err(|_| Error::ShuttingDown)?;
+                        observe::collect_log(&pods, &secrets, &pod.name_any(), &record.job_name).await?
+                    }
                     None => crate::outputs::Collected::default(),
                 };
                 succeeded(tf, ctx, status, index, &record, at, collected, generation).await?;
