@@ -75,6 +75,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .modify(|tf| tf.metadata.managed_fields = None)
         .reflect(writer)
         .applied_objects();
+    let pruner = tokio::spawn(prune_scans(Arc::clone(&ctx)));
     Controller::for_stream(terraforms, reader)
         .owns(jobs, watcher::Config::default().labels(&managed).page_size(LIST_PAGE_SIZE))
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
@@ -86,6 +87,20 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             }
         })
         .await;
+    pruner.abort();
+}
+
+/// Every sync interval, drops the scanner's tag lists older than two intervals: repositories no
+/// resource uses any more must not stay in memory for the agent's lifetime. A resource with a
+/// longer `spec.syncInterval` may then list its repository once more than it needed to.
+async fn prune_scans(ctx: Arc<Context>) {
+    let every = ctx.config.sync_interval.max(std::time::Duration::from_secs(1));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        ctx.scanner.prune(every.saturating_mul(2));
+    }
 }
 
 /// Waits to hold the election's Lease, then runs the controller while renewing it. On
