@@ -18,7 +18,7 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 
 /// The Lease's labels, by which `kubectl alustan` finds it.
-pub const LABELS: [(&str, &str); 2] = [("app.kubernetes.io/name", "alustan"), ("app.kubernetes.io/component", "agent")];
+pub const LABELS: [(&str, &str); 2] = alustan_shared::meta::AGENT_LABELS;
 
 /// Which Lease, who we are, and client-go's timings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +70,9 @@ fn identity(pod_name: Option<&str>, host: &str, pid: u32) -> String {
 pub enum LeaderError {
     #[error("lost the leader election Lease {namespace}/{name}: {reason}")]
     Lost { namespace: String, name: String, reason: String },
+    /// The controller task ended abnormally (a panic): the process must not exit cleanly.
+    #[error("the controller stopped unexpectedly while leading: {0}")]
+    ControllerCrashed(String),
 }
 
 /// What one look at the Lease allows.

@@ -17,8 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::errors::{CliError, is_not_found};
 use crate::tui::format::age;
 
-/// The chart's labels of the agent's Pods, Deployment and Lease (`app.kubernetes.io/instance`
-/// is left out: it is the Helm release name, which the user chose).
+/// [`alustan_shared::meta::AGENT_LABELS`] as a label selector (a test keeps them equal).
 pub const AGENT_SELECTOR: &str = "app.kubernetes.io/name=alustan,app.kubernetes.io/component=agent";
 /// The Lease resource, as `kubectl auth can-i` names it.
 pub const LEASES: &str = "leases.coordination.k8s.io";
@@ -198,6 +197,12 @@ fn version_of(meta: &ObjectMeta, image: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_selector_is_the_labels_the_agent_writes() {
+        let labels: Vec<String> = alustan_shared::meta::AGENT_LABELS.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(AGENT_SELECTOR, labels.join(","));
+    }
 
     const NOW: Timestamp = Timestamp::constant(1_768_046_400, 0);
 

@@ -29,6 +29,12 @@ pub const FIELD_MANAGER: &str = "alustan-agent";
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Value of [`LABEL_MANAGED_BY`] on everything the agent creates.
 pub const MANAGED_BY_VALUE: &str = "alustan";
+
+/// The labels of the agent's Pods, Deployment and leader-election Lease (the Helm chart's
+/// selector labels, without `app.kubernetes.io/instance`, the release name the user chose):
+/// the agent writes them on its Lease, `kubectl alustan` finds the agent by them.
+pub const AGENT_LABELS: [(&str, &str); 2] =
+    [("app.kubernetes.io/name", "alustan"), ("app.kubernetes.io/component", "agent")];
 /// Label on Jobs, Pods and Secrets: the name of the owning `Terraform`.
 pub const LABEL_TERRAFORM: &str = "alustan.io/terraform";
 /// Label on Jobs and Pods: the run's action (`deploy`, `post-deploy`, `destroy`).
