@@ -142,12 +142,12 @@ pub async fn run_with_leader_election(
         let mut leading = std::pin::pin!(elector.keep_leading());
         tokio::select! {
             lost = &mut leading => Err(lost),
-            _ = &mut controller => Ok(()),
+            ended = &mut controller => ended.map_err(|err| leader::LeaderError::ControllerCrashed(err.to_string())),
             () = &mut shutdown => {
                 let _ = stop.send(());
                 // Keep the Lease while the reconciles in flight finish, so no standby starts beside them.
                 tokio::select! {
-                    _ = &mut controller => Ok(()),
+                    ended = &mut controller => ended.map_err(|err| leader::LeaderError::ControllerCrashed(err.to_string())),
                     lost = &mut leading => Err(lost),
                 }
             }
