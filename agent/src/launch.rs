@@ -33,9 +33,21 @@ pub async fn create(ctx: &Context, job: &Job) -> Result<bool> {
         ..ObjectMeta::default()
     });
     match secrets.create(&PostParams::default(), &secret).await {
-        // A pad that exists belongs to a Job of the same name (or one about to be): keep it.
         Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        // A pad of this run from before (a retried reconcile, a restarted agent): keep it, but
+        // only if it is really ours. A Secret someone else planted under that name would make
+        // the pad known to them; one being deleted would vanish under the Job.
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let existing = secrets.get(&seal_name).await?;
+            let owners = job.metadata.owner_references.iter().flatten().map(|o| o.uid.as_str());
+            let ours = existing
+                .owner_references()
+                .iter()
+                .any(|o| (o.kind == "Job" && o.name == name) || owners.clone().any(|uid| uid == o.uid));
+            if !ours || existing.metadata.deletion_timestamp.is_some() {
+                return Err(crate::seal::SealError::Foreign(seal_name).into());
+            }
+        }
         Err(err) => return Err(err.into()),
     }
     let (created, job) = match jobs.create(&PostParams::default(), job).await {

@@ -57,6 +57,10 @@ pub enum SealError {
     Oversize { size: u64, limit: u64 },
     #[error("the seal Secret {0} is gone, so the outputs cannot be unsealed")]
     SecretMissing(String),
+    #[error(
+        "a Secret {0} exists that is not this run's seal (not owned by its resource or Job, or being deleted): delete it so the run can start"
+    )]
+    Foreign(String),
     #[error("the seal Secret {secret} has no {key:?} key")]
     NoPad { secret: String, key: &'static str },
     #[error("the sealed outputs block is malformed: {0}")]
