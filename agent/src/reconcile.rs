@@ -252,7 +252,9 @@ async fn act(
                 status.last_handled_reconcile_at = Some(token.to_owned());
             }
             let message = format!("deploying {} ({})", chosen.tag, why.as_str());
-            start(tf, ctx, status, &run).await?;
+            if let Err(err) = start(tf, ctx, status, &run).await {
+                return seal_conflict(tf, ctx, status, generation, err).await;
+            }
             summarize(status, generation, State::Progressing, Phase::Reconciling, reason::DEPLOYING, &message);
             event(ctx, tf, EventType::Normal, reason::DEPLOYING, "Deploy", message).await;
             Ok(Action::requeue(sync))
@@ -274,7 +276,9 @@ async fn act(
                 image: &chosen.reference,
                 tag: &chosen.tag,
             };
-            start(tf, ctx, status, &run).await?;
+            if let Err(err) = start(tf, ctx, status, &run).await {
+                return seal_conflict(tf, ctx, status, generation, err).await;
+            }
             let message = format!("running post-deploy {} of {}", post.script, chosen.tag);
             summarize(status, generation, State::Success, Phase::Reconciling, reason::POST_DEPLOYING, &message);
             event(ctx, tf, EventType::Normal, reason::POST_DEPLOYING, "PostDeploy", message).await;
@@ -312,6 +316,25 @@ async fn spec_error(
     }
     summarize(status, generation, State::Error, Phase::Stalled, why, message);
     Action::requeue(ctx.config.sync_interval)
+}
+
+/// A run that cannot start because a Secret of its seal's name is not the agent's: Error, a
+/// Warning Event, and another try after `retry-base` (deleting the Secret is no watched change).
+/// Every other error stays the reconcile's.
+async fn seal_conflict(
+    tf: &Terraform,
+    ctx: &Context,
+    status: &mut TerraformStatus,
+    generation: i64,
+    err: Error,
+) -> Result<Action> {
+    let Error::Seal(crate::seal::SealError::Foreign(_)) = &err else { return Err(err) };
+    let message = err.to_string();
+    if status.message.as_deref() != Some(message.as_str()) {
+        event(ctx, tf, EventType::Warning, reason::SEAL_CONFLICT, "Run", message.clone()).await;
+    }
+    summarize(status, generation, State::Error, Phase::Reconciling, reason::SEAL_CONFLICT, &message);
+    Ok(Action::requeue(ctx.config.retry_base))
 }
 
 /// A scan failure a spec change did not cause: Error, a Warning Event, and the next scan after

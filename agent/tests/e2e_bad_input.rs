@@ -379,3 +379,49 @@ async fn a_failing_destroy_is_recorded_retried_then_released_by_the_skip_annotat
     let reasons: Vec<String> = agent.event_reasons(NAME).await.into_iter().map(|(r, _)| r).collect();
     assert!(reasons.iter().any(|r| r == "DestroySkipped"), "{reasons:?}");
 }
+
+/// A Secret planted under the name of a run's seal would make the pad known to whoever planted
+/// it: the agent refuses to start that run (Error, a Warning Event, the Secret untouched) and
+/// starts it once the Secret is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_secret_named_like_a_runs_seal_stops_that_run_until_it_is_deleted() {
+    let agent = Agent::start(&[("deploy", "echo 'Error: quota exceeded' >&2\nexit 1\n")]).await;
+    let mut tf = agent.example();
+    tf.spec.post_deploy = None;
+    agent.create(&tf).await;
+    // The first round's Job names the second round's: the same prefix, round 1.
+    let first = loop {
+        if let Some(name) = agent.job_names().await.into_iter().find(|n| n.ends_with("-0")) {
+            break name;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let second = format!("{}1", first.strip_suffix('0').unwrap());
+    let planted_name = meta::seal_secret_name(&second);
+    let secrets: Api<Secret> = Api::namespaced(agent.client.clone(), "default");
+    let planted: Secret = serde_json::from_value(json!({
+        "metadata": {"name": planted_name},
+        "stringData": {meta::SEAL_KEY: "known to whoever planted it"},
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &planted).await.unwrap();
+
+    let refused = agent
+        .wait_for(NAME, "the second round refused", |tf| {
+            state(tf) == Some(State::Error) && message(tf).contains("is not this run's seal")
+        })
+        .await;
+    assert!(message(&refused).contains(&planted_name), "{}", message(&refused));
+    assert!(!agent.job_names().await.contains(&second), "a Job started with a foreign pad");
+    let warnings = agent.warnings(NAME, conditions::reason::SEAL_CONFLICT).await;
+    assert!(warnings.iter().any(|(note, _)| note.contains("delete it so the run can start")), "{warnings:?}");
+    let untouched = secrets.get(&planted_name).await.unwrap();
+    assert!(untouched.owner_references().is_empty(), "the agent adopted the planted Secret");
+
+    secrets.delete(&planted_name, &DeleteParams::default()).await.unwrap();
+    let started = std::time::Instant::now();
+    while !agent.job_names().await.contains(&second) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "round 1 never started after the Secret went");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

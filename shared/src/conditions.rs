@@ -34,6 +34,8 @@ pub mod reason {
     pub const REGISTRY_ERROR: &str = "RegistryError";
     /// The spec cannot be acted on (invalid constraint, missing variable…).
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// A Secret the agent must create for a run exists and is not the agent's.
+    pub const SEAL_CONFLICT: &str = "SealConflict";
     /// Retries are exhausted until something changes.
     pub const RETRIES_EXHAUSTED: &str = "RetriesExhausted";
     /// `spec.suspend` is true.
