@@ -76,13 +76,7 @@ async fn get_watch_streams_changes() {
 
 #[tokio::test]
 async fn reveal_is_limited_by_the_users_own_rbac() {
-    let api = ApiServerOptions {
-        rbac: true,
-        tokens: vec![("viewer-token".into(), UserInfo::user("viewer", &[]))],
-        ..ApiServerOptions::default()
-    };
-    let env = TestEnv::start_with(TestEnvOptions { api, kubelet: false, ..TestEnvOptions::default() }).await.unwrap();
-    let admin = env.client().unwrap();
+    let (env, admin) = env_with_viewer().await;
     create(&admin, "default", "staging").await;
     set_status(&admin, "default", "staging", completed_status("default")).await;
     let secret: Secret = serde_json::from_value(json!({
@@ -287,13 +281,7 @@ async fn kubectl_completes_plugin_arguments() {
 /// once granted Leases in the agent's namespace, `--agent-namespace` finds the agent up.
 #[tokio::test]
 async fn agent_health_without_lease_permission_says_why() {
-    let api = ApiServerOptions {
-        rbac: true,
-        tokens: vec![("viewer-token".into(), UserInfo::user("viewer", &[]))],
-        ..ApiServerOptions::default()
-    };
-    let env = TestEnv::start_with(TestEnvOptions { api, kubelet: false, ..TestEnvOptions::default() }).await.unwrap();
-    let admin = env.client().unwrap();
+    let (env, admin) = env_with_viewer().await;
     e2e_support::namespace(&admin, "alustan-system").await;
     e2e_support::agent_lease(&admin, "alustan-system", "alustan-agent-7d9f-x2", Duration::from_secs(1)).await;
     let viewer = env.kubeconfig_for("viewer", "viewer-token").unwrap();
@@ -336,4 +324,17 @@ async fn grant_viewer(admin: &kube::Client, namespace: &str, name: &str, allowed
         .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
         .await
         .unwrap();
+}
+
+/// An RBAC-enforcing env (no kubelet) with a user `viewer` (token `viewer-token`) allowed
+/// nothing yet, and an admin client.
+async fn env_with_viewer() -> (TestEnv, kube::Client) {
+    let api = ApiServerOptions {
+        rbac: true,
+        tokens: vec![("viewer-token".into(), UserInfo::user("viewer", &[]))],
+        ..ApiServerOptions::default()
+    };
+    let env = TestEnv::start_with(TestEnvOptions { api, kubelet: false, ..TestEnvOptions::default() }).await.unwrap();
+    let admin = env.client().unwrap();
+    (env, admin)
 }
