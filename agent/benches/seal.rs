@@ -7,15 +7,18 @@
 //!
 //! Run: `cargo bench -p alustan-agent --bench seal`.
 
+#[path = "../tests/support/wrapper.rs"]
+mod support_wrapper;
+
 use std::error::Error;
 use std::hint::black_box;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use alustan_agent::jobs::{markers, wrapper};
 use alustan_agent::seal::{Pad, unseal};
 use alustan_shared::meta;
+use support_wrapper::wrapper_command;
 
 const RUNS: usize = 201;
 const SHELL_RUNS: usize = 11;
@@ -95,17 +98,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 fn run(dir: &Path, script: &str, shell: &str) -> Result<String, Box<dyn Error>> {
     let path = Path::new(shell).parent().map(|p| p.display().to_string()).unwrap_or_default();
     let search = if shell == "/bin/sh" { std::env::var("PATH")? } else { path };
-    let (begin, end) = markers("bench");
-    let output = Command::new(shell)
-        .args(["-c", script, "alustan-run", "sh", "./deploy"])
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", search)
-        .env(meta::ENV_OUTPUTS_FILE, dir.join("outputs.json"))
-        .env(meta::ENV_SEAL_FILE, dir.join("pad"))
-        .env("ALUSTAN_OUTPUTS_BEGIN", begin)
-        .env("ALUSTAN_OUTPUTS_END", end)
-        .output()?;
+    let output = wrapper_command(Path::new(shell), &search, dir, script, "bench").output()?;
     Ok(String::from_utf8(output.stdout)?)
 }
 

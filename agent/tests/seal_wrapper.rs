@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/wrapper.rs"]
+mod support_wrapper;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,6 +17,7 @@ use alustan_agent::outputs::LogCollector;
 use alustan_agent::seal::{Pad, SealError, unseal};
 use alustan_shared::meta;
 use serde_json::json;
+use support_wrapper::wrapper_command;
 
 const JOB: &str = "tf-deploy-abc-0";
 const OUTPUTS: &str = r#"{"vpc":{"value":"vpc-1","sensitive":false,"type":"string"},"pw":{"value":"hunter2-s3cret","sensitive":true,"type":"string"}}"#;
@@ -37,18 +41,7 @@ fn run_wrapper(tools: &Tools, outputs: &[u8], pad: &Pad) -> String {
         Tools::Host => (PathBuf::from("/bin/sh"), std::env::var("PATH").unwrap()),
         Tools::Busybox => (busybox_bin(path), path.join("bin").display().to_string()),
     };
-    let (begin, end) = markers(JOB);
-    let output = Command::new(&shell)
-        .args(["-c", &wrapper(), "alustan-run", "sh", "./deploy"])
-        .current_dir(path)
-        .env_clear()
-        .env("PATH", search_path)
-        .env(meta::ENV_OUTPUTS_FILE, path.join("outputs.json"))
-        .env(meta::ENV_SEAL_FILE, path.join("pad"))
-        .env("ALUSTAN_OUTPUTS_BEGIN", begin)
-        .env("ALUSTAN_OUTPUTS_END", end)
-        .output()
-        .unwrap();
+    let output = wrapper_command(&shell, &search_path, path, &wrapper(), JOB).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success() && stderr.is_empty(), "{}: {stderr}", output.status);
     String::from_utf8(output.stdout).unwrap()
