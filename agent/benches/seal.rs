@@ -15,8 +15,8 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use alustan_agent::jobs::{markers, wrapper};
-use alustan_agent::seal::{Pad, unseal};
+use alustan_agent::runs::jobs::{markers, wrapper};
+use alustan_agent::runs::seal::{Pad, unseal};
 use alustan_shared::meta;
 use support_wrapper::wrapper_command;
 

@@ -5,11 +5,11 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::config::Config;
-use crate::decide::Retry;
 use crate::error::{Error, Result};
-use crate::jobs::JobSettings;
 use crate::metrics::Metrics;
+use crate::reconcile::decide::Retry;
 use crate::registry::{ClientConfig, DockerConfig, RegistryClient, Scanner, SecretSource};
+use crate::runs::jobs::JobSettings;
 
 pub struct Context {
     pub client: Client,
@@ -21,13 +21,13 @@ pub struct Context {
     pub jobs: JobSettings,
     pub metrics: Metrics,
     /// Where `status.credentials` are looked for (`--credential-sources`).
-    pub credential_sources: Vec<crate::gather::CredentialSource>,
-    /// The status last written per resource (see [`crate::status::Written`]).
-    pub written: crate::status::Written,
-    /// Failed registry scans in a row, per resource (see [`crate::backoff`]).
-    pub scan_failures: crate::backoff::ScanFailures,
+    pub credential_sources: Vec<crate::runs::gather::CredentialSource>,
+    /// The status last written per resource (see [`crate::reconcile::status::Written`]).
+    pub written: crate::reconcile::status::Written,
+    /// Failed registry scans in a row, per resource (see [`crate::reconcile::backoff`]).
+    pub scan_failures: crate::reconcile::backoff::ScanFailures,
     /// Reconciles that failed in a row, per resource: `error_policy`'s delay grows with them.
-    pub reconcile_errors: crate::backoff::ErrorStreaks,
+    pub reconcile_errors: crate::reconcile::backoff::ErrorStreaks,
     /// Runs being launched or read back at once: each holds a pad, its Secret and (reading) a
     /// sealed block, a few hundred KiB; a limit below the reconcile concurrency bounds memory.
     pub pad_slots: tokio::sync::Semaphore,
@@ -56,8 +56,8 @@ impl Context {
             None => None,
         };
         let credential_sources = match &config.credential_sources {
-            Some(text) => crate::gather::CredentialSource::parse_list(text)?,
-            None => crate::gather::CredentialSource::defaults(),
+            Some(text) => crate::runs::gather::CredentialSource::parse_list(text)?,
+            None => crate::runs::gather::CredentialSource::defaults(),
         };
         let scanner = Scanner::new(registry);
         let metrics = Metrics::new(scanner.listings_counter());
@@ -77,9 +77,9 @@ impl Context {
             jobs,
             metrics,
             credential_sources,
-            written: crate::status::Written::default(),
-            scan_failures: crate::backoff::ScanFailures::default(),
-            reconcile_errors: crate::backoff::ErrorStreaks::default(),
+            written: crate::reconcile::status::Written::default(),
+            scan_failures: crate::reconcile::backoff::ScanFailures::default(),
+            reconcile_errors: crate::reconcile::backoff::ErrorStreaks::default(),
             pad_slots: tokio::sync::Semaphore::new(PAD_SLOTS),
         })
     }

@@ -27,13 +27,13 @@ pub enum Error {
     DestroyFailed { message: String, retry_in: Option<std::time::Duration> },
 
     #[error("{0}")]
-    Seal(#[from] crate::seal::SealError),
+    Seal(#[from] crate::runs::seal::SealError),
 
     #[error("the resource has no {0}")]
     MissingField(&'static str),
 
     #[error("{0}")]
-    CredentialSources(#[from] crate::gather::SourcesError),
+    CredentialSources(#[from] crate::runs::gather::SourcesError),
 
     #[error("{0}")]
     Leader(#[from] crate::leader::LeaderError),

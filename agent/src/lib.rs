@@ -10,24 +10,14 @@
 //! - [`leader`]: the Lease election; [`run_with_leader_election`] runs the loop only while
 //!   this process leads.
 
-pub mod backoff;
 pub mod config;
 pub mod context;
-pub mod decide;
 pub mod error;
-pub mod finalizer;
-pub mod gather;
-pub mod jobs;
-pub mod launch;
 pub mod leader;
-pub mod log_lines;
 pub mod metrics;
-pub mod observe;
-pub mod outputs;
 pub mod reconcile;
 pub mod registry;
-pub mod seal;
-pub mod status;
+pub mod runs;
 
 use std::sync::Arc;
 

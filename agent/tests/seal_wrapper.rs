@@ -12,9 +12,9 @@ mod support_wrapper;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use alustan_agent::jobs::{markers, wrapper};
-use alustan_agent::outputs::LogCollector;
-use alustan_agent::seal::{Pad, SealError, unseal};
+use alustan_agent::runs::jobs::{markers, wrapper};
+use alustan_agent::runs::outputs::LogCollector;
+use alustan_agent::runs::seal::{Pad, SealError, unseal};
 use alustan_shared::meta;
 use serde_json::json;
 use support_wrapper::wrapper_command;

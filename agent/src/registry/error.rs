@@ -102,7 +102,7 @@ impl ScanError {
 
     /// Whether trying again later may succeed without anyone changing anything. (The agent
     /// retries every scan failure but an unparsable spec with backoff, these and the ones a
-    /// Secret or registry fix heals alike: see `crate::backoff`.)
+    /// Secret or registry fix heals alike: see `crate::reconcile::backoff`.)
     pub fn is_transient(&self) -> bool {
         matches!(
             self,

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use alustan_agent::jobs::markers;
+use alustan_agent::runs::jobs::markers;
 use alustan_shared::meta;
 
 /// `shell -c script alustan-run sh ./deploy` in `dir` with only `PATH` (`search_path`), the

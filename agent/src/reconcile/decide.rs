@@ -2,14 +2,14 @@
 //! registry's answer, so every rule is unit-tested.
 //!
 //! The runs of the current inputs (uid, generation, digest, resync token) are found in
-//! `status.history` by their deterministic Job names (see [`crate::jobs`]): an unchanged
+//! `status.history` by their deterministic Job names (see [`crate::runs::jobs`]): an unchanged
 //! manifest re-applied by Argo CD or Flux keeps the same inputs, so nothing runs again.
 
 use std::time::Duration;
 
 use alustan_shared::{RunAction, RunRecord, RunResult, TerraformStatus};
 
-use crate::jobs::{post_key, round_of, run_key};
+use crate::runs::jobs::{post_key, round_of, run_key};
 
 /// Retries of failed runs: `base * 2^(failures-1)` capped at `max`, `attempts` in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +176,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use super::*;
-    use crate::jobs::job_name;
+    use crate::runs::jobs::job_name;
 
     const HOUR: Duration = Duration::from_secs(3600);
     const RETRY: Retry = Retry { base: Duration::from_secs(10), max: Duration::from_secs(60), attempts: 3 };

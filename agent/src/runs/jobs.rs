@@ -19,7 +19,7 @@ use kube::Resource as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
-use crate::seal::SEAL_DIR;
+use crate::runs::seal::SEAL_DIR;
 
 /// Where the outputs file lives in the Job (an emptyDir, writable whatever the image).
 const OUTPUTS_DIR: &str = "/alustan";
@@ -27,7 +27,7 @@ const OUTPUTS_DIR: &str = "/alustan";
 const SEAL_VOLUME: &str = "alustan-seal";
 
 /// Runs the script (`$1`, args after it), then, on success, prints the outputs file sealed
-/// (see [`crate::seal`]) between the markers. A bare script name found in the working
+/// (see [`crate::runs::seal`]) between the markers. A bare script name found in the working
 /// directory runs as `./name`.
 pub fn wrapper() -> String {
     format!(
@@ -41,7 +41,7 @@ if [ "$rc" -eq 0 ] && [ -s "$ALUSTAN_OUTPUTS" ]; then
 fi
 exit "$rc"
 "#,
-        crate::seal::print_sealed_block()
+        crate::runs::seal::print_sealed_block()
     )
 }
 
@@ -218,7 +218,7 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
                             empty_dir: Some(EmptyDirVolumeSource::default()),
                             ..Volume::default()
                         },
-                        // The pad: created by the agent before the Job (see `crate::launch`).
+                        // The pad: created by the agent before the Job (see `crate::runs::launch`).
                         Volume {
                             name: SEAL_VOLUME.into(),
                             secret: Some(SecretVolumeSource {

@@ -9,8 +9,8 @@ use kube::Api;
 use kube::api::{ListParams, LogParams};
 
 use crate::error::Result;
-use crate::outputs::{Collected, collect_lines};
-use crate::seal::{Pad, SealError};
+use crate::runs::outputs::{Collected, collect_lines};
+use crate::runs::seal::{Pad, SealError};
 
 /// How a Job stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,8 +60,8 @@ pub fn termination(pod: &Pod) -> Option<(i32, String)> {
     Some((terminated.exit_code, terminated.message.clone().unwrap_or_default()))
 }
 
-/// Streams the Pod's log through a [`crate::outputs::LogCollector`] (bounded memory, long
-/// lines cut: see [`crate::log_lines`]) and unseals its outputs block with the Job's pad.
+/// Streams the Pod's log through a [`crate::runs::outputs::LogCollector`] (bounded memory, long
+/// lines cut: see [`crate::runs::log_lines`]) and unseals its outputs block with the Job's pad.
 pub async fn collect_log(pods: &Api<Pod>, secrets: &Api<Secret>, pod: &str, job: &str) -> Result<Collected> {
     let stream = pods.log_stream(pod, &LogParams::default()).await?;
     let mut collected = collect_lines(Box::pin(stream), job).await.map_err(kube::Error::ReadEvents)?.collected;

@@ -210,7 +210,8 @@ mod tests {
 
     #[test]
     fn the_defaults_are_the_helm_values_default() {
-        let values: serde_yaml::Value = serde_yaml::from_str(include_str!("../../charts/alustan/values.yaml")).unwrap();
+        let values: serde_yaml::Value =
+            serde_yaml::from_str(include_str!("../../../charts/alustan/values.yaml")).unwrap();
         let chart: Vec<CredentialSource> = serde_yaml::from_value(values["credentials"].clone()).unwrap();
         assert_eq!(chart, CredentialSource::defaults());
     }

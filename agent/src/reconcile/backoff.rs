@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::decide::Retry;
+use crate::reconcile::decide::Retry;
 use crate::registry::ScanError;
 
 /// What a scan was tried for: when it changes, the next scan is due at once.

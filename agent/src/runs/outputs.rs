@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::Value;
 
-use crate::jobs::markers;
-use crate::seal::{Pad, SealError};
+use crate::runs::jobs::markers;
+use crate::runs::seal::{Pad, SealError};
 
 const TAIL_LINES: usize = 20;
 const LINE_CHARS: usize = 500;
@@ -170,7 +170,7 @@ impl LogCollector {
         if self.block_overflow {
             collected.error = Some("the outputs file is larger than 256 KiB".into());
         } else if let Some(block) = self.finished_block {
-            if crate::seal::is_sealed(&block) {
+            if crate::runs::seal::is_sealed(&block) {
                 collected.sealed = Some(block);
             } else {
                 // Printed in clear by a Job of an agent from before the seal.
@@ -187,7 +187,7 @@ impl Collected {
     /// Reads the sealed outputs block, if any, with the run's pad (or why it is unavailable).
     pub fn unseal(&mut self, pad: Result<Pad, SealError>) {
         let Some(block) = self.sealed.take() else { return };
-        match pad.and_then(|pad| crate::seal::unseal(&block, &pad)) {
+        match pad.and_then(|pad| crate::runs::seal::unseal(&block, &pad)) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => self.set_outputs(&text),
                 Err(_) => self.error = Some("the outputs file is not UTF-8 text".into()),
@@ -221,7 +221,7 @@ pub struct Streamed {
 /// Streams a log through a [`LogCollector`]: memory stays bounded whatever the log's size.
 pub async fn collect_lines(reader: impl futures::AsyncBufRead + Unpin, job: &str) -> std::io::Result<Streamed> {
     let mut collector = LogCollector::new(job);
-    let mut lines = crate::log_lines::BoundedLines::new(reader, MAX_LINE_BYTES);
+    let mut lines = crate::runs::log_lines::BoundedLines::new(reader, MAX_LINE_BYTES);
     let mut count = 0;
     while let Some(line) = lines.next_line().await? {
         count += 1;

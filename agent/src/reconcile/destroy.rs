@@ -19,10 +19,10 @@ use kube::{Api, ResourceExt as _};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::jobs::{RunSpec, job_name, round_of, run_key};
-use crate::observe::{self, Outcome};
 use crate::reconcile::event;
-use crate::status::{self, Phase, push_run, summarize};
+use crate::reconcile::status::{self, Phase, push_run, summarize};
+use crate::runs::jobs::{RunSpec, job_name, round_of, run_key};
+use crate::runs::observe::{self, Outcome};
 
 #[allow(clippy::too_many_lines)] // one linear sequence of steps, clearer unsplit
 pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
@@ -120,10 +120,9 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
             Outcome::Failed { at, message } => {
                 let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
                 let pod = observe::pod(&pods, &job.name_any()).await?;
-                let detail = pod
-                    .as_ref()
-                    .and_then(observe::termination)
-                    .map_or(message, |(code, tail)| format!("exit code {code}: {}", crate::outputs::log_tail(&tail)));
+                let detail = pod.as_ref().and_then(observe::termination).map_or(message, |(code, tail)| {
+                    format!("exit code {code}: {}", crate::runs::outputs::log_tail(&tail))
+                });
                 record_destroy(&mut synced, job, &applied, Some(format!("destroy failed: {detail}")));
                 let failures = round + 1;
                 let message = format!(
@@ -157,10 +156,10 @@ pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
         image: &applied.image,
         tag: &applied.tag,
     };
-    let job = crate::jobs::build(tf, &run, &ctx.jobs)?;
+    let job = crate::runs::jobs::build(tf, &run, &ctx.jobs)?;
     // Created before (a retried reconcile): adopt it.
-    if crate::launch::create(ctx, &job).await? {
-        ctx.metrics.job_started(crate::jobs::action_label(RunAction::Destroy));
+    if crate::runs::start::create(ctx, &job).await? {
+        ctx.metrics.job_started(crate::runs::jobs::action_label(RunAction::Destroy));
     }
     record_destroy(&mut synced, &job, &applied, None);
     let message = format!("destroying {}", applied.tag);

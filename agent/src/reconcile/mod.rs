@@ -1,6 +1,11 @@
 //! One reconcile of one `Terraform`: bring finished runs into status, scan the registry,
 //! decide, start at most one Job, write status once.
 
+pub mod backoff;
+pub mod decide;
+pub mod destroy;
+pub mod status;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,17 +24,17 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource as _, ResourceExt as _};
 
-use crate::backoff::{self, Gate};
 use crate::context::Context;
-use crate::decide::{Decision, Inputs, decide};
 use crate::error::{Error, Result};
-use crate::jobs::{self, RunSpec, action_label, job_name, post_key};
-use crate::observe::{self, Outcome};
-use crate::outputs::excerpt;
+use crate::reconcile::decide::{Decision, Inputs, decide};
 use crate::registry::{
     ChosenImage, Constraint, DockerConfig, ImageRef, ScanError, ScanReport, ScanRequest, SecretSource, credentials_for,
 };
-use crate::status::{self, Phase, push_run, summarize};
+use crate::runs::jobs::{self, RunSpec, action_label, job_name, post_key};
+use crate::runs::observe::{self, Outcome};
+use crate::runs::outputs::excerpt;
+use backoff::Gate;
+use status::{Phase, push_run, summarize};
 
 pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> {
     // Counts the reconcile as in flight and times it, until dropped.
@@ -40,7 +45,7 @@ pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> 
     let result = finalizer(&api, meta::FINALIZER, tf, |event| async {
         match event {
             Finalizer::Apply(tf) => Box::pin(apply(&tf, &ctx)).await,
-            Finalizer::Cleanup(tf) => Box::pin(crate::finalizer::cleanup(&tf, &ctx)).await,
+            Finalizer::Cleanup(tf) => Box::pin(crate::reconcile::destroy::cleanup(&tf, &ctx)).await,
         }
     })
     .await;
@@ -78,7 +83,7 @@ pub fn error_policy(tf: Arc<Terraform>, err: &Error, ctx: Arc<Context>) -> Actio
         reason = err.metric_label(),
         error = %err,
         failures,
-        retry_in = %crate::backoff::human(delay),
+        retry_in = %crate::reconcile::backoff::human(delay),
         "reconcile failed"
     );
     Action::requeue(delay)
@@ -328,7 +333,7 @@ async fn seal_conflict(
     generation: i64,
     err: Error,
 ) -> Result<Action> {
-    let Error::Seal(crate::seal::SealError::Foreign(_)) = &err else { return Err(err) };
+    let Error::Seal(crate::runs::seal::SealError::Foreign(_)) = &err else { return Err(err) };
     let message = err.to_string();
     if status.message.as_deref() != Some(message.as_str()) {
         event(ctx, tf, EventType::Warning, reason::SEAL_CONFLICT, "Run", message.clone()).await;
@@ -338,7 +343,7 @@ async fn seal_conflict(
 }
 
 /// A scan failure a spec change did not cause: Error, a Warning Event, and the next scan after
-/// a delay that grows with each failure in a row (see [`crate::backoff`]).
+/// a delay that grows with each failure in a row (see [`crate::reconcile::backoff`]).
 async fn registry_error(
     tf: &Terraform,
     ctx: &Context,
@@ -421,7 +426,7 @@ async fn read_docker_config(tf: &Terraform, ctx: &Context, name: &str) -> Result
 async fn start(tf: &Terraform, ctx: &Context, status: &mut TerraformStatus, run: &RunSpec<'_>) -> Result<()> {
     let job = jobs::build(tf, run, &ctx.jobs)?;
     // Same inputs, same name: a Job from before a restart is adopted, never doubled.
-    if crate::launch::create(ctx, &job).await? {
+    if crate::runs::start::create(ctx, &job).await? {
         ctx.metrics.job_started(action_label(run.action));
         tracing::info!(name = %tf.name_any(), job = %run.name, action = action_label(run.action), "started run");
     } else {
@@ -467,10 +472,9 @@ pub(crate) async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut Terraf
             Outcome::Failed { at, message } => {
                 ctx.metrics.job_finished(action_label(record.action), "failed");
                 let pod = observe::pod(&pods, &record.job_name).await?;
-                let detail = pod
-                    .as_ref()
-                    .and_then(observe::termination)
-                    .map_or(message, |(code, tail)| format!("exit code {code}: {}", crate::outputs::log_tail(&tail)));
+                let detail = pod.as_ref().and_then(observe::termination).map_or(message, |(code, tail)| {
+                    format!("exit code {code}: {}", crate::runs::outputs::log_tail(&tail))
+                });
                 let text = format!("{} failed ({}): {detail}", action_label(record.action), record.job_name);
                 finish(status, index, RunResult::Failed, at, &text);
                 summarize(status, generation, State::Failed, Phase::Reconciling, reason::SCRIPT_FAILED, &text);
@@ -483,7 +487,7 @@ pub(crate) async fn sync_runs(tf: &Terraform, ctx: &Context, status: &mut Terraf
                         let _slot = ctx.pad_slots.acquire().await.map_err(|_| Error::ShuttingDown)?;
                         observe::collect_log(&pods, &secrets, &pod.name_any(), &record.job_name).await?
                     }
-                    None => crate::outputs::Collected::default(),
+                    None => crate::runs::outputs::Collected::default(),
                 };
                 succeeded(tf, ctx, status, index, &record, at, collected, generation).await?;
             }
@@ -508,7 +512,7 @@ async fn succeeded(
     index: usize,
     record: &RunRecord,
     at: Option<Time>,
-    collected: crate::outputs::Collected,
+    collected: crate::runs::outputs::Collected,
     generation: i64,
 ) -> Result<()> {
     let fail = |status: &mut TerraformStatus, text: String| {
@@ -525,8 +529,8 @@ async fn succeeded(
             }
             status.sensitive_outputs_secret = write_sensitive(tf, ctx, &collected.outputs.sensitive).await?;
             status.output = collected.outputs.plain;
-            status.ingress_urls = crate::gather::ingress_urls(&ctx.client).await;
-            status.credentials = crate::gather::credentials(&ctx.client, &ctx.credential_sources).await;
+            status.ingress_urls = crate::runs::gather::ingress_urls(&ctx.client).await;
+            status.credentials = crate::runs::gather::credentials(&ctx.client, &ctx.credential_sources).await;
             let digest = record.image.rsplit_once('@').map(|(_, d)| d.to_owned()).unwrap_or_default();
             let tag = record.tag.clone().unwrap_or_default();
             status.applied = Some(AppliedImage {

@@ -1,4 +1,4 @@
-//! Starting a run's Job with its seal (see [`crate::seal`]): the pad Secret first, so the Pod
+//! Starting a run's Job with its seal (see [`crate::runs::seal`]): the pad Secret first, so the Pod
 //! never waits for its volume; then the Job; then the Secret is handed to the Job, so it is
 //! garbage-collected with it (until then the resource owns it, so a failed start leaks
 //! nothing for longer than the resource lives).
@@ -12,7 +12,7 @@ use kube::{Api, Resource as _, ResourceExt as _};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::seal::Pad;
+use crate::runs::seal::Pad;
 
 /// Creates `job` and its seal Secret; `true` when the Job is new, `false` when one of that
 /// name existed already (same inputs: adopted, and so is its pad, never replaced).
@@ -45,7 +45,7 @@ pub async fn create(ctx: &Context, job: &Job) -> Result<bool> {
                 .iter()
                 .any(|o| (o.kind == "Job" && o.name == name) || owners.clone().any(|uid| uid == o.uid));
             if !ours || existing.metadata.deletion_timestamp.is_some() {
-                return Err(crate::seal::SealError::Foreign(seal_name).into());
+                return Err(crate::runs::seal::SealError::Foreign(seal_name).into());
             }
         }
         Err(err) => return Err(err.into()),

@@ -96,7 +96,7 @@ mod tests {
     #[tokio::test]
     async fn ten_mib_of_log_lines_stream_through_the_collector_in_bounded_memory() {
         // 10 MiB in 1 KiB lines, then the outputs block, as a deploy with a chatty plan prints.
-        let (begin, end) = crate::jobs::markers("j");
+        let (begin, end) = crate::runs::jobs::markers("j");
         let block = format!("{begin}\n{{\"vpc\":{{\"value\":\"vpc-1\"}}}}\n{end}\n");
         let chunks = (0..10 * 1024)
             .map(|i| format!("{i:06} {}\n", "y".repeat(1016)).into_bytes())
@@ -104,7 +104,7 @@ mod tests {
             .chain(std::iter::once(block.into_bytes()))
             .map(Ok::<_, std::io::Error>);
         let input = futures::stream::iter(chunks).into_async_read();
-        let collector = crate::outputs::collect_lines(input, "j").await.unwrap();
+        let collector = crate::runs::outputs::collect_lines(input, "j").await.unwrap();
         let collected = &collector.collected;
         assert_eq!(collected.outputs.plain["vpc"], "vpc-1");
         assert_eq!(collected.tail.last().map(String::as_str), Some("Apply complete!"));
