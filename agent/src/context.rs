@@ -5,7 +5,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::StartupError;
 use crate::metrics::Metrics;
 use crate::reconcile::decide::Retry;
 use crate::registry::{ClientConfig, DockerConfig, RegistryClient, Scanner, SecretSource};
@@ -37,18 +37,18 @@ pub struct Context {
 pub const PAD_SLOTS: usize = 4;
 
 impl Context {
-    pub fn new(client: Client, config: Config) -> Result<Self> {
+    pub fn new(client: Client, config: Config) -> Result<Self, StartupError> {
         let registry = RegistryClient::new(ClientConfig {
             insecure_registries: config.insecure_registries.clone(),
             connect_timeout: config.registry_timeout.min(ClientConfig::default().connect_timeout),
             request_timeout: config.registry_timeout,
             ..ClientConfig::default()
         })
-        .map_err(|err| Error::InvalidSpec(err.to_string()))?;
+        .map_err(|err| StartupError::Config(err.to_string()))?;
         let docker_config = match &config.registry_config {
             Some(path) => {
                 let bytes = std::fs::read(path).map_err(|err| {
-                    Error::InvalidSpec(format!("cannot read --registry-config {}: {err}", path.display()))
+                    StartupError::Config(format!("cannot read --registry-config {}: {err}", path.display()))
                 })?;
                 let source = SecretSource::AgentWide { name: path.display().to_string() };
                 Some(DockerConfig::parse(source, &bytes)?)

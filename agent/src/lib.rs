@@ -27,14 +27,14 @@ use kube::runtime::{Controller, WatchStreamExt as _, controller, reflector, watc
 use kube::{Api, api::ListParams};
 
 pub use context::Context;
-use error::Error;
+use error::StartupError;
 
 /// Fails with a hint when the `Terraform` CRD is not installed (the watch would only retry).
-pub async fn check_crd(client: &kube::Client) -> Result<(), Error> {
+pub async fn check_crd(client: &kube::Client) -> Result<(), StartupError> {
     let api: Api<alustan_shared::Terraform> = Api::all(client.clone());
     match api.list(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::InvalidSpec(format!(
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(StartupError::Config(format!(
             "the {}.{} CRD is not installed: kubectl apply -f crds/terraform.yaml (or install the Helm chart)",
             alustan_shared::PLURAL,
             alustan_shared::GROUP

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use alustan_agent::config::{Config, LogFormat};
-use alustan_agent::error::Error;
+use alustan_agent::error::StartupError;
 use alustan_agent::leader::ElectionConfig;
 use alustan_agent::{Context, check_crd, metrics, registry, run, run_with_leader_election};
 use clap::Parser as _;
@@ -36,14 +36,14 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn start(config: Config) -> Result<(), Error> {
+async fn start(config: Config) -> Result<(), StartupError> {
     let client = kube::Client::try_default().await?;
     // The configuration first (no API call): a bad flag is reported before anything else.
     let election = config.leader_elect.then(|| ElectionConfig::from_config(&config, &client));
     let ctx = Arc::new(Context::new(client, config)?);
     check_crd(&ctx.client).await?;
     let listener = tokio::net::TcpListener::bind(ctx.config.metrics_addr).await.map_err(|err| {
-        Error::InvalidSpec(format!("cannot listen on --metrics-addr {}: {err}", ctx.config.metrics_addr))
+        StartupError::Config(format!("cannot listen on --metrics-addr {}: {err}", ctx.config.metrics_addr))
     })?;
     tokio::spawn(metrics::serve(listener, Arc::clone(&ctx)));
     // Ready = the process is healthy, leader or standby (a standby must not be restarted).

@@ -40,6 +40,18 @@ pub mod reason {
     pub const RETRIES_EXHAUSTED: &str = "RetriesExhausted";
     /// `spec.suspend` is true.
     pub const SUSPENDED: &str = "Suspended";
+    /// Newer inputs wait for a run of older ones to finish (one run at a time).
+    pub const WAITING_FOR_RUN: &str = "WaitingForRun";
+    /// The API server refused to create a run's Job or Secret (terminating namespace, invalid
+    /// name, quota, RBAC).
+    pub const REJECTED: &str = "Rejected";
+    /// The reconcile failed on the Kubernetes API or inside the agent; it is retried.
+    pub const RECONCILE_ERROR: &str = "ReconcileError";
+    /// The resource was released without running destroy (skip annotation, or a namespace
+    /// being deleted refused the destroy Job).
+    pub const DESTROY_SKIPPED: &str = "DestroySkipped";
+    /// Destroy succeeded; the resource is released.
+    pub const DESTROYED: &str = "Destroyed";
 }
 
 /// Finds a condition by type.

@@ -21,5 +21,21 @@ pub use status::{
 pub const GROUP: &str = "alustan.io";
 /// The served and stored version of the `Terraform` resource.
 pub const VERSION: &str = "v1alpha1";
+/// A short, stable hex fingerprint (80 bits of SHA-256) of `parts`, each length-prefixed so
+/// `("ab", "c")` and `("a", "bc")` differ.
+pub fn fingerprint(parts: &[&str]) -> String {
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    let mut hasher = sha2::Sha256::new();
+    for part in parts {
+        hasher.update(part.len().to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().iter().take(10).fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
 /// The plural resource name, as used in URLs and RBAC rules.
 pub const PLURAL: &str = "terraforms";

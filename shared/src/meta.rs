@@ -35,7 +35,8 @@ pub const MANAGED_BY_VALUE: &str = "alustan";
 /// the agent writes them on its Lease, `kubectl alustan` finds the agent by them.
 pub const AGENT_LABELS: [(&str, &str); 2] =
     [("app.kubernetes.io/name", "alustan"), ("app.kubernetes.io/component", "agent")];
-/// Label on Jobs, Pods and Secrets: the name of the owning `Terraform`.
+/// Label on Jobs, Pods and Secrets: the owning `Terraform`'s name, as
+/// [`terraform_label_value`] fits it into a label value.
 pub const LABEL_TERRAFORM: &str = "alustan.io/terraform";
 /// Label on Jobs and Pods: the run's action (`deploy`, `post-deploy`, `destroy`).
 pub const LABEL_ACTION: &str = "alustan.io/action";
@@ -79,3 +80,57 @@ pub const SEALED_HEADER: &str = "sealed";
 /// First word of the only line of a block whose outputs file was larger than the pad,
 /// followed by its size and the pad's: nothing of the file is printed.
 pub const OVERSIZE_HEADER: &str = "oversize";
+
+/// The longest label value Kubernetes accepts.
+pub const LABEL_VALUE_MAX: usize = 63;
+/// The longest object name Kubernetes accepts (a DNS subdomain).
+pub const NAME_MAX: usize = 253;
+
+/// The value of [`LABEL_TERRAFORM`] for a resource named `name`: the name itself when it fits a
+/// label value (63 characters), else its head and a hash of the whole name, so every resource
+/// name, up to the 253 characters Kubernetes allows, gives a valid and distinct label.
+pub fn terraform_label_value(name: &str) -> String {
+    fit(name, "", LABEL_VALUE_MAX)
+}
+
+/// The Secret holding a resource's sensitive outputs: `{name}-outputs`, shortened with a hash of
+/// the name when that would be longer than an object name may be.
+pub fn outputs_secret_name(name: &str) -> String {
+    fit(name, "-outputs", NAME_MAX)
+}
+
+/// `{name}{suffix}` when it is at most `max` long, else `{head}-{hash}{suffix}` of exactly
+/// `max`: the head cut where it ends in an alphanumeric character (names and label values must).
+fn fit(name: &str, suffix: &str, max: usize) -> String {
+    if name.len() + suffix.len() <= max {
+        return format!("{name}{suffix}");
+    }
+    let hash = crate::fingerprint(&[name]);
+    let room = max.saturating_sub(suffix.len() + hash.len() + 1);
+    let head: String = name.chars().take(room).collect();
+    let head = head.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    format!("{head}-{hash}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_names_fit_kubernetes_limits_and_stay_distinct() {
+        assert_eq!(terraform_label_value("staging"), "staging");
+        assert_eq!(outputs_secret_name("staging"), "staging-outputs");
+        let long = "a".repeat(253);
+        let other = format!("{}b", "a".repeat(252));
+        let label = terraform_label_value(&long);
+        assert!(label.len() <= LABEL_VALUE_MAX, "{label}");
+        assert!(label.ends_with(|c: char| c.is_ascii_alphanumeric()));
+        assert_ne!(label, terraform_label_value(&other));
+        let secret = outputs_secret_name(&long);
+        assert!(secret.len() <= NAME_MAX && secret.ends_with("-outputs"), "{secret}");
+        assert_ne!(secret, outputs_secret_name(&other));
+        // A head cut on a dash or dot never leaves it at the end.
+        let dashed = format!("{}-{}", "a".repeat(40), "b".repeat(60));
+        assert!(!terraform_label_value(&dashed).contains("--"));
+    }
+}

@@ -148,3 +148,39 @@ pub struct SecretReference {
     #[schemars(length(min = 1))]
     pub name: String,
 }
+
+impl TerraformSpec {
+    /// A fingerprint of everything a run reads from the spec: all of it but `suspend` and
+    /// `syncInterval`, which change when runs happen, not what they do. Equal fingerprints,
+    /// equal runs: resuming a resource whose inputs did not change runs nothing.
+    pub fn inputs_fingerprint(&self) -> String {
+        let inputs = Self { suspend: false, sync_interval: None, ..self.clone() };
+        let json = serde_json::to_string(&inputs).unwrap_or_default();
+        crate::fingerprint(&[&json])
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+
+    fn spec() -> TerraformSpec {
+        serde_json::from_value(serde_json::json!({
+            "variables": {"TF_VAR_a": "1"}, "scripts": {"deploy": "deploy"},
+            "containerRegistry": {"imageName": "x/y", "semanticVersion": "^1"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn inputs_fingerprint_ignores_suspend_and_sync_interval_only() {
+        let base = spec().inputs_fingerprint();
+        let when = TerraformSpec { suspend: true, sync_interval: Some("1m".into()), ..spec() };
+        assert_eq!(when.inputs_fingerprint(), base);
+        let mut what = spec();
+        what.variables.insert("TF_VAR_a".into(), "2".into());
+        assert_ne!(what.inputs_fingerprint(), base);
+        let script = TerraformSpec { scripts: Scripts { deploy: "other".into(), destroy: None }, ..spec() };
+        assert_ne!(script.inputs_fingerprint(), base);
+    }
+}

@@ -242,4 +242,25 @@ pub struct RunRecord {
     /// A short explanation (e.g. the exit code and the tail of the log on failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The `metadata.generation` whose spec the run applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// The manifest digest of the image the run ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The sync request (`alustan.io/reconcile-requested-at` or Flux's token) the run answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A fingerprint of the spec fields the run read (everything but `suspend` and
+    /// `syncInterval`): a run of the same fingerprint, digest and token applied the same inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
+}
+
+impl RunRecord {
+    /// The manifest digest of the image the run ran (`image` is `repository@digest` when the
+    /// record predates the `digest` field).
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref().or_else(|| self.image.rsplit_once('@').map(|(_, digest)| digest))
+    }
 }

@@ -239,6 +239,10 @@ fn a_full_status_from_the_rust_types_validates() {
             completion_time: Some(time),
             result: RunResult::Succeeded,
             message: None,
+            generation: Some(1),
+            digest: None,
+            token: None,
+            inputs: None,
         }],
     };
     let mut object = example();

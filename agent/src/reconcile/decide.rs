@@ -1,9 +1,15 @@
-//! What to do next for one resource: a pure function of the resource, its status and the
-//! registry's answer, so every rule is unit-tested.
+//! What to do next for one resource: pure functions of its wanted inputs and its status, so
+//! every rule is unit-tested.
 //!
-//! The runs of the current inputs (uid, generation, digest, resync token) are found in
-//! `status.history` by their deterministic Job names (see [`crate::runs::jobs`]): an unchanged
-//! manifest re-applied by Argo CD or Flux keeps the same inputs, so nothing runs again.
+//! **One run at a time.** A resource's runs (deploy, post-deploy, destroy) never overlap: while
+//! any run is recorded as running, the answer is [`Decision::Busy`], whatever changed (a spec
+//! edit, a new tag, a sync request, suspend, deletion). When the run ends, the *newest* inputs
+//! are decided once; inputs that came and went while it ran are skipped, not queued.
+//!
+//! A deploy applies the wanted inputs when its record carries the same spec fingerprint, image
+//! digest and sync token ([`Wanted`]); records written before those fields existed are matched
+//! by their deterministic Job name (see [`crate::runs::jobs`]). Only the newest deploy counts:
+//! after A → B → A the spec's A is deployed again, because B is what was applied last.
 
 use std::time::Duration;
 
@@ -26,17 +32,25 @@ impl Retry {
     }
 }
 
-/// Everything the decision depends on.
+/// What a deploy started now would apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted<'a> {
+    pub generation: i64,
+    /// [`alustan_shared::TerraformSpec::inputs_fingerprint`].
+    pub fingerprint: &'a str,
+    /// The resync token from the annotations (alustan's, else Flux's).
+    pub token: Option<&'a str>,
+    /// The digest the registry scan chose; `None` until the registry was scanned.
+    pub digest: Option<&'a str>,
+}
+
+/// Everything a decision depends on.
 #[derive(Debug, Clone)]
 pub struct Inputs<'a> {
     pub name: &'a str,
     pub uid: &'a str,
-    pub generation: i64,
+    pub wanted: Wanted<'a>,
     pub suspend: bool,
-    /// The resync token from the annotations (alustan's, else Flux's).
-    pub token: Option<&'a str>,
-    /// The digest the registry scan chose.
-    pub digest: &'a str,
     pub has_post_deploy: bool,
     pub status: &'a TerraformStatus,
     pub now: jiff::Timestamp,
@@ -44,11 +58,11 @@ pub struct Inputs<'a> {
     pub retry: Retry,
 }
 
-/// Why a deploy starts.
+/// Why a deploy starts (or waits behind a running run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
     New,
-    GenerationChanged,
+    SpecChanged,
     DigestChanged,
     ResyncRequested,
     Retry,
@@ -59,7 +73,7 @@ impl Why {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::New => "new resource",
-            Self::GenerationChanged => "spec changed",
+            Self::SpecChanged => "spec changed",
             Self::DigestChanged => "new image digest",
             Self::ResyncRequested => "resync requested",
             Self::Retry => "retry after failure",
@@ -68,18 +82,44 @@ impl Why {
     }
 }
 
+/// Why the finalizer may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// `alustan.io/skip-destroy: "true"`: the infrastructure is left in place.
+    SkipDestroy,
+    NoDestroyScript,
+    NothingApplied,
+    Destroyed,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Up to date (or suspended); look again after `recheck_after` if set.
-    Nothing { suspended: bool, recheck_after: Option<Duration> },
-    /// Start deploy `round` of the current inputs.
-    Deploy { key: String, round: u32, why: Why },
-    /// Start the post-deploy after deploy `deploy_round`.
-    PostDeploy { key: String, deploy_round: u32, attempt: u32 },
-    /// A Job is running (`None`: its watch wakes us) or a retry is due after the delay.
-    Wait { after: Option<Duration> },
-    /// Retries are exhausted until the inputs change.
+    /// Up to date; look again after `recheck_after` (the drift interval's end).
+    Nothing { recheck_after: Duration },
+    /// Run `job` is still going: nothing starts until it ends (its Job's watch wakes us).
+    /// `behind`: newer inputs wait for it, and why.
+    Busy { job: String, action: RunAction, behind: Option<Why> },
+    /// `spec.suspend` and no run going.
+    Suspended,
+    /// The registry must be scanned before deciding (no digest yet).
+    Scan,
+    /// The last run of the wanted inputs failed; the next attempt is due `after`.
+    Backoff { action: RunAction, failures: u32, after: Duration },
+    /// Attempts are used up until the inputs change.
     Stalled { action: RunAction, failures: u32 },
+    /// Start deploy `round` of the inputs of `key`.
+    Deploy { key: String, round: u32, why: Why },
+    /// Start post-deploy `attempt` after the deploy whose post key is `key`.
+    PostDeploy { key: String, attempt: u32 },
+    /// Start destroy `round` of the applied image (`key`).
+    Destroy { key: String, round: u32 },
+    /// The resource may be released (deletion only).
+    Release(Release),
+}
+
+/// The run still going, if any (the newest record that is running, of any action).
+pub fn running(status: &TerraformStatus) -> Option<&RunRecord> {
+    status.history.iter().find(|r| r.result == RunResult::Running)
 }
 
 fn elapsed_since(record: &RunRecord, now: jiff::Timestamp) -> Duration {
@@ -87,289 +127,179 @@ fn elapsed_since(record: &RunRecord, now: jiff::Timestamp) -> Duration {
     now.duration_since(end).try_into().unwrap_or(Duration::ZERO)
 }
 
-/// Runs of one action and key, newest first, with their round.
-fn runs<'s>(
-    history: &'s [RunRecord],
-    name: &str,
-    action: RunAction,
-    key: &str,
-) -> impl Iterator<Item = (u32, &'s RunRecord)> {
-    history
-        .iter()
-        .filter(move |r| r.action == action)
-        .filter_map(move |r| round_of(&r.job_name, name, action, key).map(|round| (round, r)))
+fn failed(record: &RunRecord) -> bool {
+    matches!(record.result, RunResult::Failed | RunResult::Error)
 }
 
-/// Failed runs in a row at the head of `runs`.
-fn failures<'s>(runs: impl Iterator<Item = (u32, &'s RunRecord)>) -> u32 {
-    let count = runs.take_while(|(_, r)| matches!(r.result, RunResult::Failed | RunResult::Error)).count();
-    u32::try_from(count).unwrap_or(u32::MAX)
-}
-
-/// After a failure: retry when the backoff has passed, stall when attempts are used up.
-fn after_failure(input: &Inputs<'_>, action: RunAction, failures: u32, last: &RunRecord, retry: Decision) -> Decision {
-    if failures >= input.retry.attempts {
+/// After `failures` failures in a row: retry when the backoff has passed, stall when the
+/// attempts are used up.
+fn after_failure(
+    input_retry: Retry,
+    now: jiff::Timestamp,
+    failures: u32,
+    last: &RunRecord,
+    retry: Decision,
+) -> Decision {
+    let action = last.action;
+    if failures >= input_retry.attempts {
         return Decision::Stalled { action, failures };
     }
-    let delay = input.retry.delay(failures);
-    let elapsed = elapsed_since(last, input.now);
-    if elapsed >= delay { retry } else { Decision::Wait { after: Some(delay.saturating_sub(elapsed)) } }
+    let delay = input_retry.delay(failures);
+    let elapsed = elapsed_since(last, now);
+    match delay.checked_sub(elapsed) {
+        Some(after) if !after.is_zero() => Decision::Backoff { action, failures, after },
+        _ => retry,
+    }
 }
 
-pub fn decide(input: &Inputs<'_>) -> Decision {
-    if input.suspend {
-        return Decision::Nothing { suspended: true, recheck_after: None };
+/// The next round of `key`'s runs of `action`: one past the highest recorded.
+fn next_round(status: &TerraformStatus, name: &str, action: RunAction, key: &str) -> u32 {
+    status
+        .history
+        .iter()
+        .filter(|r| r.action == action)
+        .filter_map(|r| round_of(&r.job_name, name, action, key))
+        .max()
+        .map_or(0, |round| round.saturating_add(1))
+}
+
+impl Inputs<'_> {
+    /// Whether deploy `record` applied the wanted inputs (digest known).
+    fn applies_wanted(&self, record: &RunRecord, digest: &str, key: &str) -> bool {
+        match &record.inputs {
+            Some(inputs) => {
+                inputs == self.wanted.fingerprint
+                    && record.digest() == Some(digest)
+                    && record.token.as_deref() == self.wanted.token
+            }
+            None => round_of(&record.job_name, self.name, RunAction::Deploy, key).is_some(),
+        }
     }
+
+    /// What changed between run `record` and the wanted inputs (the digest only if known).
+    fn change_since(&self, record: &RunRecord) -> Option<Why> {
+        if self.wanted.digest.is_some_and(|digest| record.digest() != Some(digest)) {
+            return Some(Why::DigestChanged);
+        }
+        if record.token.as_deref() != self.wanted.token && self.wanted.token.is_some() {
+            return Some(Why::ResyncRequested);
+        }
+        match &record.inputs {
+            Some(inputs) if inputs != self.wanted.fingerprint => Some(Why::SpecChanged),
+            Some(_) => None,
+            // A record from before fingerprints: its generation, if any, tells.
+            None => (record.generation != Some(self.wanted.generation)).then_some(Why::SpecChanged),
+        }
+    }
+}
+
+/// What to do for a resource that is not being deleted.
+pub fn decide(input: &Inputs<'_>) -> Decision {
     let status = input.status;
-    let key = run_key(input.uid, input.generation, input.digest, input.token);
-    let lookup = key.clone();
-    let mut deploys = runs(&status.history, input.name, RunAction::Deploy, &lookup).peekable();
-    let Some(&(round, last)) = deploys.peek() else {
+    if let Some(run) = running(status) {
+        let behind = if run.action == RunAction::Destroy { None } else { input.change_since(run) };
+        return Decision::Busy { job: run.job_name.clone(), action: run.action, behind };
+    }
+    if input.suspend {
+        return Decision::Suspended;
+    }
+    let Some(digest) = input.wanted.digest else { return Decision::Scan };
+    let key = run_key(input.uid, input.wanted.generation, digest, input.wanted.token);
+    let round = next_round(status, input.name, RunAction::Deploy, &key);
+    let deploys = status.history.iter().enumerate().filter(|(_, r)| r.action == RunAction::Deploy);
+    let mut wanted_deploys = deploys.clone().map_while(|(_, r)| input.applies_wanted(r, digest, &key).then_some(r));
+    let Some((index, latest)) = deploys.clone().next() else {
         let why = match &status.applied {
             None if status.history.is_empty() => Why::New,
-            Some(applied) if applied.digest != input.digest => Why::DigestChanged,
-            _ if input.token.is_some() && input.token != status.last_handled_reconcile_at.as_deref() => {
+            Some(applied) if applied.digest != digest => Why::DigestChanged,
+            _ if input.wanted.token.is_some() && input.wanted.token != status.last_handled_reconcile_at.as_deref() => {
                 Why::ResyncRequested
             }
-            _ => Why::GenerationChanged,
+            _ => Why::SpecChanged,
         };
-        return Decision::Deploy { key, round: 0, why };
+        return Decision::Deploy { key, round, why };
     };
-    match last.result {
-        RunResult::Running => Decision::Wait { after: None },
-        RunResult::Failed | RunResult::Error => {
-            let retry = Decision::Deploy { key: key.clone(), round: round + 1, why: Why::Retry };
-            after_failure(input, RunAction::Deploy, failures(deploys), last, retry)
-        }
-        RunResult::Succeeded => {
-            let mut drift_from = last;
-            if input.has_post_deploy {
-                let post = post_key(&key, round);
-                let mut posts = runs(&status.history, input.name, RunAction::PostDeploy, &post).peekable();
-                match posts.peek() {
-                    None => return Decision::PostDeploy { key, deploy_round: round, attempt: 0 },
-                    Some(&(_, p)) if p.result == RunResult::Running => return Decision::Wait { after: None },
-                    Some(&(attempt, p)) if p.result != RunResult::Succeeded => {
-                        let retry =
-                            Decision::PostDeploy { key: key.clone(), deploy_round: round, attempt: attempt + 1 };
-                        return after_failure(input, RunAction::PostDeploy, failures(posts), p, retry);
-                    }
-                    Some(&(_, p)) => drift_from = p,
-                }
-            }
-            let elapsed = elapsed_since(drift_from, input.now);
-            if elapsed >= input.drift_interval {
-                Decision::Deploy { key, round: round + 1, why: Why::Drift }
-            } else {
-                Decision::Nothing {
-                    suspended: false,
-                    recheck_after: Some(input.drift_interval.saturating_sub(elapsed)),
-                }
+    if !input.applies_wanted(latest, digest, &key) {
+        let why = input.change_since(latest).unwrap_or(Why::SpecChanged);
+        return Decision::Deploy { key, round, why };
+    }
+    if failed(latest) {
+        let failures = u32::try_from(wanted_deploys.by_ref().take_while(|r| failed(r)).count()).unwrap_or(u32::MAX);
+        let retry = Decision::Deploy { key, round, why: Why::Retry };
+        return after_failure(input.retry, input.now, failures, latest, retry);
+    }
+    // The newest deploy applied the wanted inputs and succeeded: its post-deploy, then drift.
+    let mut drift_from = latest;
+    if input.has_post_deploy {
+        // Every post-deploy newer than that deploy is one of its attempts (runs never overlap).
+        let posts: Vec<&RunRecord> =
+            status.history[..index].iter().filter(|r| r.action == RunAction::PostDeploy).collect();
+        let post = post_key(&latest.job_name);
+        let attempt = u32::try_from(posts.len()).unwrap_or(u32::MAX);
+        match posts.first() {
+            None => return Decision::PostDeploy { key: post, attempt: 0 },
+            Some(p) if p.result == RunResult::Succeeded => drift_from = p,
+            Some(p) => {
+                let failures = u32::try_from(posts.iter().take_while(|r| failed(r)).count()).unwrap_or(u32::MAX);
+                let retry = Decision::PostDeploy { key: post, attempt };
+                return after_failure(input.retry, input.now, failures, p, retry);
             }
         }
     }
+    let elapsed = elapsed_since(drift_from, input.now);
+    match input.drift_interval.checked_sub(elapsed) {
+        Some(left) if !left.is_zero() => Decision::Nothing { recheck_after: left },
+        _ => Decision::Deploy { key, round, why: Why::Drift },
+    }
+}
+
+/// Everything the deletion decision depends on.
+#[derive(Debug, Clone)]
+pub struct Deletion<'a> {
+    pub name: &'a str,
+    pub uid: &'a str,
+    /// `alustan.io/skip-destroy: "true"`.
+    pub skip_destroy: bool,
+    pub has_destroy_script: bool,
+    pub status: &'a TerraformStatus,
+    pub now: jiff::Timestamp,
+    pub retry: Retry,
+}
+
+/// What to do for a resource being deleted: let a running run end (never killed mid-apply,
+/// even when skipping destroy), then destroy what was last applied, with the deploy's backoff.
+pub fn decide_deletion(input: &Deletion<'_>) -> Decision {
+    let status = input.status;
+    if let Some(run) = running(status) {
+        return Decision::Busy { job: run.job_name.clone(), action: run.action, behind: None };
+    }
+    if input.skip_destroy {
+        return Decision::Release(Release::SkipDestroy);
+    }
+    if !input.has_destroy_script {
+        return Decision::Release(Release::NoDestroyScript);
+    }
+    let Some(applied) = &status.applied else { return Decision::Release(Release::NothingApplied) };
+    let key = destroy_key(input.uid, &applied.digest);
+    let mut destroys =
+        status.history.iter().filter(|r| round_of(&r.job_name, input.name, RunAction::Destroy, &key).is_some());
+    let round = next_round(status, input.name, RunAction::Destroy, &key);
+    match destroys.next() {
+        None => Decision::Destroy { key, round },
+        Some(last) if last.result == RunResult::Succeeded => Decision::Release(Release::Destroyed),
+        Some(last) => {
+            let failures = 1 + u32::try_from(destroys.take_while(|r| failed(r)).count()).unwrap_or(u32::MAX - 1);
+            let retry = Decision::Destroy { key: key.clone(), round };
+            after_failure(input.retry, input.now, failures, last, retry)
+        }
+    }
+}
+
+/// The identity of the destroy runs of an applied digest.
+pub fn destroy_key(uid: &str, digest: &str) -> String {
+    run_key(uid, 0, digest, Some("destroy"))
 }
 
 #[cfg(test)]
-mod tests {
-    use alustan_shared::AppliedImage;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-    use super::*;
-    use crate::runs::jobs::job_name;
-
-    const HOUR: Duration = Duration::from_secs(3600);
-    const RETRY: Retry = Retry { base: Duration::from_secs(10), max: Duration::from_secs(60), attempts: 3 };
-
-    fn t0() -> jiff::Timestamp {
-        jiff::Timestamp::from_second(1_800_000_000).unwrap()
-    }
-
-    fn at(secs: i64) -> jiff::Timestamp {
-        t0() + jiff::SignedDuration::from_secs(secs)
-    }
-
-    fn inputs(status: &TerraformStatus) -> Inputs<'_> {
-        Inputs {
-            name: "tf",
-            uid: "uid",
-            generation: 1,
-            suspend: false,
-            token: None,
-            digest: "sha256:a",
-            has_post_deploy: false,
-            status,
-            now: at(100),
-            drift_interval: HOUR,
-            retry: RETRY,
-        }
-    }
-
-    fn record(action: RunAction, job_name: String, result: RunResult, done: i64) -> RunRecord {
-        RunRecord {
-            action,
-            job_name,
-            image: "r@sha256:a".into(),
-            tag: Some("v1".into()),
-            start_time: Time(at(done - 1)),
-            completion_time: (result != RunResult::Running).then(|| Time(at(done))),
-            result,
-            message: None,
-        }
-    }
-
-    fn deploy(input: &Inputs<'_>, round: u32, result: RunResult, done: i64) -> RunRecord {
-        let key = run_key(input.uid, input.generation, input.digest, input.token);
-        record(RunAction::Deploy, job_name(input.name, RunAction::Deploy, &key, round), result, done)
-    }
-
-    fn post(input: &Inputs<'_>, deploy_round: u32, attempt: u32, result: RunResult, done: i64) -> RunRecord {
-        let key = post_key(&run_key(input.uid, input.generation, input.digest, input.token), deploy_round);
-        record(RunAction::PostDeploy, job_name(input.name, RunAction::PostDeploy, &key, attempt), result, done)
-    }
-
-    /// A status whose newest deploy (round 0, done at t=0) succeeded for the default inputs.
-    fn deployed() -> TerraformStatus {
-        let empty = TerraformStatus::default();
-        let record = deploy(&inputs(&empty), 0, RunResult::Succeeded, 0);
-        TerraformStatus {
-            history: vec![record],
-            applied: Some(AppliedImage {
-                image: "r@sha256:a".into(),
-                tag: "v1".into(),
-                digest: "sha256:a".into(),
-                applied_at: None,
-            }),
-            observed_generation: Some(1),
-            ..TerraformStatus::default()
-        }
-    }
-
-    fn why(decision: &Decision) -> Option<Why> {
-        match decision {
-            Decision::Deploy { why, .. } => Some(*why),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn new_resource_deploys_round_zero() {
-        let status = TerraformStatus::default();
-        let decision = decide(&inputs(&status));
-        assert!(matches!(decision, Decision::Deploy { round: 0, why: Why::New, .. }), "{decision:?}");
-    }
-
-    #[test]
-    fn unchanged_re_apply_does_nothing_until_the_drift_interval() {
-        let status = deployed();
-        // Argo CD / Flux re-applying the same manifest changes neither generation nor tokens.
-        assert_eq!(
-            decide(&inputs(&status)),
-            Decision::Nothing { suspended: false, recheck_after: Some(Duration::from_secs(3500)) }
-        );
-    }
-
-    #[test]
-    fn generation_change_deploys() {
-        let status = deployed();
-        let input = Inputs { generation: 2, ..inputs(&status) };
-        assert_eq!(why(&decide(&input)), Some(Why::GenerationChanged));
-    }
-
-    #[test]
-    fn digest_change_deploys() {
-        let status = deployed();
-        let input = Inputs { digest: "sha256:b", ..inputs(&status) };
-        assert_eq!(why(&decide(&input)), Some(Why::DigestChanged));
-    }
-
-    #[test]
-    fn new_resync_token_deploys_for_alustan_and_flux_tokens_alike() {
-        let status = deployed();
-        let input = Inputs { token: Some("2026-01-01T00:00:00Z"), ..inputs(&status) };
-        assert_eq!(why(&decide(&input)), Some(Why::ResyncRequested));
-        // The same token once handled does nothing.
-        let mut handled = deployed();
-        handled.history.insert(0, deploy(&input, 0, RunResult::Succeeded, 50));
-        handled.last_handled_reconcile_at = Some("2026-01-01T00:00:00Z".into());
-        let again = Inputs { status: &handled, ..input };
-        assert!(matches!(decide(&again), Decision::Nothing { .. }));
-    }
-
-    #[test]
-    fn drift_interval_elapsed_re_applies_as_the_next_round() {
-        let status = deployed();
-        let input = Inputs { now: at(3600), ..inputs(&status) };
-        assert!(matches!(decide(&input), Decision::Deploy { round: 1, why: Why::Drift, .. }));
-    }
-
-    #[test]
-    fn suspend_does_nothing_even_for_a_new_resource() {
-        let status = TerraformStatus::default();
-        let input = Inputs { suspend: true, ..inputs(&status) };
-        assert_eq!(decide(&input), Decision::Nothing { suspended: true, recheck_after: None });
-    }
-
-    #[test]
-    fn running_job_waits_for_its_watch() {
-        let empty = TerraformStatus::default();
-        let status =
-            TerraformStatus { history: vec![deploy(&inputs(&empty), 0, RunResult::Running, 0)], ..empty.clone() };
-        assert_eq!(decide(&inputs(&status)), Decision::Wait { after: None });
-    }
-
-    #[test]
-    fn failed_runs_back_off_exponentially_then_stall() {
-        let empty = TerraformStatus::default();
-        let base = inputs(&empty);
-        // One failure at t=95: retry after 10 s.
-        let one = TerraformStatus { history: vec![deploy(&base, 0, RunResult::Failed, 95)], ..empty.clone() };
-        assert_eq!(decide(&inputs(&one)), Decision::Wait { after: Some(Duration::from_secs(5)) });
-        let later = Inputs { now: at(105), ..inputs(&one) };
-        assert!(matches!(decide(&later), Decision::Deploy { round: 1, why: Why::Retry, .. }));
-        // Two failures: 20 s.
-        let two = TerraformStatus {
-            history: vec![deploy(&base, 1, RunResult::Failed, 90), deploy(&base, 0, RunResult::Failed, 50)],
-            ..empty.clone()
-        };
-        assert_eq!(decide(&inputs(&two)), Decision::Wait { after: Some(Duration::from_secs(10)) });
-        // Three failures = attempts: stalled until something changes.
-        let three = TerraformStatus {
-            history: vec![
-                deploy(&base, 2, RunResult::Error, 90),
-                deploy(&base, 1, RunResult::Failed, 50),
-                deploy(&base, 0, RunResult::Failed, 10),
-            ],
-            ..empty.clone()
-        };
-        assert_eq!(decide(&inputs(&three)), Decision::Stalled { action: RunAction::Deploy, failures: 3 });
-        let changed = Inputs { generation: 2, ..inputs(&three) };
-        assert!(matches!(decide(&changed), Decision::Deploy { round: 0, .. }));
-    }
-
-    #[test]
-    fn backoff_is_capped() {
-        assert_eq!(RETRY.delay(1), Duration::from_secs(10));
-        assert_eq!(RETRY.delay(3), Duration::from_secs(40));
-        assert_eq!(RETRY.delay(30), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn post_deploy_follows_a_successful_deploy_once() {
-        let status = deployed();
-        let input = Inputs { has_post_deploy: true, ..inputs(&status) };
-        assert!(matches!(decide(&input), Decision::PostDeploy { deploy_round: 0, attempt: 0, .. }));
-        let mut running = deployed();
-        running.history.insert(0, post(&input, 0, 0, RunResult::Running, 10));
-        assert_eq!(decide(&Inputs { status: &running, ..input.clone() }), Decision::Wait { after: None });
-        let mut done = deployed();
-        done.history.insert(0, post(&input, 0, 0, RunResult::Succeeded, 10));
-        assert!(matches!(decide(&Inputs { status: &done, ..input.clone() }), Decision::Nothing { .. }));
-        let mut failed = deployed();
-        failed.history.insert(0, post(&input, 0, 0, RunResult::Failed, 10));
-        assert!(matches!(
-            decide(&Inputs { status: &failed, ..input.clone() }),
-            Decision::PostDeploy { deploy_round: 0, attempt: 1, .. }
-        ));
-    }
-}
+#[path = "decide_tests.rs"]
+mod tests;

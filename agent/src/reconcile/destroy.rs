@@ -1,224 +1,174 @@
-//! Deletion. With `scripts.destroy` set, its Job runs with the last applied digest and the
-//! finalizer goes only after it succeeds (failures retry with backoff; the skip-destroy
-//! annotation releases the resource and leaves the infrastructure). Without a destroy script,
-//! or when nothing was ever applied, the resource is released at once: it never hangs.
+//! Deletion, in the same steps as every pass: bring runs up to date, decide
+//! ([`decide_deletion`]: a running run ends first, then destroy the image last applied, with the
+//! deploy's backoff), act, write status. The kube-rs `finalizer` helper removes the finalizer
+//! when this returns `Ok`, so "not yet" is [`Error::DeletionPending`].
 //!
-//! The kube-rs `finalizer` helper removes the finalizer when cleanup returns `Ok`, so waiting
-//! for the destroy Job is the [`Error::DestroyPending`] "error".
+//! Deletion always ends: without a destroy script, with nothing applied, or with the
+//! `alustan.io/skip-destroy` annotation the resource is released; a destroy that cannot even
+//! start says why in status and an Event and how to release it. One rule releases without
+//! destroying on the agent's own: a namespace being deleted refuses every new object, so the
+//! destroy Job can never start there; the resource is then released with a Warning (the
+//! infrastructure stays, as with skip-destroy) instead of holding the namespace forever.
 
-use alustan_shared::{
-    AppliedImage, RunAction, RunRecord, RunResult, State, Terraform, TerraformStatus, conditions::reason, meta,
-};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::ListParams;
+use alustan_shared::{RunAction, State, conditions::reason, meta};
+use kube::ResourceExt as _;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Api, ResourceExt as _};
 
-use crate::context::Context;
+use super::decide::{Decision, Deletion, Release, decide_deletion};
+use super::pass::Pass;
+use super::status::Phase;
+use super::validate;
 use crate::error::{Error, Result};
-use crate::reconcile::event;
-use crate::reconcile::status::{self, Phase, push_run, summarize};
-use crate::runs::jobs::{RunSpec, job_name, round_of, run_key};
-use crate::runs::observe::{self, Outcome};
+use crate::runs::jobs::job_name;
 
-#[allow(clippy::too_many_lines)] // one linear sequence of steps, clearer unsplit
-pub async fn cleanup(tf: &Terraform, ctx: &Context) -> Result<Action> {
-    if tf.annotations().get(meta::SKIP_DESTROY).is_some_and(|v| v == "true") {
-        event(
-            ctx,
-            tf,
-            EventType::Normal,
-            "DestroySkipped",
-            "Destroy",
-            format!("{} is set: released without destroying", meta::SKIP_DESTROY),
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
-    let Some(script) = tf.spec.scripts.destroy.as_deref() else {
-        return Ok(Action::await_change());
-    };
-    // A deploy still running would race the destroy: let it finish first, so its result and
-    // the digest it applied are in status before destroying.
-    let server = status::current(&ctx.written, tf);
-    let mut synced = server.clone();
-    crate::reconcile::sync_runs(tf, ctx, &mut synced).await?;
-    if synced.history.iter().any(|r| r.result == RunResult::Running && r.action != RunAction::Destroy) {
-        let message = "deleting: waiting for the running Job to finish before destroying";
-        write_status(tf, ctx, &server, synced, State::Progressing, Phase::Reconciling, reason::DESTROYING, message)
-            .await?;
-        return Err(Error::DestroyPending);
-    }
-    let Some(applied) = synced.applied.clone() else {
-        // Nothing was ever applied: nothing to destroy, release at once.
-        return Ok(Action::await_change());
-    };
-    let name = tf.name_any();
-    let namespace = tf.namespace().unwrap_or_default();
-    let uid = tf.uid().ok_or(Error::MissingField("metadata.uid"))?;
-    let key = run_key(&uid, 0, &applied.digest, Some("destroy"));
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-    let selector = format!("{}={name},{}=destroy", meta::LABEL_TERRAFORM, meta::LABEL_ACTION);
-    let mut ours: Vec<(u32, Job)> = jobs
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items
-        .into_iter()
-        .filter_map(|job| round_of(&job.name_any(), &name, RunAction::Destroy, &key).map(|round| (round, job)))
-        .collect();
-    ours.sort_by_key(|(round, _)| *round);
-    // Every destroy attempt is in status.history, kept up to date from its Job.
-    for (_, job) in &ours {
-        record_destroy(&mut synced, job, &applied, None);
-    }
-    let retry = ctx.retry();
-    let next_round = match ours.last() {
-        None => 0,
-        Some((round, job)) => match observe::outcome(job) {
-            Outcome::Running => {
-                let message = format!("destroying {}", applied.tag);
-                write_status(
-                    tf,
-                    ctx,
-                    &server,
-                    synced,
-                    State::Progressing,
-                    Phase::Reconciling,
-                    reason::DESTROYING,
-                    &message,
-                )
-                .await?;
-                return Err(Error::DestroyPending);
-            }
-            Outcome::Succeeded { .. } => {
-                let message = format!("destroyed {}; releasing the resource", applied.tag);
-                write_status(
-                    tf,
-                    ctx,
-                    &server,
-                    synced,
-                    State::Progressing,
-                    Phase::Reconciling,
-                    reason::DESTROYING,
-                    &message,
-                )
-                .await?;
-                event(
-                    ctx,
-                    tf,
-                    EventType::Normal,
-                    "Destroyed",
-                    "Destroy",
-                    format!("destroy of {} succeeded", applied.tag),
-                )
-                .await;
-                return Ok(Action::await_change());
-            }
-            Outcome::Failed { at, message } => {
-                let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-                let pod = observe::pod(&pods, &job.name_any()).await?;
-                let detail = pod.as_ref().and_then(observe::termination).map_or(message, |(code, tail)| {
-                    format!("exit code {code}: {}", crate::runs::outputs::log_tail(&tail))
-                });
-                record_destroy(&mut synced, job, &applied, Some(format!("destroy failed: {detail}")));
-                let failures = round + 1;
+impl Pass<'_> {
+    pub async fn delete(&mut self) -> Result<Action> {
+        self.sync_runs().await?;
+        let skip_destroy = self.tf.annotations().get(meta::SKIP_DESTROY).is_some_and(|v| v == "true");
+        let decision = decide_deletion(&Deletion {
+            name: &self.name,
+            uid: &self.uid,
+            skip_destroy,
+            has_destroy_script: self.tf.spec.scripts.destroy.is_some(),
+            status: &self.status,
+            now: jiff::Timestamp::now(),
+            retry: self.ctx.retry(),
+        });
+        tracing::debug!(decision = ?decision, "decided deletion");
+        // Status may lag behind the cluster (a deletion that raced a run's start): before
+        // releasing or destroying, the API server itself must show no run going.
+        if matches!(decision, Decision::Release(_) | Decision::Destroy { .. })
+            && let Some(job) = self.active_job().await?
+        {
+            let record = crate::runs::jobs::record_of(&job);
+            let message = format!("deleting: waiting for {} to finish before destroying", record.job_name);
+            super::status::push_run(&mut self.status, record);
+            self.summarize(State::Progressing, Phase::Reconciling, reason::DESTROYING, &message);
+            return Err(Error::DeletionPending { retry_in: None });
+        }
+        match decision {
+            Decision::Release(why) => Ok(self.release(why).await),
+            Decision::Busy { job, action, .. } => {
                 let message = format!(
-                    "destroy failed ({failures} of {} attempts): {detail}. Set annotation {}=true to release the resource without destroying",
-                    retry.attempts,
+                    "deleting: waiting for {} run {job} to finish before destroying",
+                    crate::runs::jobs::action_label(action)
+                );
+                let message = if action == RunAction::Destroy { format!("destroying ({job})") } else { message };
+                self.summarize(State::Progressing, Phase::Reconciling, reason::DESTROYING, &message);
+                Err(Error::DeletionPending { retry_in: None })
+            }
+            Decision::Backoff { after, failures, .. } => {
+                let last = self.last_destroy_message();
+                let message = format!(
+                    "destroy failed ({failures} of {} attempts), next attempt in {}: {last}. Set annotation {}=true to release the resource without destroying",
+                    self.ctx.retry().attempts,
+                    super::backoff::human(after),
                     meta::SKIP_DESTROY
                 );
-                // Out of attempts: Stalled until the skip annotation (or a fixed destroy
-                // script, deployed by hand) lets it go.
-                let exhausted = failures >= retry.attempts;
-                let phase = if exhausted { Phase::Stalled } else { Phase::Reconciling };
-                write_status(tf, ctx, &server, synced.clone(), State::Error, phase, reason::SCRIPT_FAILED, &message)
-                    .await?;
-                let elapsed = at.map_or(std::time::Duration::ZERO, |t| {
-                    jiff::Timestamp::now().duration_since(t.0).try_into().unwrap_or_default()
-                });
-                let retry_in = retry.delay(failures).checked_sub(elapsed).filter(|left| !left.is_zero());
-                if exhausted || retry_in.is_some() {
-                    event(ctx, tf, EventType::Warning, reason::SCRIPT_FAILED, "Destroy", message.clone()).await;
-                    return Err(Error::DestroyFailed { message, retry_in: retry_in.filter(|_| !exhausted) });
-                }
-                round + 1
+                self.summarize(State::Error, Phase::Reconciling, reason::SCRIPT_FAILED, &message);
+                Err(Error::DeletionPending { retry_in: Some(after) })
             }
-        },
-    };
-    let run = RunSpec {
-        action: RunAction::Destroy,
-        name: job_name(&name, RunAction::Destroy, &key, next_round),
-        script,
-        extra_args: Vec::new(),
-        image: &applied.image,
-        tag: &applied.tag,
-    };
-    let job = crate::runs::jobs::build(tf, &run, &ctx.jobs)?;
-    // Created before (a retried reconcile): adopt it.
-    if crate::runs::start::create(ctx, &job).await? {
-        ctx.metrics.job_started(crate::runs::jobs::action_label(RunAction::Destroy));
-    }
-    record_destroy(&mut synced, &job, &applied, None);
-    let message = format!("destroying {}", applied.tag);
-    event(ctx, tf, EventType::Normal, reason::DESTROYING, "Destroy", message.clone()).await;
-    write_status(tf, ctx, &server, synced, State::Progressing, Phase::Reconciling, reason::DESTROYING, &message)
-        .await?;
-    Err(Error::DestroyPending)
-}
-
-/// Adds or updates the history record of a destroy Job: its result and times from the Job,
-/// `message` when given (a record keeps the one it has otherwise).
-fn record_destroy(status: &mut TerraformStatus, job: &Job, applied: &AppliedImage, message: Option<String>) {
-    let (result, finished) = match observe::outcome(job) {
-        Outcome::Running => (RunResult::Running, None),
-        Outcome::Succeeded { at } => (RunResult::Succeeded, Some(at.unwrap_or_else(now))),
-        Outcome::Failed { at, .. } => (RunResult::Failed, Some(at.unwrap_or_else(now))),
-    };
-    let message = message.map(|m| m.chars().take(1024).collect());
-    let job_name = job.name_any();
-    if let Some(record) = status.history.iter_mut().find(|r| r.job_name == job_name) {
-        record.result = result;
-        record.completion_time = finished.or_else(|| record.completion_time.take());
-        if message.is_some() {
-            record.message = message;
+            Decision::Stalled { failures, .. } => {
+                let last = self.last_destroy_message();
+                let message = format!(
+                    "destroy failed {failures} times: {last}. Fix the destroy script (a new image or spec) or set annotation {}=true to release the resource without destroying",
+                    meta::SKIP_DESTROY
+                );
+                self.warn_once(reason::RETRIES_EXHAUSTED, "Destroy", &message).await;
+                self.summarize(State::Error, Phase::Stalled, reason::RETRIES_EXHAUSTED, &message);
+                Err(Error::DeletionPending { retry_in: None })
+            }
+            Decision::Destroy { key, round } => self.destroy(&key, round).await,
+            other => {
+                tracing::debug!(decision = ?other, "not a deletion decision");
+                Err(Error::DeletionPending { retry_in: None })
+            }
         }
-        return;
     }
-    let started = job.metadata.creation_timestamp.clone().unwrap_or_else(now);
-    push_run(
-        status,
-        RunRecord {
-            action: RunAction::Destroy,
-            job_name,
-            image: applied.image.clone(),
-            tag: Some(applied.tag.clone()),
-            start_time: started,
-            completion_time: finished,
-            result,
-            message,
-        },
-    );
-}
 
-fn now() -> Time {
-    Time(jiff::Timestamp::now())
-}
+    fn last_destroy_message(&self) -> String {
+        let last = self.status.history.iter().find(|r| r.action == RunAction::Destroy);
+        last.and_then(|r| r.message.clone()).unwrap_or_default()
+    }
 
-#[allow(clippy::too_many_arguments)] // private; every call passes the same first four
-async fn write_status(
-    tf: &Terraform,
-    ctx: &Context,
-    server: &TerraformStatus,
-    mut status: TerraformStatus,
-    state: State,
-    phase: Phase,
-    why: &str,
-    message: &str,
-) -> Result<()> {
-    summarize(&mut status, tf.metadata.generation.unwrap_or_default(), state, phase, why, message);
-    let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &tf.namespace().unwrap_or_default());
-    status::write(&api, tf, &ctx.written, server, &status).await
+    /// A Job of this resource still active, read from the API server.
+    async fn active_job(&self) -> Result<Option<k8s_openapi::api::batch::v1::Job>> {
+        let label = meta::terraform_label_value(&self.name);
+        crate::runs::start::active_job(&self.api(), &label, &self.uid, None).await
+    }
+
+    /// Whether the resource is still there with the agent's finalizer, read from the API
+    /// server: a pass working from a cached copy after the release must start nothing.
+    async fn still_held(&self) -> Result<bool> {
+        let api: kube::Api<alustan_shared::Terraform> = self.api();
+        Ok(api.get_opt(&self.name).await?.is_some_and(|fresh| {
+            fresh.uid().as_deref() == Some(self.uid.as_str()) && fresh.finalizers().iter().any(|f| f == meta::FINALIZER)
+        }))
+    }
+
+    async fn destroy(&mut self, key: &str, round: u32) -> Result<Action> {
+        if !self.still_held().await? {
+            return Err(Error::DeletionPending { retry_in: None });
+        }
+        let script = self.tf.spec.scripts.destroy.clone().unwrap_or_default();
+        let applied = self.status.applied.clone().ok_or(Error::MissingField("status.applied"))?;
+        let started = match validate::for_destroy(&self.tf.spec) {
+            Ok(()) => {
+                let name = job_name(&self.name, RunAction::Destroy, key, round);
+                let image = (applied.image.as_str(), applied.tag.as_str());
+                self.start_run(RunAction::Destroy, name, (&script, Vec::new()), image, None).await
+            }
+            Err(err) => Err(err),
+        };
+        match started {
+            Ok(true) => {
+                let message = format!("destroying {}", applied.tag);
+                self.summarize(State::Progressing, Phase::Reconciling, reason::DESTROYING, &message);
+                self.event(EventType::Normal, reason::DESTROYING, "Destroy", &message).await;
+                Err(Error::DeletionPending { retry_in: None })
+            }
+            Ok(false) => Err(Error::DeletionPending { retry_in: None }),
+            Err(err) if err.namespace_terminating() => {
+                let message = format!(
+                    "released without destroying: the namespace is being deleted and refuses the destroy Job ({err}); the infrastructure of {} is still in place",
+                    applied.tag
+                );
+                tracing::warn!(message, "released without destroying");
+                self.event(EventType::Warning, reason::DESTROY_SKIPPED, "Destroy", &message).await;
+                Ok(Action::await_change())
+            }
+            Err(err) => {
+                let hint = format!(
+                    "destroy cannot start; fix it, or set annotation {}=true to release the resource without destroying",
+                    meta::SKIP_DESTROY
+                );
+                Err(match err {
+                    Error::InvalidSpec { field, message } => {
+                        Error::InvalidSpec { field, message: format!("{message}; {hint}") }
+                    }
+                    Error::Rejected { object, message } => {
+                        Error::Rejected { object, message: format!("{message}; {hint}") }
+                    }
+                    other => other,
+                })
+            }
+        }
+    }
+
+    async fn release(&mut self, why: Release) -> Action {
+        let tag = self.status.applied.as_ref().map(|a| a.tag.clone()).unwrap_or_default();
+        match why {
+            Release::SkipDestroy => {
+                let note = format!("{} is set: released without destroying", meta::SKIP_DESTROY);
+                self.event(EventType::Normal, reason::DESTROY_SKIPPED, "Destroy", &note).await;
+            }
+            Release::Destroyed => {
+                let note = format!("destroy of {tag} succeeded");
+                self.event(EventType::Normal, reason::DESTROYED, "Destroy", &note).await;
+            }
+            Release::NoDestroyScript | Release::NothingApplied => {}
+        }
+        Action::await_change()
+    }
 }

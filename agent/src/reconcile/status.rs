@@ -176,6 +176,10 @@ mod tests {
                     completion_time: None,
                     result: RunResult::Running,
                     message: None,
+                    generation: None,
+                    digest: None,
+                    token: None,
+                    inputs: None,
                 },
             );
         }

@@ -6,17 +6,15 @@
 //! resync token) and `round` counts retries and drift re-applies of the same inputs.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
-use alustan_shared::{RunAction, Terraform, meta};
+use alustan_shared::{RunAction, RunRecord, RunResult, Terraform, meta};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvVar, LocalObjectReference, PodSpec, PodTemplateSpec, SecretVolumeSource,
     Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Resource as _;
-use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::runs::seal::SEAL_DIR;
@@ -45,6 +43,15 @@ exit "$rc"
     )
 }
 
+/// The spec field holding the script of `action`.
+pub fn script_field(action: RunAction) -> &'static str {
+    match action {
+        RunAction::Deploy => "spec.scripts.deploy",
+        RunAction::PostDeploy => "spec.postDeploy.script",
+        RunAction::Destroy => "spec.scripts.destroy",
+    }
+}
+
 /// The action's short form in Job names and labels.
 pub fn action_label(action: RunAction) -> &'static str {
     match action {
@@ -54,27 +61,14 @@ pub fn action_label(action: RunAction) -> &'static str {
     }
 }
 
-fn hex10(parts: &[&str]) -> String {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        // Length-prefixed so ("ab","c") and ("a","bc") differ.
-        hasher.update(part.len().to_le_bytes());
-        hasher.update(part.as_bytes());
-    }
-    hasher.finalize().iter().take(5).fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
-}
-
 /// The identity of a deploy's inputs.
 pub fn run_key(uid: &str, generation: i64, digest: &str, token: Option<&str>) -> String {
-    hex10(&[uid, &generation.to_string(), digest, token.unwrap_or("")])
+    alustan_shared::fingerprint(&[uid, &generation.to_string(), digest, token.unwrap_or("")])[..10].to_owned()
 }
 
-/// The identity of the post-deploy following deploy round `deploy_round` of `key`.
-pub fn post_key(key: &str, deploy_round: u32) -> String {
-    hex10(&[key, "post", &deploy_round.to_string()])
+/// The identity of the post-deploy runs following the deploy Job `deploy_job`.
+pub fn post_key(deploy_job: &str) -> String {
+    alustan_shared::fingerprint(&[deploy_job, "post"])[..10].to_owned()
 }
 
 fn prefix(resource: &str, action: RunAction, key: &str) -> String {
@@ -119,7 +113,65 @@ pub struct RunSpec<'a> {
     /// `repository@sha256:…`
     pub image: &'a str,
     pub tag: &'a str,
+    /// The spec fingerprint the run applies (see `TerraformSpec::inputs_fingerprint`).
+    pub inputs: &'a str,
+    /// The sync request token it answers.
+    pub token: Option<&'a str>,
 }
+
+impl RunSpec<'_> {
+    /// The history record of this run, started now, as it applies `generation`.
+    pub fn record(&self, generation: i64) -> RunRecord {
+        RunRecord {
+            action: self.action,
+            job_name: self.name.clone(),
+            image: self.image.to_owned(),
+            tag: Some(self.tag.to_owned()),
+            start_time: Time(jiff::Timestamp::now()),
+            completion_time: None,
+            result: RunResult::Running,
+            message: None,
+            generation: Some(generation),
+            digest: self.image.rsplit_once('@').map(|(_, digest)| digest.to_owned()),
+            token: self.token.map(str::to_owned),
+            inputs: Some(self.inputs.to_owned()),
+        }
+    }
+}
+
+/// The history record of a Job found running that status does not know (a status write lost
+/// to a crash, or an older agent's run): what it applies, read back from its labels and
+/// annotations.
+pub fn record_of(job: &Job) -> RunRecord {
+    let labels = job.metadata.labels.clone().unwrap_or_default();
+    let annotations = job.metadata.annotations.clone().unwrap_or_default();
+    let action = match labels.get(meta::LABEL_ACTION).map(String::as_str) {
+        Some("post-deploy") => RunAction::PostDeploy,
+        Some("destroy") => RunAction::Destroy,
+        _ => RunAction::Deploy,
+    };
+    let container = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.containers.first());
+    let env = |name: &str| container.and_then(|c| c.env.as_ref()?.iter().find(|e| e.name == name)?.value.clone());
+    RunRecord {
+        action,
+        job_name: job.metadata.name.clone().unwrap_or_default(),
+        image: container.and_then(|c| c.image.clone()).unwrap_or_default(),
+        tag: env("ALUSTAN_TAG"),
+        start_time: job.metadata.creation_timestamp.clone().unwrap_or_else(|| Time(jiff::Timestamp::now())),
+        completion_time: None,
+        result: RunResult::Running,
+        message: None,
+        generation: labels.get(meta::LABEL_GENERATION).and_then(|g| g.parse().ok()),
+        digest: None,
+        token: annotations.get(ANNOTATION_TOKEN).cloned(),
+        inputs: annotations.get(ANNOTATION_INPUTS).cloned(),
+    }
+}
+
+/// Annotation on a run's Job: the spec fingerprint it applies.
+const ANNOTATION_INPUTS: &str = "alustan.io/inputs";
+/// Annotation on a run's Job: the sync request token it answers.
+const ANNOTATION_TOKEN: &str = "alustan.io/token";
 
 /// The markers around the outputs file in the log of Job `job`.
 pub fn markers(job: &str) -> (String, String) {
@@ -130,7 +182,10 @@ pub fn markers(job: &str) -> (String, String) {
 pub fn labels(tf: &Terraform, action: RunAction) -> BTreeMap<String, String> {
     BTreeMap::from([
         (meta::LABEL_MANAGED_BY.to_owned(), meta::MANAGED_BY_VALUE.to_owned()),
-        (meta::LABEL_TERRAFORM.to_owned(), tf.metadata.name.clone().unwrap_or_default()),
+        (
+            meta::LABEL_TERRAFORM.to_owned(),
+            meta::terraform_label_value(tf.metadata.name.as_deref().unwrap_or_default()),
+        ),
         (meta::LABEL_ACTION.to_owned(), action_label(action).to_owned()),
         (meta::LABEL_GENERATION.to_owned(), tf.metadata.generation.unwrap_or_default().to_string()),
     ])
@@ -140,10 +195,11 @@ pub fn labels(tf: &Terraform, action: RunAction) -> BTreeMap<String, String> {
 pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Result<Job> {
     let name = tf.metadata.name.clone().ok_or(Error::MissingField("metadata.name"))?;
     let owner = tf.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
-    let mut words = shell_words::split(run.script)
-        .map_err(|err| Error::InvalidSpec(format!("cannot split script {:?}: {err}", run.script)))?;
+    let mut words = shell_words::split(run.script).map_err(|err| {
+        Error::invalid_spec(script_field(run.action), format!("cannot split {:?}: {err}", run.script))
+    })?;
     if words.is_empty() {
-        return Err(Error::InvalidSpec("the script is empty".into()));
+        return Err(Error::invalid_spec(script_field(run.action), "the script is empty"));
     }
     words.extend(run.extra_args.iter().cloned());
     let mut command = vec!["/bin/sh".to_owned(), "-c".to_owned(), wrapper(), "alustan-run".to_owned()];
@@ -198,6 +254,12 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
             name: Some(run.name.clone()),
             namespace: tf.metadata.namespace.clone(),
             labels: Some(labels.clone()),
+            annotations: Some(
+                [(ANNOTATION_INPUTS, Some(run.inputs)), (ANNOTATION_TOKEN, run.token)]
+                    .into_iter()
+                    .filter_map(|(key, value)| Some((key.to_owned(), value?.to_owned())))
+                    .collect(),
+            ),
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },
@@ -282,6 +344,8 @@ mod tests {
             extra_args: vec![],
             image: "r/x@sha256:aa",
             tag: "v1",
+            inputs: "fp",
+            token: Some("t1"),
         };
         let settings = JobSettings {
             active_deadline_seconds: 60,
@@ -312,6 +376,13 @@ mod tests {
         assert_eq!(command[3..], ["alustan-run", "destroy", "-c", "two words"]);
         assert_eq!(value["metadata"]["ownerReferences"][0]["uid"], "u1");
         assert_eq!(value["metadata"]["labels"][meta::LABEL_ACTION], "destroy");
+        // What the run applies can be read back from the Job alone (adopting it after a crash).
+        let record = record_of(&job);
+        assert_eq!(
+            (record.action, record.generation, record.token.as_deref()),
+            (RunAction::Destroy, Some(3), Some("t1"))
+        );
+        assert_eq!((record.inputs.as_deref(), record.image.as_str()), (Some("fp"), "r/x@sha256:aa"));
         let env = container["env"].as_array().unwrap();
         assert!(env.iter().any(|e| e["name"] == "TF_VAR_a" && e["value"] == "1"));
         assert!(env.iter().any(|e| e["name"] == meta::ENV_OUTPUTS_FILE));

@@ -94,6 +94,10 @@ fn run(
         completion_time: took.map(|took| ago(started - took)),
         result,
         message: message.map(str::to_owned),
+        generation: None,
+        digest: None,
+        token: None,
+        inputs: None,
     }
 }
 

@@ -1,0 +1,161 @@
+//! Carries out one [`Decision`]: starts its run (the only way a run starts), or says in status
+//! why nothing starts.
+
+use alustan_shared::{RunAction, State, conditions::reason};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+
+use super::decide::{Decision, Why};
+use super::pass::Pass;
+use super::status::{Phase, push_run};
+use super::validate;
+use crate::error::Result;
+use crate::registry::ChosenImage;
+use crate::runs::jobs::{self, RunSpec, action_label, job_name};
+use crate::runs::start::{Started, start};
+
+impl Pass<'_> {
+    /// Carries out a decision for a resource that is not being deleted.
+    pub async fn act(
+        &mut self,
+        decision: Decision,
+        chosen: Option<&ChosenImage>,
+        token: Option<&str>,
+    ) -> Result<Action> {
+        let sync = self.ctx.config.sync_interval;
+        match (decision, chosen) {
+            (Decision::Nothing { recheck_after }, _) => {
+                // The wanted inputs' runs succeeded: clear an Error left by a passing problem (a
+                // registry outage, a Secret created late) that needed no new run.
+                if !matches!(self.status.state, Some(State::Success | State::Completed)) {
+                    let state = if self.tf.spec.post_deploy.is_some() { State::Completed } else { State::Success };
+                    let tag = self.status.applied.as_ref().map(|a| a.tag.clone()).unwrap_or_default();
+                    self.summarize(state, Phase::Ready, reason::SUCCEEDED, &format!("up to date: {tag} applied"));
+                }
+                Ok(Action::requeue(recheck_after.min(sync)))
+            }
+            (Decision::Busy { job, action, behind }, _) => {
+                self.busy(&job, action, behind);
+                Ok(Action::requeue(sync))
+            }
+            (Decision::Suspended, _) => {
+                // Ready and state keep describing the last run; only "working on it" changes.
+                let message = "suspended: no runs until spec.suspend is false";
+                self.status.message = Some(message.into());
+                self.status.observed_generation = Some(self.generation);
+                super::status::set_condition(
+                    &mut self.status,
+                    alustan_shared::conditions::RECONCILING,
+                    alustan_shared::conditions::FALSE,
+                    reason::SUSPENDED,
+                    message,
+                    self.generation,
+                );
+                Ok(Action::await_change())
+            }
+            (Decision::Backoff { after, .. }, _) => Ok(Action::requeue(after.min(sync))),
+            (Decision::Stalled { action, failures }, _) => {
+                let last = self.status.history.iter().find(|r| r.action == action).and_then(|r| r.message.clone());
+                let message = format!(
+                    "{} failed {failures} times; giving up until the spec, the image or a resync request changes. Last failure: {}",
+                    action_label(action),
+                    last.unwrap_or_default()
+                );
+                let already =
+                    alustan_shared::conditions::find(&self.status.conditions, alustan_shared::conditions::STALLED)
+                        .is_some_and(|c| c.status == alustan_shared::conditions::TRUE);
+                if !already {
+                    self.event(EventType::Warning, reason::RETRIES_EXHAUSTED, "Run", &message).await;
+                }
+                let state = self.status.state.unwrap_or(State::Failed);
+                self.summarize(state, Phase::Stalled, reason::RETRIES_EXHAUSTED, &message);
+                Ok(Action::requeue(sync))
+            }
+            (Decision::Deploy { key, round, why }, Some(chosen)) => {
+                let name = job_name(&self.name, RunAction::Deploy, &key, round);
+                let image = (chosen.reference.as_str(), chosen.tag.as_str());
+                let script = (self.tf.spec.scripts.deploy.as_str(), Vec::new());
+                if self.start_run(RunAction::Deploy, name, script, image, token).await? {
+                    if let Some(token) = token {
+                        self.status.last_handled_reconcile_at = Some(token.to_owned());
+                    }
+                    let message = format!("deploying {} ({})", chosen.tag, why.as_str());
+                    self.summarize(State::Progressing, Phase::Reconciling, reason::DEPLOYING, &message);
+                    self.event(EventType::Normal, reason::DEPLOYING, "Deploy", &message).await;
+                }
+                Ok(Action::requeue(sync))
+            }
+            (Decision::PostDeploy { key, attempt }, Some(chosen)) => {
+                let Some(post) = &self.tf.spec.post_deploy else { return Ok(Action::requeue(sync)) };
+                let args = validate::post_deploy_flags(&post.args, &self.tf.spec.variables)?;
+                let name = job_name(&self.name, RunAction::PostDeploy, &key, attempt);
+                let image = (chosen.reference.as_str(), chosen.tag.as_str());
+                if self.start_run(RunAction::PostDeploy, name, (&post.script, args), image, token).await? {
+                    let message = format!("running post-deploy {} of {}", post.script, chosen.tag);
+                    self.summarize(State::Success, Phase::Reconciling, reason::POST_DEPLOYING, &message);
+                    self.event(EventType::Normal, reason::POST_DEPLOYING, "PostDeploy", &message).await;
+                }
+                Ok(Action::requeue(sync))
+            }
+            // A deploy without a scanned image, or deletion decisions here: nothing to do yet.
+            (other, _) => {
+                tracing::debug!(decision = ?other, "nothing to carry out outside deletion");
+                Ok(Action::requeue(sync))
+            }
+        }
+    }
+
+    /// Says in status what waits behind the running run (nothing changes when nothing waits).
+    fn busy(&mut self, job: &str, action: RunAction, behind: Option<Why>) {
+        let suspended = self.tf.spec.suspend;
+        if behind.is_none() && !suspended {
+            return;
+        }
+        let next = match behind {
+            Some(Why::DigestChanged) => "deploying the new image".to_owned(),
+            Some(Why::ResyncRequested) => "running the requested sync".to_owned(),
+            Some(_) => format!("applying generation {}", self.generation),
+            None => "suspending".to_owned(),
+        };
+        let mut message = format!("waiting for {} run {job} to finish before {next}", action_label(action));
+        if suspended && behind.is_some() {
+            message.push_str(" (suspended: it will wait for spec.suspend to be false)");
+        }
+        let state = self.status.state.unwrap_or(State::Progressing);
+        self.summarize(state, Phase::Reconciling, reason::WAITING_FOR_RUN, &message);
+    }
+
+    /// Starts run `name` of `script` on `image` (reference, tag), applying the spec as it is
+    /// now, and records it as running; `false` (and the other Job recorded as running) when
+    /// another Job of the resource is still active.
+    pub async fn start_run(
+        &mut self,
+        action: RunAction,
+        name: String,
+        (script, extra_args): (&str, Vec<String>),
+        (image, tag): (&str, &str),
+        token: Option<&str>,
+    ) -> Result<bool> {
+        let inputs = self.fingerprint.clone();
+        let run = RunSpec { action, name, script, extra_args, image, tag, inputs: &inputs, token };
+        let job = jobs::build(self.tf, &run, &self.ctx.jobs)?;
+        let label = action_label(run.action);
+        match start(self.ctx, &job).await? {
+            Started::New => {
+                self.ctx.metrics.job_started(label);
+                tracing::info!(job = %run.name, action = label, "started run");
+            }
+            Started::Adopted => tracing::info!(job = %run.name, action = label, "adopted the run's existing Job"),
+            Started::Busy(other) => {
+                let record = jobs::record_of(&other);
+                tracing::warn!(job = %record.job_name, wanted = %run.name, "another Job of the resource is active: waiting for it");
+                let (job, action) = (record.job_name.clone(), record.action);
+                push_run(&mut self.status, record);
+                self.busy(&job, action, Some(Why::SpecChanged));
+                return Ok(false);
+            }
+        }
+        push_run(&mut self.status, run.record(self.generation));
+        Ok(true)
+    }
+}

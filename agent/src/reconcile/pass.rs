@@ -1,0 +1,98 @@
+//! One reconcile pass of one resource: what it read (the resource, the status it starts from)
+//! and what it will write, so the steps share one receiver instead of threading
+//! `(tf, ctx, status, generation, …)` through every call.
+
+use alustan_shared::{State, Terraform, TerraformStatus};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt as _};
+
+use super::status::{self, Phase, summarize};
+use crate::context::Context;
+use crate::error::{Error, Result};
+
+/// The longest Event note (the API server refuses larger ones; status has the whole message).
+const NOTE_CHARS: usize = 1000;
+
+pub struct Pass<'a> {
+    pub tf: &'a Terraform,
+    pub ctx: &'a Context,
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub generation: i64,
+    /// The spec's inputs fingerprint (what its runs apply).
+    pub fingerprint: String,
+    /// The status the pass started from (the agent's last write when the cache lags behind it).
+    before: TerraformStatus,
+    /// The status the pass will write.
+    pub status: TerraformStatus,
+}
+
+impl<'a> Pass<'a> {
+    pub fn new(tf: &'a Terraform, ctx: &'a Context) -> Result<Self> {
+        let namespace = tf.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+        let uid = tf.uid().ok_or(Error::MissingField("metadata.uid"))?;
+        let before = status::current(&ctx.written, tf);
+        Ok(Self {
+            tf,
+            ctx,
+            name: tf.name_any(),
+            namespace,
+            uid,
+            generation: tf.metadata.generation.unwrap_or_default(),
+            fingerprint: tf.spec.inputs_fingerprint(),
+            status: before.clone(),
+            before,
+        })
+    }
+
+    /// An API of the resource's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.ctx.client.clone(), &self.namespace)
+    }
+
+    /// Sets state, message, `observedGeneration` and the kstatus conditions together.
+    pub fn summarize(&mut self, state: State, phase: Phase, reason: &str, message: &str) {
+        summarize(&mut self.status, self.generation, state, phase, reason, message);
+    }
+
+    /// Whether the status this pass started from already says `message`.
+    pub fn said(&self, message: &str) -> bool {
+        self.before.message.as_deref() == Some(message)
+    }
+
+    /// Publishes an Event; failing to is logged, never fatal (a terminating namespace refuses
+    /// Events too: status still tells).
+    pub async fn event(&self, type_: EventType, reason: &str, action: &str, note: &str) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.chars().take(NOTE_CHARS).collect()),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(err) = self.ctx.recorder.publish(&event, &self.tf.object_ref(&())).await {
+            tracing::warn!(error = %err, "cannot publish event");
+        }
+    }
+
+    /// A Warning Event, unless the status this pass started from already said `message` (kube's
+    /// recorder would fold a repeat into the first Event's series anyway).
+    pub async fn warn_once(&self, reason: &str, action: &str, message: &str) {
+        if !self.said(message) {
+            self.event(EventType::Warning, reason, action, message).await;
+        }
+    }
+
+    /// Writes the status if it changed (one write per pass at most).
+    pub async fn write(&mut self) -> Result<()> {
+        let api: Api<Terraform> = self.api();
+        status::write(&api, self.tf, &self.ctx.written, &self.before, &self.status).await?;
+        self.before = self.status.clone();
+        Ok(())
+    }
+}

@@ -1,0 +1,202 @@
+//! The first step of every pass: runs recorded as running are brought up to date from their
+//! Jobs, and the results of those that ended are written into status — outputs, applied image,
+//! state — but only while the run still counts: a run that a newer successful deploy
+//! superseded keeps its history record and changes nothing else.
+
+use std::collections::BTreeMap;
+
+use alustan_shared::{AppliedImage, RunAction, RunRecord, RunResult, State, conditions::reason, meta};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::runtime::events::EventType;
+use kube::{Api, Resource as _};
+
+use super::pass::Pass;
+use super::status::Phase;
+use crate::error::{Error, Result};
+use crate::runs::jobs::action_label;
+use crate::runs::observe::{self, Outcome};
+use crate::runs::outputs::{Collected, log_tail};
+
+/// Longest history message.
+const RECORD_MESSAGE_CHARS: usize = 1024;
+
+impl Pass<'_> {
+    /// Brings every running record up to date from its Job.
+    pub async fn sync_runs(&mut self) -> Result<()> {
+        let jobs: Api<Job> = self.api();
+        let running: Vec<RunRecord> =
+            self.status.history.iter().filter(|r| r.result == RunResult::Running).cloned().collect();
+        for record in running {
+            let outcome = match jobs.get_opt(&record.job_name).await? {
+                Some(job) => observe::outcome(&job),
+                None => Outcome::Failed { at: None, message: "the Job disappeared before it finished".into() },
+            };
+            match outcome {
+                Outcome::Running => {}
+                Outcome::Failed { at, message } => self.failed(&record, at, message).await?,
+                Outcome::Succeeded { at } => self.succeeded(&record, at).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn failed(&mut self, record: &RunRecord, at: Option<Time>, message: String) -> Result<()> {
+        let action = action_label(record.action);
+        self.ctx.metrics.job_finished(action, "failed");
+        let pods: Api<Pod> = self.api();
+        let pod = observe::pod(&pods, &record.job_name).await?;
+        let detail = pod
+            .as_ref()
+            .and_then(observe::termination)
+            .map_or(message, |(code, tail)| format!("exit code {code}: {}", log_tail(&tail)));
+        let text = format!("{action} failed ({}): {detail}", record.job_name);
+        self.finish(&record.job_name, RunResult::Failed, at, &text);
+        let state = if record.action == RunAction::Destroy { State::Error } else { State::Failed };
+        self.summarize(state, Phase::Reconciling, reason::SCRIPT_FAILED, &text);
+        self.event(EventType::Warning, reason::SCRIPT_FAILED, "Run", &text).await;
+        Ok(())
+    }
+
+    async fn succeeded(&mut self, record: &RunRecord, at: Option<Time>) -> Result<()> {
+        let action = action_label(record.action);
+        self.ctx.metrics.job_finished(action, "succeeded");
+        if let Some(newer) = self.superseded_by(record) {
+            let text = format!("{action} succeeded; superseded by {newer}, its results were not applied");
+            self.finish(&record.job_name, RunResult::Succeeded, at, &text);
+            return Ok(());
+        }
+        match record.action {
+            RunAction::Deploy => self.deployed(record, at).await,
+            RunAction::PostDeploy => self.post_deployed(record, at).await,
+            RunAction::Destroy => {
+                self.finish(&record.job_name, RunResult::Succeeded, at, "destroy succeeded");
+                Ok(())
+            }
+        }
+    }
+
+    /// A newer deploy that already succeeded (only an agent from before the one-run rule could
+    /// have let one overtake this run).
+    fn superseded_by(&self, record: &RunRecord) -> Option<String> {
+        let index = self.status.history.iter().position(|r| r.job_name == record.job_name)?;
+        self.status.history[..index]
+            .iter()
+            .find(|r| r.action == RunAction::Deploy && r.result == RunResult::Succeeded)
+            .map(|r| r.job_name.clone())
+    }
+
+    async fn collect(&self, job: &str) -> Result<Collected> {
+        let pods: Api<Pod> = self.api();
+        let secrets: Api<Secret> = self.api();
+        let Some(pod) = observe::pod(&pods, job).await? else { return Ok(Collected::default()) };
+        let _slot = self.ctx.pad_slots.acquire().await.map_err(|_| Error::ShuttingDown)?;
+        observe::collect_log(&pods, &secrets, &kube::ResourceExt::name_any(&pod), job).await
+    }
+
+    /// Whether the run applied the spec generation the resource has now.
+    fn current(&self, record: &RunRecord) -> bool {
+        record.generation.is_none_or(|generation| generation == self.generation)
+    }
+
+    async fn fail_run(&mut self, record: &RunRecord, at: Option<Time>, text: String) {
+        self.finish(&record.job_name, RunResult::Failed, at, &text);
+        self.summarize(State::Failed, Phase::Reconciling, reason::SCRIPT_FAILED, &text);
+        self.event(EventType::Warning, reason::SCRIPT_FAILED, "Run", &text).await;
+    }
+
+    async fn deployed(&mut self, record: &RunRecord, at: Option<Time>) -> Result<()> {
+        let collected = self.collect(&record.job_name).await?;
+        if let Some(err) = collected.error {
+            self.fail_run(record, at, format!("deploy succeeded but its outputs cannot be read: {err}")).await;
+            return Ok(());
+        }
+        self.status.sensitive_outputs_secret = self.write_sensitive(&collected.outputs.sensitive).await?;
+        self.status.output = collected.outputs.plain;
+        self.status.ingress_urls = crate::runs::gather::ingress_urls(&self.ctx.client).await;
+        self.status.credentials =
+            crate::runs::gather::credentials(&self.ctx.client, &self.ctx.credential_sources).await;
+        let tag = record.tag.clone().unwrap_or_default();
+        let at = at.unwrap_or_else(|| Time(jiff::Timestamp::now()));
+        self.status.applied = Some(AppliedImage {
+            image: record.image.clone(),
+            tag: tag.clone(),
+            digest: record.digest().unwrap_or_default().to_owned(),
+            applied_at: Some(at.clone()),
+        });
+        self.finish(&record.job_name, RunResult::Succeeded, Some(at), "deploy succeeded");
+        let message = format!("deployed {tag}");
+        let ready = self.tf.spec.post_deploy.is_none() && self.current(record);
+        let phase = if ready { Phase::Ready } else { Phase::Reconciling };
+        self.summarize(State::Success, phase, reason::SUCCEEDED, &message);
+        self.event(EventType::Normal, reason::SUCCEEDED, "Deploy", &message).await;
+        Ok(())
+    }
+
+    async fn post_deployed(&mut self, record: &RunRecord, at: Option<Time>) -> Result<()> {
+        let collected = self.collect(&record.job_name).await?;
+        let Some(value) = collected.post_deploy else {
+            let detail = collected.json_error.unwrap_or_else(|| "it printed no JSON object".into());
+            let text = format!("post-deploy printed no JSON with a top-level `outputs` key: {detail}");
+            self.fail_run(record, at, text).await;
+            return Ok(());
+        };
+        self.status.post_deploy_output = Some(value);
+        self.finish(&record.job_name, RunResult::Succeeded, at, "post-deploy succeeded");
+        let message = format!("deployed {} and ran post-deploy", record.tag.as_deref().unwrap_or_default());
+        let phase = if self.current(record) { Phase::Ready } else { Phase::Reconciling };
+        self.summarize(State::Completed, phase, reason::SUCCEEDED, &message);
+        self.event(EventType::Normal, reason::SUCCEEDED, "PostDeploy", &message).await;
+        Ok(())
+    }
+
+    /// Marks the history record of `job` as ended.
+    pub fn finish(&mut self, job: &str, result: RunResult, at: Option<Time>, message: &str) {
+        if let Some(record) = self.status.history.iter_mut().find(|r| r.job_name == job) {
+            record.result = result;
+            record.completion_time = Some(at.unwrap_or_else(|| Time(jiff::Timestamp::now())));
+            record.message = Some(message.chars().take(RECORD_MESSAGE_CHARS).collect());
+        }
+    }
+
+    /// The Secret holding sensitive outputs (owned by the resource); `None` when there are none.
+    async fn write_sensitive(&self, sensitive: &BTreeMap<String, serde_json::Value>) -> Result<Option<String>> {
+        if sensitive.is_empty() {
+            return Ok(None);
+        }
+        let name = meta::outputs_secret_name(&self.name);
+        let data = sensitive
+            .iter()
+            .map(|(key, value)| {
+                let text = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (key.clone(), ByteString(text.into_bytes()))
+            })
+            .collect();
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(self.namespace.clone()),
+                owner_references: self.tf.controller_owner_ref(&()).map(|o| vec![o]),
+                labels: Some(BTreeMap::from([
+                    (meta::LABEL_MANAGED_BY.to_owned(), meta::MANAGED_BY_VALUE.to_owned()),
+                    (meta::LABEL_TERRAFORM.to_owned(), meta::terraform_label_value(&self.name)),
+                ])),
+                ..ObjectMeta::default()
+            },
+            type_: Some("Opaque".into()),
+            data: Some(data),
+            ..Secret::default()
+        };
+        let api: Api<Secret> = self.api();
+        api.patch(&name, &PatchParams::apply(meta::FIELD_MANAGER).force(), &Patch::Apply(&secret))
+            .await
+            .map_err(|err| Error::creating(format!("Secret {name}"), err))?;
+        Ok(Some(name))
+    }
+}
