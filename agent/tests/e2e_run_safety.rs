@@ -183,7 +183,7 @@ async fn watch_waiting(agent: &Agent, recorder: &JobRecorder, job: &str, until: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_syncs_2s_apart_never_overlap_and_collapse_into_one_run() {
-    bounded(async {
+    bounded(Box::pin(async {
         let (agent, recorder) = start().await;
         agent.create(&resource(&agent, 6)).await;
         // Two sync requests while the initial deploy runs: one more run after it.
@@ -219,13 +219,13 @@ async fn a_two_syncs_2s_apart_never_overlap_and_collapse_into_one_run() {
         assert!(settled, "sync-4 was not handled: {:#?}", tf.status);
         assert_eq!(sync_2["token"], "sync-2", "the history lacks the token the run applied: {sync_2}");
         assert_eq!(history(&tf)[0]["token"], "sync-4", "the history lacks the token the run applied");
-    })
+    }))
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b_two_spec_edits_during_a_run_wait_then_the_newest_runs_once() {
-    bounded(async {
+    bounded(Box::pin(async {
         let (agent, recorder) = start().await;
         agent.create(&resource(&agent, 6)).await;
         let first = recorder.first("deploy").await;
@@ -255,13 +255,13 @@ async fn b_two_spec_edits_during_a_run_wait_then_the_newest_runs_once() {
             status.conditions
         );
         assert_history_inputs(&tf, &records);
-    })
+    }))
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_a_new_tag_pushed_during_a_run_is_deployed_after_it() {
-    bounded(async {
+    bounded(Box::pin(async {
         let (agent, recorder) = start().await;
         agent.create(&resource(&agent, 6)).await;
         let first = recorder.first("deploy").await;
@@ -280,13 +280,13 @@ async fn c_a_new_tag_pushed_during_a_run_is_deployed_after_it() {
         let status = tf.status.unwrap();
         assert_eq!(status.applied.unwrap().image, records[1].image);
         assert_eq!(status.output["tag"], "v1.0.2");
-    })
+    }))
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d_delete_during_a_deploy_destroys_after_it_ends() {
-    bounded(async {
+    bounded(Box::pin(async {
         let (agent, recorder) = start().await;
         let mut tf = resource(&agent, 6);
         tf.spec.scripts.destroy = Some("destroy".into());
@@ -303,7 +303,7 @@ async fn d_delete_during_a_deploy_destroys_after_it_ends() {
         assert_eq!(deploy.outcome.as_deref(), Some("Complete"), "{}", timeline(&records));
         assert_eq!(destroy.outcome.as_deref(), Some("Complete"), "{}", timeline(&records));
         assert_eq!(destroy.image, deploy.image, "destroy must use the image just deployed");
-    })
+    }))
     .await;
 }
 
@@ -311,7 +311,7 @@ async fn d_delete_during_a_deploy_destroys_after_it_ends() {
 enum Kill {
     /// The in-process controller task aborted.
     Task,
-    /// The `alustan-agent` binary, SIGKILLed.
+    /// The `alustan-agent` binary, killed with `SIGKILL`.
     Process,
 }
 
@@ -356,12 +356,12 @@ async fn killed_during_a_run(kill: Kill) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e_agent_killed_during_a_run_adopts_it_then_runs_the_edit_once() {
-    bounded(killed_during_a_run(Kill::Task)).await;
+    bounded(Box::pin(killed_during_a_run(Kill::Task))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e_agent_binary_sigkilled_during_a_run_adopts_it_then_runs_the_edit_once() {
-    bounded(killed_during_a_run(Kill::Process)).await;
+    bounded(Box::pin(killed_during_a_run(Kill::Process))).await;
 }
 
 /// The Lease holder once `check` holds (at most 40 s).
@@ -382,7 +382,7 @@ async fn wait_holder(agent: &Agent, check: impl Fn(&str) -> bool) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f_leader_hand_over_during_a_run_adopts_it_without_a_duplicate() {
-    bounded(async {
+    bounded(Box::pin(async {
         let (mut agent, recorder) = start().await;
         agent.stop_unelected().await;
         let mut a = agent.spawn_elected("agent-a").await;
@@ -405,6 +405,6 @@ async fn f_leader_hand_over_during_a_run_adopts_it_without_a_duplicate() {
         let history = tf.status.unwrap().history;
         assert_eq!(history.len(), 1, "{history:#?}");
         assert_eq!((history[0].job_name.as_str(), history[0].result), (first.name.as_str(), RunResult::Succeeded));
-    })
+    }))
     .await;
 }
