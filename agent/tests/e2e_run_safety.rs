@@ -63,9 +63,9 @@ async fn annotate(agent: &Agent, key: &str, value: &str) {
     patch(agent, json!({"metadata": {"annotations": {key: value}}})).await;
 }
 
-/// A spec edit: a new `TF_VAR_marker` (a new generation).
-async fn set_marker(agent: &Agent, value: &str) {
-    patch(agent, json!({"spec": {"variables": {"TF_VAR_marker": value}}})).await;
+/// A spec edit (a new generation): new `TF_VAR_marker` and `TF_VAR_sleep`.
+async fn edit(agent: &Agent, marker: &str, sleep: u32) {
+    patch(agent, json!({"spec": {"variables": {"TF_VAR_marker": marker, "TF_VAR_sleep": sleep.to_string()}}})).await;
 }
 
 /// The scenario's premise: Job `job` still runs after `what` (else the test proves nothing).
@@ -229,12 +229,14 @@ async fn b_two_spec_edits_during_a_run_wait_then_the_newest_runs_once() {
         let (agent, recorder) = start().await;
         agent.create(&resource(&agent, 6)).await;
         let first = recorder.first("deploy").await;
+        // The newer inputs sleep 1 s: run at once, they would end before the first run, whose
+        // outputs would then overwrite theirs (the worst case).
         let edited = Instant::now();
-        set_marker(&agent, "v2").await;
+        edit(&agent, "v2", 1).await;
         // Status says generation 2 waits while the first run goes.
         let mut waiting = watch_waiting(&agent, &recorder, &first.name, edited + Duration::from_secs(2)).await;
         tokio::time::sleep(Duration::from_secs(2).saturating_sub(edited.elapsed())).await;
-        set_marker(&agent, "v3").await;
+        edit(&agent, "v3", 1).await;
         assert_still_running(&agent, &first.name, "the second edit").await;
         if waiting.is_none() {
             waiting = watch_waiting(&agent, &recorder, &first.name, Instant::now() + Duration::from_secs(60)).await;
@@ -332,7 +334,7 @@ async fn killed_during_a_run(kill: Kill) {
         Some(mut child) => child.kill().await.unwrap(),
         None => agent.stop_unelected().await,
     }
-    set_marker(&agent, "v2").await;
+    edit(&agent, "v2", 2).await;
     match kill {
         Kill::Process => binary = Some(agent.spawn_binary(&log)),
         Kill::Task => agent.restart().await,
