@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use alustan_shared::{RunResult, State, Terraform, conditions, meta};
 use e2e::Agent;
-use job_recorder::{JobRecord, JobRecorder, assert_no_overlap, runs_by_action, timeline};
+use job_recorder::{
+    JobRecord, JobRecorder, assert_no_overlap, assert_still_running, overlaps, runs_by_action, timeline,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -68,28 +70,14 @@ async fn edit(agent: &Agent, marker: &str, sleep: u32) {
     patch(agent, json!({"spec": {"variables": {"TF_VAR_marker": marker, "TF_VAR_sleep": sleep.to_string()}}})).await;
 }
 
-/// The scenario's premise: Job `job` still runs after `what` (else the test proves nothing).
-async fn assert_still_running(agent: &Agent, job: &str, what: &str) {
-    let job = agent.jobs.get(job).await.unwrap();
-    let status = job.status.unwrap_or_default();
-    let finished = status
-        .conditions
-        .iter()
-        .flatten()
-        .any(|c| c.status == "True" && matches!(c.type_.as_str(), "Complete" | "Failed"));
-    assert!(!finished, "premise: the first run must still be going after {what}; make the deploy sleep longer");
-}
-
 /// Waits (at most 30 s) until the agent's ServiceAccount opened more `terraforms` lists or
-/// watches than `before`: a (re)started controller is watching. Returns the new count.
-async fn wait_controller_watching(agent: &Agent, before: usize) -> usize {
+/// watches than `before`: a (re)started controller is watching.
+async fn wait_controller_watching(agent: &Agent, before: usize) {
     let start = Instant::now();
     loop {
-        let now = controller_lists(agent);
-        if now > before {
+        if controller_lists(agent) > before {
             // Its first reconcile follows the initial list.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            return now;
+            return tokio::time::sleep(Duration::from_secs(1)).await;
         }
         assert!(start.elapsed() < Duration::from_secs(30), "no controller started watching within 30 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -105,7 +93,8 @@ fn controller_lists(agent: &Agent) -> usize {
 }
 
 /// Polls (at most 75 s) until `check` holds and no Job is active, then for a quiet 3 s in which
-/// both must stay so. Returns the last resource and whether it settled.
+/// both must stay so. Returns the last resource and whether it settled; returns early once two
+/// Jobs overlapped (the caller's assertion then says so).
 async fn settle(agent: &Agent, recorder: &JobRecorder, check: impl Fn(&Terraform) -> bool) -> (Terraform, bool) {
     let start = Instant::now();
     let idle = || recorder.records().iter().all(|r| !r.is_active());
@@ -118,7 +107,7 @@ async fn settle(agent: &Agent, recorder: &JobRecorder, check: impl Fn(&Terraform
                 return (tf, true);
             }
         }
-        if start.elapsed() > Duration::from_secs(75) {
+        if start.elapsed() > Duration::from_secs(75) || !overlaps(&recorder.records()).is_empty() {
             return (tf, false);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -129,10 +118,6 @@ fn deploys(records: &[JobRecord]) -> usize {
     runs_by_action(records).get("deploy").copied().unwrap_or(0)
 }
 
-fn output<'t>(tf: &'t Terraform, key: &str) -> Option<&'t str> {
-    tf.status.as_ref()?.output.get(key)?.as_str()
-}
-
 /// `Success` of the resource's current generation, which is `generation`, with its marker.
 fn applied(generation: i64, marker: &'static str) -> impl Fn(&Terraform) -> bool {
     move |tf| {
@@ -140,7 +125,7 @@ fn applied(generation: i64, marker: &'static str) -> impl Fn(&Terraform) -> bool
         tf.metadata.generation == Some(generation)
             && status.observed_generation == Some(generation)
             && status.state == Some(State::Success)
-            && output(tf, "marker") == Some(marker)
+            && status.output.get("marker").and_then(|m| m.as_str()) == Some(marker)
     }
 }
 
@@ -191,7 +176,7 @@ async fn a_two_syncs_2s_apart_never_overlap_and_collapse_into_one_run() {
         annotate(&agent, meta::RESYNC_REQUESTED_AT, "sync-1").await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         annotate(&agent, meta::RESYNC_REQUESTED_AT, "sync-2").await;
-        assert_still_running(&agent, &first.name, "the second sync").await;
+        assert_still_running(&agent.jobs, &first.name, "the second sync").await;
         let handled = |token: &'static str| {
             move |tf: &Terraform| {
                 let status = tf.status.clone().unwrap_or_default();
@@ -212,7 +197,7 @@ async fn a_two_syncs_2s_apart_never_overlap_and_collapse_into_one_run() {
         let third = recorder.wait_for("sync-3's run", Duration::from_secs(30), |r| deploys(r) > before).await;
         tokio::time::sleep(Duration::from_secs(2).saturating_sub(asked.elapsed())).await;
         annotate(&agent, meta::RESYNC_REQUESTED_AT, "sync-4").await;
-        assert_still_running(&agent, &third.last().unwrap().name, "sync-4").await;
+        assert_still_running(&agent.jobs, &third.last().unwrap().name, "sync-4").await;
         let (tf, settled) = settle(&agent, &recorder, handled("sync-4")).await;
         let records = recorder.records();
         assert_no_overlap(&records);
@@ -238,7 +223,7 @@ async fn b_two_spec_edits_during_a_run_wait_then_the_newest_runs_once() {
         let mut waiting = watch_waiting(&agent, &recorder, &first.name, edited + Duration::from_secs(2)).await;
         tokio::time::sleep(Duration::from_secs(2).saturating_sub(edited.elapsed())).await;
         edit(&agent, "v3", 1).await;
-        assert_still_running(&agent, &first.name, "the second edit").await;
+        assert_still_running(&agent.jobs, &first.name, "the second edit").await;
         if waiting.is_none() {
             waiting = watch_waiting(&agent, &recorder, &first.name, Instant::now() + Duration::from_secs(60)).await;
         }
@@ -272,7 +257,7 @@ async fn c_a_new_tag_pushed_during_a_run_is_deployed_after_it() {
         let quick = DEPLOY.replacen(r#"sleep "${TF_VAR_sleep:-6}""#, "sleep 1", 1);
         agent.push_other("v1.0.2", &[("deploy", &quick)]).await;
         annotate(&agent, meta::RESCAN_REQUESTED_AT, "rescan-1").await;
-        assert_still_running(&agent, &first.name, "the push and the rescan request").await;
+        assert_still_running(&agent.jobs, &first.name, "the push and the rescan request").await;
         let new_tag = |tf: &Terraform| {
             let status = tf.status.clone().unwrap_or_default();
             status.applied.is_some_and(|a| a.tag == "v1.0.2") && status.state == Some(State::Success)
@@ -298,7 +283,7 @@ async fn d_delete_during_a_deploy_destroys_after_it_ends() {
         agent.create(&tf).await;
         let first = recorder.first("deploy").await;
         agent.terraforms.delete(NAME, &DeleteParams::default()).await.unwrap();
-        assert_still_running(&agent, &first.name, "the deletion").await;
+        assert_still_running(&agent.jobs, &first.name, "the deletion").await;
         agent.wait_gone(NAME).await;
         let records = recorder.records();
         assert_no_overlap(&records);
@@ -343,7 +328,7 @@ async fn killed_during_a_run(kill: Kill) {
         Kill::Task => agent.restart().await,
     }
     wait_controller_watching(&agent, lists).await;
-    assert_still_running(&agent, &first.name, "the restart").await;
+    assert_still_running(&agent.jobs, &first.name, "the restart").await;
     let (tf, settled) = settle(&agent, &recorder, applied(2, "v2")).await;
     let records = recorder.records();
     assert_no_overlap(&records);
@@ -403,7 +388,7 @@ async fn f_leader_hand_over_during_a_run_adopts_it_without_a_duplicate() {
         tokio::time::timeout(Duration::from_secs(30), &mut leading.task).await.unwrap().unwrap().unwrap();
         wait_holder(&agent, |h| h == standby.identity).await;
         wait_controller_watching(&agent, lists).await;
-        assert_still_running(&agent, &first.name, "the hand-over").await;
+        assert_still_running(&agent.jobs, &first.name, "the hand-over").await;
         let (tf, settled) = settle(&agent, &recorder, applied(1, "v1")).await;
         let records = recorder.records();
         assert_no_overlap(&records);

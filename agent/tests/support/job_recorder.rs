@@ -199,9 +199,9 @@ pub fn timeline(records: &[JobRecord]) -> String {
     text
 }
 
-/// No two Jobs of the resource were active at once: each Job appeared only after every earlier
-/// one had ended (by the watch's event order).
-pub fn assert_no_overlap(records: &[JobRecord]) {
+/// The pairs of Jobs active at once: a Job that appeared before an earlier one ended (by the
+/// watch's event order).
+pub fn overlaps(records: &[JobRecord]) -> Vec<String> {
     let mut overlaps = Vec::new();
     for (i, later) in records.iter().enumerate() {
         for earlier in &records[..i] {
@@ -210,7 +210,24 @@ pub fn assert_no_overlap(records: &[JobRecord]) {
             }
         }
     }
+    overlaps
+}
+
+/// No two Jobs of the resource were active at once.
+pub fn assert_no_overlap(records: &[JobRecord]) {
+    let overlaps = overlaps(records);
     assert!(overlaps.is_empty(), "Jobs of one resource overlapped: {overlaps:#?}\nJobs:\n{}", timeline(records));
+}
+
+/// A scenario's premise: Job `job` still runs after `what` (else the scenario proves nothing).
+pub async fn assert_still_running(jobs: &Api<Job>, job: &str, what: &str) {
+    let status = jobs.get(job).await.unwrap().status.unwrap_or_default();
+    let finished = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.status == "True" && matches!(c.type_.as_str(), "Complete" | "Failed"));
+    assert!(!finished, "premise: {job} must still run after {what}; make the deploy sleep longer");
 }
 
 /// How many Jobs ran per action.
