@@ -94,7 +94,7 @@ fn controller_lists(agent: &Agent) -> usize {
 
 /// Polls (at most 75 s) until `check` holds and no Job is active, then for a quiet 3 s in which
 /// both must stay so. Returns the last resource and whether it settled; returns early once two
-/// Jobs overlapped (the caller's assertion then says so).
+/// Jobs overlapped and all ended (the caller's assertion then shows the whole timeline).
 async fn settle(agent: &Agent, recorder: &JobRecorder, check: impl Fn(&Terraform) -> bool) -> (Terraform, bool) {
     let start = Instant::now();
     let idle = || recorder.records().iter().all(|r| !r.is_active());
@@ -107,7 +107,8 @@ async fn settle(agent: &Agent, recorder: &JobRecorder, check: impl Fn(&Terraform
                 return (tf, true);
             }
         }
-        if start.elapsed() > Duration::from_secs(75) || !overlaps(&recorder.records()).is_empty() {
+        let overlapped = !overlaps(&recorder.records()).is_empty();
+        if start.elapsed() > Duration::from_secs(75) || (overlapped && idle()) {
             return (tf, false);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
