@@ -286,6 +286,8 @@ async fn d_delete_during_a_deploy_destroys_after_it_ends() {
         agent.terraforms.delete(NAME, &DeleteParams::default()).await.unwrap();
         assert_still_running(&agent.jobs, &first.name, "the deletion").await;
         agent.wait_gone(NAME).await;
+        // A quiet period: no Job may start for the released resource.
+        tokio::time::sleep(Duration::from_secs(3)).await;
         let records = recorder.records();
         assert_no_overlap(&records);
         let runs = runs_by_action(&records);
