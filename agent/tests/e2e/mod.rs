@@ -379,6 +379,26 @@ impl Agent {
         ("alustan-agent".into(), chart_rbac().await.namespace.clone())
     }
 
+    /// Starts the `alustan-agent` binary as the chart's ServiceAccount, with the in-process
+    /// controller's settings and without leader election, logging to `log`; killed on drop.
+    pub fn spawn_binary(&self, log: &Path) -> tokio::process::Child {
+        let kubeconfig = self.env.kubeconfig_for("alustan-agent", AGENT_TOKEN).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_alustan-agent"));
+        command.env("KUBECONFIG", kubeconfig).env_remove("LOG_LEVEL");
+        for registry in &self.config.insecure_registries {
+            command.args(["--insecure-registry", registry]);
+        }
+        command
+            .args(["--sync-interval", "1h", "--retry-base", "1s", "--retry-max", "2s", "--retry-attempts", "2"])
+            .args(["--leader-elect=false", "--metrics-addr", "127.0.0.1:0"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
     /// Starts one more replica with leader election on the chart's Lease, as `identity`.
     pub async fn spawn_elected(&self, identity: &str) -> Elected {
         let ctx = Arc::new(Context::new(self.controller_client.clone(), self.config.clone()).unwrap());
