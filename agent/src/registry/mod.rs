@@ -15,23 +15,28 @@
 //! - [`select`]: the semver choice and its explanation (the prerelease and build-metadata
 //!   rules are documented there).
 //! - [`digest`]: tag → manifest digest.
-//! - [`scan`]: the shared, cached, single-flight [`Scanner`].
+//! - [`scan`]: the shared, cached, single-flight [`Scanner`], bounded by a scan deadline.
+//! - [`hosts`]: per registry host, a bounded pool of scans and a backoff when it stops answering.
+//! - [`background`]: [`Scanner::poll`], scans outside the reconcile loop that wake the resource.
 
+pub mod background;
 pub mod client;
 pub mod credentials;
 pub mod digest;
 pub mod error;
+mod hosts;
 pub mod reference;
 pub mod retry;
 pub mod scan;
 pub mod select;
 pub mod tags;
 
+pub use background::{OwnedScanRequest, ScanPoll, WaiterId};
 pub use client::{ClientConfig, ClientSetupError, RegistryClient, install_crypto_provider};
 pub use credentials::{Credentials, DockerConfig, Secret, SecretSource, credentials_for};
-pub use error::ScanError;
+pub use error::{Activity, ScanError};
 pub use reference::ImageRef;
 pub use retry::RetryPolicy;
-pub use scan::{ChosenImage, Listing, ScanReport, ScanRequest, Scanner};
+pub use scan::{ChosenImage, Listing, ScanReport, ScanRequest, ScanSettings, Scanner};
 pub use select::{Constraint, RejectionCounts, Selection, select};
 pub use tags::TagList;
