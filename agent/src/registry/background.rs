@@ -150,6 +150,12 @@ impl Waiters {
         }
     }
 
+    /// Slots held (running or holding a result).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Drops results finished more than `age` ago.
     pub fn prune(&self, age: Duration) {
         self.lock().retain(|_, slot| match &slot.state {

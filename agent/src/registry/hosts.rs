@@ -245,10 +245,13 @@ mod tests {
             let (hosts, flag) = (Arc::clone(&hosts), Arc::clone(&flag));
             async move { hosts.acquire("busy:1", &flag).await.map(|permit| permit.started) }
         });
-        while !flag.load(Ordering::SeqCst) {
-            tokio::task::yield_now().await;
-        }
-        assert!(!waiter.is_finished(), "one slot per host: the second waits");
+        let queued = tokio::time::timeout(Duration::from_secs(10), async {
+            while !flag.load(Ordering::SeqCst) {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(queued.is_ok() && !waiter.is_finished(), "one slot per host: the second waits");
         drop(held);
         assert!(waiter.await.unwrap().is_ok());
         assert!(!flag.load(Ordering::SeqCst));

@@ -31,6 +31,11 @@ pub mod scan;
 pub mod select;
 pub mod tags;
 
+#[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
+mod testing;
+
 pub use background::{OwnedScanRequest, ScanPoll, WaiterId};
 pub use client::{ClientConfig, ClientSetupError, RegistryClient, install_crypto_provider};
 pub use credentials::{Credentials, DockerConfig, Secret, SecretSource, credentials_for};
