@@ -119,7 +119,7 @@ impl FakeRegistry {
 
 /// A valid, distinct digest per tag.
 pub fn digest_of(tag: &str) -> String {
-    let hex: String = tag.bytes().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(tag.as_bytes());
     format!("sha256:{:0>64}", &hex[..hex.len().min(64)])
 }
 
