@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! imageName + provider ──reference──▶ ImageRef ─┐
-//! docker config.json ──credentials──▶ Credentials ├─▶ Scanner::scan ─▶ ScanReport ─▶ status.lastScan
+//! docker config.json ──credentials──▶ Credentials ├─▶ Scanner::poll ─▶ ScanReport ─▶ status.lastScan
 //! semanticVersion ─────select──────▶ Constraint ─┘      │ (tags: one listing per repository and
 //!                                                        │  credentials per interval, single-flight)
 //!                                                        └─▶ ChosenImage: tag + digest + `repo@sha256:…`
@@ -15,6 +15,7 @@
 //! - [`select`]: the semver choice and its explanation (the prerelease and build-metadata
 //!   rules are documented there).
 //! - [`digest`]: tag → manifest digest.
+//! - [`report`]: what a scan reports ([`ScanReport`], `status.lastScan`).
 //! - [`scan`]: the shared, cached, single-flight [`Scanner`], bounded by a scan deadline.
 //! - [`hosts`]: per registry host, a bounded pool of scans and a backoff when it stops answering.
 //! - [`background`]: [`Scanner::poll`], scans outside the reconcile loop that wake the resource.
@@ -26,6 +27,7 @@ pub mod digest;
 pub mod error;
 mod hosts;
 pub mod reference;
+pub mod report;
 pub mod retry;
 pub mod scan;
 pub mod select;
