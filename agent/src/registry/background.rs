@@ -224,6 +224,13 @@ impl Scanner {
             let (inner, progress, waiter) = (Arc::clone(inner), Arc::clone(&progress), waiter.clone());
             async move {
                 let result = inner.scan(request.as_request(), &progress).await;
+                tracing::debug!(
+                    waiter = waiter.as_str(),
+                    registry = request.image.registry(),
+                    repository = request.image.repository(),
+                    outcome = result.as_ref().map_or_else(ScanError::metric_label, |_| "ok"),
+                    "background scan finished"
+                );
                 if inner.waiters.finish(&waiter, ticket, result) {
                     wake();
                 }
