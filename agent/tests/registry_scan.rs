@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alustan_agent::registry::{
-    ClientConfig, Constraint, Credentials, DockerConfig, ImageRef, RegistryClient, RetryPolicy, ScanError, ScanReport,
-    ScanRequest, Scanner, SecretSource,
+    Activity, ClientConfig, Constraint, Credentials, DockerConfig, ImageRef, OwnedScanRequest, RegistryClient,
+    RetryPolicy, ScanError, ScanPoll, ScanReport, ScanRequest, ScanSettings, Scanner, SecretSource, WaiterId,
 };
 use alustan_shared::{RejectedTag, RejectionReason};
 use alustan_testenv::registry::{ImageConfig, Registry, RegistryOptions};
@@ -454,4 +454,164 @@ async fn unreachable_hung_and_non_insecure_registries_fail_cleanly() {
     let err = scan(&scanner, &image(registry.host_port()), "*").await.unwrap_err();
     assert_eq!(err.metric_label(), "transport", "{err}");
     assert!(err.to_string().contains(&format!("https://{}", registry.host_port())), "{err}");
+}
+
+/// Accepts connections and never answers (nor reads): the registry of the fault test.
+struct Silent {
+    addr: std::net::SocketAddr,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Silent {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let task = tokio::spawn({
+            let accepted = Arc::clone(&accepted);
+            async move {
+                let mut open = Vec::new();
+                while let Ok((stream, _)) = listener.accept().await {
+                    accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    open.push(stream);
+                }
+            }
+        });
+        Self { addr, accepted, task }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_registry_does_not_delay_scans_of_a_healthy_one() {
+    const HUNG_SCANS: usize = 6;
+    const PER_HOST: usize = 2;
+    let deadline = Duration::from_secs(3);
+    let slack = Duration::from_secs(10);
+
+    let registry = registry().await;
+    let dir = image_dir("healthy");
+    let digest = registry.push_dir(REPO, &["1.0.0"], dir.path(), &ImageConfig::default()).await.unwrap();
+    let healthy = registry.host_port().to_owned();
+    let silent = Silent::start().await;
+    let hung = silent.addr.to_string();
+    let client = RegistryClient::new(ClientConfig {
+        insecure_registries: vec![healthy.clone(), hung.clone()],
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let settings = ScanSettings { deadline, per_host: PER_HOST, ..ScanSettings::default() };
+    let scanner = Scanner::with_settings(client, settings);
+    let (tx, mut wakes) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let poll = |request: &OwnedScanRequest, waiter: &str| {
+        let (tx, name) = (tx.clone(), waiter.to_owned());
+        scanner.poll(request.clone(), WaiterId::new(waiter), move || tx.send(name).unwrap())
+    };
+    let request = |host: &str, repository: &str| OwnedScanRequest {
+        image: ImageRef::parse(&format!("{host}/{repository}"), None).unwrap(),
+        credentials: Credentials::anonymous(),
+        constraint: Constraint::parse("*").unwrap(),
+        max_age: HOUR,
+        force: false,
+    };
+
+    // Resources on the hung registry, each its own repository (no shared listing).
+    let started = Instant::now();
+    let hung_requests: Vec<_> = (0..HUNG_SCANS).map(|i| request(&hung, &format!("team/stuck{i}"))).collect();
+    for (i, request) in hung_requests.iter().enumerate() {
+        assert!(matches!(poll(request, &format!("hung{i}")), ScanPoll::Pending { .. }));
+    }
+    // A resource on the healthy registry is scanned at once and is the first one woken.
+    let healthy_request = request(&healthy, REPO);
+    assert!(matches!(poll(&healthy_request, "healthy"), ScanPoll::Pending { .. }));
+    let first = tokio::time::timeout(slack, wakes.recv()).await.unwrap().unwrap();
+    assert_eq!(first, "healthy");
+    let ScanPoll::Ready(Ok(report)) = poll(&healthy_request, "healthy") else { panic!("the woken scan is ready") };
+    assert_eq!(report.chosen().unwrap().digest, digest);
+    let healthy_done = started.elapsed();
+    // ...while every hung scan is still pending, and only the pool's share is at the registry.
+    assert!(healthy_done < deadline, "healthy scan took {healthy_done:?}");
+    let queued = || {
+        let mut queued = 0;
+        for (i, request) in hung_requests.iter().enumerate() {
+            match poll(request, &format!("hung{i}")) {
+                ScanPoll::Pending { queued: true, .. } => queued += 1,
+                ScanPoll::Pending { .. } => {}
+                ScanPoll::Ready(result) => panic!("hung{i} finished before its deadline: {result:?}"),
+            }
+        }
+        queued
+    };
+    // (Every task may not have reached the pool yet on a loaded machine: look until it has.)
+    while queued() < HUNG_SCANS - PER_HOST {
+        assert!(started.elapsed() < deadline, "the rest wait for a slot of the hung host");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(queued(), HUNG_SCANS - PER_HOST, "the rest wait for a slot of the hung host");
+    assert_eq!(scanner.scans_running(), HUNG_SCANS);
+
+    // The hung scans end at the deadline (those talking to the registry) or at once after it
+    // (those queued, as the host is now paused), all within deadline + slack.
+    let mut woken = BTreeSet::new();
+    while woken.len() < HUNG_SCANS {
+        let name = tokio::time::timeout(deadline + slack, wakes.recv()).await.unwrap().unwrap();
+        assert!(woken.insert(name.clone()), "woken twice: {name}");
+    }
+    let ended = started.elapsed();
+    assert!(ended >= deadline && ended < deadline + slack, "{ended:?}");
+    let (mut deadlines, mut paused) = (0, 0);
+    for (i, request) in hung_requests.iter().enumerate() {
+        let ScanPoll::Ready(Err(err)) = poll(request, &format!("hung{i}")) else { panic!("hung{i} is ready") };
+        match &err {
+            ScanError::Deadline { activity: Activity::Listing { page: 1, .. }, .. } => {
+                assert_eq!(
+                    err.to_string().split(" (").next().unwrap(),
+                    format!("registry {hung} did not finish listing team/stuck{i} within 3s")
+                );
+                deadlines += 1;
+            }
+            ScanError::HostBackoff { cause, .. } if matches!(**cause, ScanError::Deadline { .. }) => paused += 1,
+            other => panic!("hung{i}: {other:?}"),
+        }
+    }
+    assert_eq!((deadlines, paused), (PER_HOST, HUNG_SCANS - PER_HOST));
+    assert_eq!(silent.accepted(), PER_HOST, "never more than the pool at the hung registry");
+    // The healthy host is not paused by the hung one's failures.
+    let forced = OwnedScanRequest { force: true, ..healthy_request };
+    assert!(matches!(poll(&forced, "healthy"), ScanPoll::Pending { .. }));
+    assert_eq!(tokio::time::timeout(slack, wakes.recv()).await.unwrap().unwrap(), "healthy");
+    assert!(matches!(poll(&forced, "healthy"), ScanPoll::Ready(Ok(_))));
+    eprintln!("healthy scan done after {healthy_done:?}; hung scans ended after {ended:?}");
+}
+
+#[tokio::test]
+async fn a_blocking_scan_of_a_silent_registry_ends_at_the_deadline() {
+    let silent = Silent::start().await;
+    let host = silent.addr.to_string();
+    let client =
+        RegistryClient::new(ClientConfig { insecure_registries: vec![host.clone()], ..ClientConfig::default() })
+            .unwrap();
+    let deadline = Duration::from_millis(700);
+    let scanner = Scanner::with_settings(client, ScanSettings { deadline, ..ScanSettings::default() });
+    let started = Instant::now();
+    let err = scan(&scanner, &image(&host), "*").await.unwrap_err();
+    assert!(started.elapsed() >= deadline && started.elapsed() < deadline + Duration::from_secs(10));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "registry {host} did not finish listing {REPO} within 700ms (the scan deadline; waiting for tag page 1: \
+             http://{host}/v2/{REPO}/tags/list?n=1000)"
+        )
+    );
+    assert!(err.is_transient());
 }

@@ -16,7 +16,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER
 use reqwest::{Method, StatusCode};
 
 use super::credentials::Credentials;
-use super::error::{ScanError, excerpt};
+use super::error::{Activity, ScanError, excerpt};
 use super::reference::ImageRef;
 use super::retry::{RetryPolicy, parse_retry_after};
 
@@ -38,6 +38,10 @@ pub struct ClientConfig {
     /// `n` asked for on tag pages; registries may cap it (Docker Hub at 100). `None` lets the
     /// registry choose.
     pub page_size: Option<usize>,
+    /// The most tag pages one listing follows: a registry linking further is not ending its
+    /// pagination ([`ScanError::Pagination`]). 10,000 pages of Docker Hub's 100 tags are a
+    /// million tags, far beyond any real repository.
+    pub max_tag_pages: u32,
 }
 
 impl Default for ClientConfig {
@@ -48,6 +52,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             page_size: Some(1000),
+            max_tag_pages: 10_000,
         }
     }
 }
@@ -109,8 +114,16 @@ impl RegistryClient {
         credentials: &'a Credentials,
         authorization: Option<HeaderValue>,
     ) -> Session<'a> {
-        Session { client: self, image, credentials, authorization, requests: 0 }
+        Session { client: self, image, credentials, authorization, requests: 0, deadline: None }
     }
+}
+
+/// When a session's requests must have ended, and the scan deadline that set it (for the
+/// error message).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub at: tokio::time::Instant,
+    pub budget: Duration,
 }
 
 /// A response read to its end.
@@ -129,6 +142,8 @@ pub(crate) struct Session<'a> {
     authorization: Option<HeaderValue>,
     /// HTTP requests this session sent itself (retries included, handshakes excluded).
     pub requests: u32,
+    /// Requests sent with [`Session::send_within`] end by then, retries and handshake included.
+    pub deadline: Option<Deadline>,
 }
 
 impl Session<'_> {
@@ -149,6 +164,29 @@ impl Session<'_> {
     /// The `Authorization` the handshake produced (marked sensitive: never printed).
     pub fn authorization(&self) -> Option<HeaderValue> {
         self.authorization.clone()
+    }
+
+    /// [`Session::send`] bounded by the session's deadline: when it passes, the request (or
+    /// the wait before a retry) is abandoned with [`ScanError::Deadline`] naming `activity`.
+    pub async fn send_within(
+        &mut self,
+        method: Method,
+        url: &str,
+        accept: &str,
+        activity: impl FnOnce() -> Activity,
+    ) -> Result<Reply, ScanError> {
+        let Some(deadline) = self.deadline else {
+            return self.send(method, url, accept).await;
+        };
+        match tokio::time::timeout_at(deadline.at, self.send(method, url, accept)).await {
+            Ok(reply) => reply,
+            Err(_) => Err(ScanError::Deadline {
+                registry: self.image.registry().to_owned(),
+                repository: self.image.repository().to_owned(),
+                deadline: deadline.budget,
+                activity: activity(),
+            }),
+        }
     }
 
     /// Sends one request, retrying 429, 5xx and connection failures per the retry policy and

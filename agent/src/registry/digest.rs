@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 
 use super::client::Session;
-use super::error::ScanError;
+use super::error::{Activity, ScanError};
 
 /// Manifest kinds accepted, indexes first.
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
@@ -22,12 +22,13 @@ const DIGEST_HEADER: &str = "docker-content-digest";
 
 pub(crate) async fn resolve(session: &mut Session<'_>, tag: &str) -> Result<String, ScanError> {
     let url = session.url(&format!("manifests/{tag}"));
-    let head = session.send(Method::HEAD, &url, MANIFEST_TYPES).await?;
+    let activity = || Activity::Digest { tag: tag.to_owned() };
+    let head = session.send_within(Method::HEAD, &url, MANIFEST_TYPES, activity).await?;
     check_found(session, head.status, tag)?;
     if let Some(digest) = header_digest(&head.headers) {
         return valid(session, digest);
     }
-    let get = session.send(Method::GET, &url, MANIFEST_TYPES).await?;
+    let get = session.send_within(Method::GET, &url, MANIFEST_TYPES, activity).await?;
     check_found(session, get.status, tag)?;
     match header_digest(&get.headers) {
         Some(digest) => valid(session, digest),

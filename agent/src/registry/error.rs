@@ -75,6 +75,99 @@ pub enum ScanError {
 
     #[error("registry {registry} sent an invalid response for {repository}: {message}")]
     Protocol { registry: String, repository: String, message: String },
+
+    /// Tag pages that link back to a page already fetched, or that do not end.
+    #[error("{}", pagination_message(registry, repository, *pages, next, *looped_to))]
+    Pagination {
+        registry: String,
+        repository: String,
+        /// Pages fetched before stopping.
+        pages: u32,
+        /// The next page the registry linked to (not fetched).
+        next: String,
+        /// The page `next` was already fetched as: a loop. `None`: the page limit was reached.
+        looped_to: Option<u32>,
+    },
+
+    /// The scan spent its whole time budget talking to the registry (retries included).
+    #[error("{}", deadline_message(registry, repository, *deadline, activity))]
+    Deadline {
+        registry: String,
+        repository: String,
+        /// The scan deadline (`ScanSettings::deadline`).
+        deadline: Duration,
+        /// What the scan was doing when the deadline passed.
+        activity: Activity,
+    },
+
+    /// Scans of this registry host fail fast for a while after a transport failure or deadline
+    /// (see `ScanSettings::host_backoff_initial`), instead of every resource waiting on a
+    /// registry that does not answer.
+    #[error(
+        "registry {registry} failed {failures} time(s) in a row, so scans of it are paused until {next_try} \
+         (last failure: {cause})"
+    )]
+    HostBackoff {
+        registry: String,
+        /// Transport failures or deadlines in a row.
+        failures: u32,
+        /// When a scan may talk to the registry again.
+        next_try: jiff::Timestamp,
+        cause: Box<ScanError>,
+    },
+}
+
+/// What a scan was doing when its deadline passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activity {
+    /// Fetching tag page `page` (1-based) at `url`.
+    Listing { page: u32, url: String },
+    /// Resolving the manifest digest of `tag`.
+    Digest { tag: String },
+}
+
+fn pagination_message(registry: &str, repository: &str, pages: u32, next: &str, looped_to: Option<u32>) -> String {
+    match looped_to {
+        Some(first) => format!(
+            "registry {registry} sent tag pages for {repository} that loop: page {pages} links to {next}, \
+             already fetched as page {first}; listing stopped"
+        ),
+        None => format!(
+            "registry {registry} sent tag pages for {repository} that do not end: stopped after {pages} pages \
+             (the limit); the next would be {next}"
+        ),
+    }
+}
+
+fn deadline_message(registry: &str, repository: &str, deadline: Duration, activity: &Activity) -> String {
+    let within = human(deadline);
+    match activity {
+        Activity::Listing { page, url } => format!(
+            "registry {registry} did not finish listing {repository} within {within} (the scan deadline; \
+             waiting for tag page {page}: {url})"
+        ),
+        Activity::Digest { tag } => format!(
+            "registry {registry} did not finish resolving the digest of {repository}:{tag} within {within} \
+             (the scan deadline)"
+        ),
+    }
+}
+
+/// `90s` → `1m30s`; `500ms`; `2h`.
+pub(crate) fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs == 0 {
+        return format!("{}ms", duration.as_millis());
+    }
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut text = String::new();
+    for (n, unit) in [(h, 'h'), (m, 'm'), (s, 's')] {
+        if n > 0 {
+            text.push_str(&n.to_string());
+            text.push(unit);
+        }
+    }
+    text
 }
 
 fn newest_list(newest: &[String]) -> String {
@@ -97,6 +190,9 @@ impl ScanError {
             Self::RegistryStatus { .. } => "registry_error",
             Self::Transport { .. } => "transport",
             Self::Protocol { .. } => "protocol",
+            Self::Pagination { .. } => "pagination",
+            Self::Deadline { .. } => "deadline",
+            Self::HostBackoff { .. } => "host_backoff",
         }
     }
 
@@ -106,8 +202,27 @@ impl ScanError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::RateLimited { .. } | Self::RegistryStatus { .. } | Self::Transport { .. } | Self::TagNotFound { .. }
+            Self::RateLimited { .. }
+                | Self::RegistryStatus { .. }
+                | Self::Transport { .. }
+                | Self::TagNotFound { .. }
+                | Self::Deadline { .. }
+                | Self::HostBackoff { .. }
         )
+    }
+
+    /// Failures that say the registry host is not answering (unreachable, timing out, or too
+    /// slow to finish within the scan deadline): what starts or extends a host's backoff.
+    pub fn is_host_failure(&self) -> bool {
+        matches!(self, Self::Transport { .. } | Self::Deadline { .. })
+    }
+
+    /// When trying again can first help: the end of a registry host's backoff.
+    pub fn retry_at(&self) -> Option<jiff::Timestamp> {
+        match self {
+            Self::HostBackoff { next_try, .. } => Some(*next_try),
+            _ => None,
+        }
     }
 }
 

@@ -2,18 +2,19 @@
 //! `Link: <…>; rel="next"` until the registry stops sending one (the distribution spec's
 //! pagination, as Docker Hub and GHCR page). A registry that ignores `n` (distribution 2.8)
 //! answers everything at once without a `Link`, which ends the walk after one request.
+//!
+//! A registry whose `Link`s loop (A → B → A) or never end must not keep a scan busy: the walk
+//! stops at the first URL it has already fetched, after `ClientConfig::max_tag_pages` pages,
+//! and when the scan deadline passes, each with an error naming the repository and the page.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use reqwest::header::{HeaderMap, LINK};
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 
 use super::client::Session;
-use super::error::ScanError;
-
-/// Far more pages than any real repository needs; a registry sending more is looping.
-const MAX_PAGES: u32 = 100_000;
+use super::error::{Activity, ScanError};
 
 /// Every tag of a repository, in the order the registry listed them, each once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,14 +31,24 @@ struct Page {
     tags: Option<Vec<String>>,
 }
 
+/// Lists every tag, following `Link` pagination. The walk stops with
+/// [`ScanError::Pagination`] when a page links to a URL already fetched (any loop, not only a
+/// page linking to itself) or after `max_tag_pages` pages, and with [`ScanError::Deadline`]
+/// when the session's deadline passes (the time cap).
 pub(crate) async fn list_all(session: &mut Session<'_>) -> Result<TagList, ScanError> {
+    let max_pages = session.config().max_tag_pages.max(1);
     let mut page_size = session.config().page_size;
     let mut url = first_page(session, page_size);
     let mut tags = Vec::new();
     let mut seen = HashSet::new();
+    // Every page fetched, by normalized URL, with its page number.
+    let mut visited: HashMap<String, u32> = HashMap::new();
     let mut pages = 0;
     loop {
-        let reply = session.send(Method::GET, &url, "application/json").await?;
+        let page = pages + 1;
+        let reply = session
+            .send_within(Method::GET, &url, "application/json", || Activity::Listing { page, url: shown(&url) })
+            .await?;
         match reply.status {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => {
@@ -56,21 +67,48 @@ pub(crate) async fn list_all(session: &mut Session<'_>) -> Result<TagList, ScanE
             }
             _ => return Err(session.status_error(&reply)),
         }
-        pages += 1;
-        let page: Page = serde_json::from_slice(&reply.body)
+        pages = page;
+        visited.insert(normalized(&url), page);
+        let body: Page = serde_json::from_slice(&reply.body)
             .map_err(|err| session.protocol(format!("the tag list is not the expected JSON: {err}")))?;
-        for tag in page.tags.unwrap_or_default() {
+        for tag in body.tags.unwrap_or_default() {
             if seen.insert(tag.clone()) {
                 tags.push(tag);
             }
         }
-        match next_page(&reply.headers, &url).map_err(|m| session.protocol(m))? {
-            Some(next) if pages >= MAX_PAGES || next == url => {
-                return Err(session.protocol(format!("tag pagination does not end (page {pages}: {next})")));
-            }
-            Some(next) => url = next,
-            None => return Ok(TagList { tags, pages }),
+        let Some(next) = next_page(&reply.headers, &url).map_err(|m| session.protocol(m))? else {
+            return Ok(TagList { tags, pages });
+        };
+        let looped_to = visited.get(&normalized(&next)).copied();
+        if looped_to.is_some() || pages >= max_pages {
+            return Err(ScanError::Pagination {
+                registry: session.image.registry().to_owned(),
+                repository: session.image.repository().to_owned(),
+                pages,
+                next: shown(&next),
+                looped_to,
+            });
         }
+        url = next;
+    }
+}
+
+/// The form URLs are compared in: parsed and serialized again, so `%7E` and `~` or an
+/// explicit default port do not hide a loop.
+fn normalized(url: &str) -> String {
+    Url::parse(url).map_or_else(|_| url.to_owned(), String::from)
+}
+
+/// A URL as messages show it: without any user information a registry might have put in a
+/// `Link`.
+fn shown(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.into()
+        }
+        _ => url.to_owned(),
     }
 }
 
