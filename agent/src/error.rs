@@ -9,7 +9,7 @@ use crate::registry::ScanError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Kubernetes API: {0}")]
+    #[error("Kubernetes API: {}", api_message(.0))]
     Kube(#[from] kube::Error),
 
     /// The API server refused to create an object of a run: a terminating namespace, an invalid
@@ -114,6 +114,14 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the API server said, without kube's debug dump of the whole Status.
+fn api_message(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => format!("{} ({}, {})", status.message, status.reason, status.code),
+        other => other.to_string(),
+    }
+}
 
 /// Why the agent could not start (exit code 1, before any reconcile).
 #[derive(Debug, thiserror::Error)]

@@ -101,8 +101,10 @@ impl Pass<'_> {
     /// Whether the resource is still there with the agent's finalizer, read from the API
     /// server: a pass working from a cached copy after the release must start nothing.
     async fn still_held(&self) -> Result<bool> {
+        // A LIST by name: the chart grants list, and nothing else reads resources one by one.
         let api: kube::Api<alustan_shared::Terraform> = self.api();
-        Ok(api.get_opt(&self.name).await?.is_some_and(|fresh| {
+        let by_name = kube::api::ListParams::default().fields(&format!("metadata.name={}", self.name));
+        Ok(api.list(&by_name).await?.items.iter().any(|fresh| {
             fresh.uid().as_deref() == Some(self.uid.as_str()) && fresh.finalizers().iter().any(|f| f == meta::FINALIZER)
         }))
     }

@@ -260,8 +260,8 @@ impl Agent {
 
     pub async fn wait_gone(&self, name: &str) {
         let start = Instant::now();
-        while self.terraforms.get_opt(name).await.unwrap().is_some() {
-            assert!(start.elapsed() < Duration::from_secs(60), "{name} was not released");
+        while let Some(tf) = self.terraforms.get_opt(name).await.unwrap() {
+            assert!(start.elapsed() < Duration::from_secs(60), "{name} was not released: {:#?}", tf.status);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
