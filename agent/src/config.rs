@@ -70,6 +70,16 @@ pub struct Config {
     #[arg(long, env = "REGISTRY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub registry_timeout: Duration,
 
+    /// Limit for a whole registry scan (tag pages and digest, every retry included). Scans run
+    /// in the background, outside the reconcile slots; a scan past it is an error in status.
+    #[arg(long, env = "SCAN_DEADLINE", default_value = "60s", value_parser = parse_duration)]
+    pub scan_deadline: Duration,
+
+    /// Scans talking to one registry host at once (the rest wait their turn, holding nothing),
+    /// so one slow or hung registry cannot starve the others.
+    #[arg(long, env = "SCANS_PER_REGISTRY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub scans_per_registry: u16,
+
     /// Elect one active agent through a Lease (`--leader-elect=false` runs at once).
     #[arg(long, env = "LEADER_ELECT", default_value_t = true, action = ArgAction::Set,
           num_args = 0..=1, require_equals = true, default_missing_value = "true")]

@@ -1,14 +1,19 @@
 //! What every reconcile shares: the client, the registry scanner, the configuration, the
 //! Event recorder and the counters metrics will expose.
 
+use std::sync::{Mutex, PoisonError};
+
+use alustan_shared::Terraform;
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 
 use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics::Metrics;
 use crate::reconcile::decide::Retry;
-use crate::registry::{ClientConfig, DockerConfig, RegistryClient, Scanner, SecretSource};
+use crate::registry::{ClientConfig, DockerConfig, RegistryClient, ScanSettings, Scanner, SecretSource};
 use crate::runs::jobs::JobSettings;
 
 pub struct Context {
@@ -31,6 +36,9 @@ pub struct Context {
     /// Runs being launched or read back at once: each holds a pad, its Secret and (reading) a
     /// sealed block, a few hundred KiB; a limit below the reconcile concurrency bounds memory.
     pub pad_slots: tokio::sync::Semaphore,
+    /// Wakes a resource whose background scan ended (the controller's `reconcile_on` stream;
+    /// [`crate::run`] connects it).
+    pub scan_wakes: Mutex<UnboundedSender<ObjectRef<Terraform>>>,
 }
 
 /// How many runs may hold a pad in memory at once (see [`Context::pad_slots`]).
@@ -59,7 +67,14 @@ impl Context {
             Some(text) => crate::runs::gather::CredentialSource::parse_list(text)?,
             None => crate::runs::gather::CredentialSource::defaults(),
         };
-        let scanner = Scanner::new(registry);
+        let scanner = Scanner::with_settings(
+            registry,
+            ScanSettings {
+                deadline: config.scan_deadline,
+                per_host: usize::from(config.scans_per_registry),
+                ..ScanSettings::default()
+            },
+        );
         let metrics = Metrics::new(scanner.listings_counter());
         let reporter = Reporter { controller: "alustan-agent".into(), instance: std::env::var("POD_NAME").ok() };
         let jobs = JobSettings {
@@ -81,7 +96,26 @@ impl Context {
             scan_failures: crate::reconcile::backoff::ScanFailures::default(),
             reconcile_errors: crate::reconcile::backoff::ErrorStreaks::default(),
             pad_slots: tokio::sync::Semaphore::new(PAD_SLOTS),
+            // Nothing listens until `run` connects the controller.
+            scan_wakes: Mutex::new(futures::channel::mpsc::unbounded().0),
         })
+    }
+
+    /// A new wake channel for the controller (replacing any earlier one).
+    pub fn connect_scan_wakes(&self) -> UnboundedReceiver<ObjectRef<Terraform>> {
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        *self.scan_wakes.lock().unwrap_or_else(PoisonError::into_inner) = sender;
+        receiver
+    }
+
+    /// What wakes `tf` when its background scan ends.
+    pub fn scan_waker(&self, tf: &Terraform) -> impl FnOnce() + Send + 'static {
+        let sender = self.scan_wakes.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let object = ObjectRef::from_obj(tf);
+        move || {
+            // A closed channel: the controller stopped; nothing to wake.
+            let _ = sender.unbounded_send(object);
+        }
     }
 
     pub fn retry(&self) -> Retry {

@@ -66,7 +66,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .reflect(writer)
         .applied_objects();
     let pruner = tokio::spawn(prune_scans(Arc::clone(&ctx)));
+    let scans_ended = ctx.connect_scan_wakes();
     Controller::for_stream(terraforms, reader)
+        .reconcile_on(scans_ended)
         .owns(jobs, watcher::Config::default().labels(&managed).page_size(LIST_PAGE_SIZE))
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .graceful_shutdown_on(shutdown)

@@ -27,7 +27,10 @@ impl Pass<'_> {
             (Decision::Nothing { recheck_after }, _) => {
                 // The wanted inputs' runs succeeded: clear an Error left by a passing problem (a
                 // registry outage, a Secret created late) that needed no new run.
-                if !matches!(self.status.state, Some(State::Success | State::Completed)) {
+                let ready =
+                    alustan_shared::conditions::find(&self.status.conditions, alustan_shared::conditions::READY)
+                        .is_some_and(|c| c.status == alustan_shared::conditions::TRUE);
+                if !ready || !matches!(self.status.state, Some(State::Success | State::Completed)) {
                     let state = if self.tf.spec.post_deploy.is_some() { State::Completed } else { State::Success };
                     let tag = self.status.applied.as_ref().map(|a| a.tag.clone()).unwrap_or_default();
                     self.summarize(state, Phase::Ready, reason::SUCCEEDED, &format!("up to date: {tag} applied"));

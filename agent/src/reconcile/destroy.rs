@@ -72,7 +72,8 @@ impl Pass<'_> {
             Decision::Stalled { failures, .. } => {
                 let last = self.last_destroy_message();
                 let message = format!(
-                    "destroy failed {failures} times: {last}. Fix the destroy script (a new image or spec) or set annotation {}=true to release the resource without destroying",
+                    "destroy failed ({failures} of {} attempts): {last}. Fix the destroy script (a new image or spec) or set annotation {}=true to release the resource without destroying",
+                    self.ctx.retry().attempts,
                     meta::SKIP_DESTROY
                 );
                 self.warn_once(reason::RETRIES_EXHAUSTED, "Destroy", &message).await;

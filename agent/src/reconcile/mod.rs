@@ -64,6 +64,7 @@ async fn reconcile_one(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> 
     }
     if deleting && result.is_ok() {
         status::forget(&ctx.written, &uid);
+        ctx.scanner.forget(&crate::registry::WaiterId::new(&uid));
         ctx.scan_failures.clear(&uid);
     }
     result.map_err(|err| match err {

@@ -14,8 +14,18 @@ use super::backoff::{self, Gate};
 use super::pass::Pass;
 use super::status::Phase;
 use crate::registry::{
-    ChosenImage, Constraint, DockerConfig, ImageRef, ScanError, ScanReport, ScanRequest, SecretSource, credentials_for,
+    ChosenImage, Constraint, DockerConfig, ImageRef, OwnedScanRequest, ScanError, ScanPoll, ScanReport, SecretSource,
+    WaiterId, credentials_for,
 };
+
+/// A background scan shorter than this shows nothing in status.
+const QUIET_SCAN: Duration = Duration::from_secs(5);
+
+/// A scan's answer, or the scan still running in the background.
+enum Polled {
+    Report(ScanReport),
+    Pending { since: jiff::Timestamp, queued: bool },
+}
 
 /// What the registry step gave.
 pub enum Scanned {
@@ -38,7 +48,11 @@ impl Pass<'_> {
             return Scanned::Reported(Action::requeue(after));
         }
         let handled_rescan = self.status.last_handled_rescan_at.clone();
-        let scanned = self.scan(max_age).await;
+        let scanned = match self.scan(max_age).await {
+            Ok(Polled::Pending { since, queued }) => return Scanned::Reported(self.scanning(since, queued)),
+            Ok(Polled::Report(report)) => Ok(report),
+            Err(err) => Err(err),
+        };
         self.ctx.metrics.registry_scanned(&scanned);
         let report = match scanned {
             Ok(report) => {
@@ -86,7 +100,26 @@ impl Pass<'_> {
         Action::requeue(delay)
     }
 
-    async fn scan(&mut self, max_age: Duration) -> Result<ScanReport, ScanError> {
+    /// A scan still running in the background: a quick one writes nothing (the wake comes
+    /// soon); one that takes a while says so in status.
+    fn scanning(&mut self, since: jiff::Timestamp, queued: bool) -> Action {
+        let waited = Duration::try_from(jiff::Timestamp::now().duration_since(since)).unwrap_or_default();
+        if waited < QUIET_SCAN {
+            return Action::requeue(QUIET_SCAN);
+        }
+        let image = &self.tf.spec.container_registry.image_name;
+        let message = if queued {
+            format!("waiting for a free scan slot of {image}'s registry (busy with other scans) since {since}")
+        } else {
+            format!("scanning {image} since {since}")
+        };
+        let state = self.status.state.unwrap_or(State::Progressing);
+        self.summarize(state, Phase::Reconciling, reason::SCANNING, &message);
+        // The scan's end wakes the resource; this is the net under a lost wake.
+        Action::requeue(self.ctx.config.scan_deadline + QUIET_SCAN)
+    }
+
+    async fn scan(&mut self, max_age: Duration) -> Result<Polled, ScanError> {
         let registry = &self.tf.spec.container_registry;
         let image = ImageRef::parse(&registry.image_name, registry.provider)?;
         let constraint = Constraint::parse(&registry.semantic_version)?;
@@ -97,15 +130,16 @@ impl Pass<'_> {
         let credentials = credentials_for(resource_config.as_ref(), self.ctx.docker_config.as_ref(), image.registry())?;
         let rescan = self.tf.annotations().get(meta::RESCAN_REQUESTED_AT).cloned();
         let force = rescan.is_some() && rescan != self.status.last_handled_rescan_at;
-        let report = self
-            .ctx
-            .scanner
-            .scan(ScanRequest { image: &image, credentials: &credentials, constraint: &constraint, max_age, force })
-            .await?;
+        let request = OwnedScanRequest { image, credentials, constraint, max_age, force };
+        let polled = self.ctx.scanner.poll(request, WaiterId::new(&self.uid), self.ctx.scan_waker(self.tf));
+        let report = match polled {
+            ScanPoll::Pending { since, queued } => return Ok(Polled::Pending { since, queued }),
+            ScanPoll::Ready(result) => result?,
+        };
         if force {
             self.status.last_handled_rescan_at = rescan;
         }
-        Ok(report)
+        Ok(Polled::Report(report))
     }
 
     async fn read_docker_config(&self, name: &str) -> Result<DockerConfig, ScanError> {

@@ -97,19 +97,22 @@ mod tests {
     async fn ten_mib_of_log_lines_stream_through_the_collector_in_bounded_memory() {
         // 10 MiB in 1 KiB lines, then the outputs block, as a deploy with a chatty plan prints.
         let (begin, end) = crate::runs::jobs::markers("j");
-        let block = format!("{begin}\n{{\"vpc\":{{\"value\":\"vpc-1\"}}}}\n{end}\n");
+        let pad = crate::runs::seal::Pad::from_bytes(vec![42; 4096]);
+        let sealed = crate::runs::seal::seal(br#"{"vpc":{"value":"vpc-1"}}"#, &pad);
+        let block = format!("{begin}\n{sealed}{end}\n");
         let chunks = (0..10 * 1024)
             .map(|i| format!("{i:06} {}\n", "y".repeat(1016)).into_bytes())
             .chain(std::iter::once(b"Apply complete!\n".to_vec()))
             .chain(std::iter::once(block.into_bytes()))
             .map(Ok::<_, std::io::Error>);
         let input = futures::stream::iter(chunks).into_async_read();
-        let collector = crate::runs::outputs::collect_lines(input, "j").await.unwrap();
+        let mut collector = crate::runs::outputs::collect_lines(input, "j").await.unwrap();
+        collector.collected.unseal(Ok(pad));
         let collected = &collector.collected;
         assert_eq!(collected.outputs.plain["vpc"], "vpc-1");
         assert_eq!(collected.tail.last().map(String::as_str), Some("Apply complete!"));
         assert!(collected.tail.len() <= 20 && collected.tail.iter().all(|l| l.len() <= 500));
         assert!(collector.peak_line_bytes <= 1024, "a line buffer held {} bytes", collector.peak_line_bytes);
-        assert_eq!(collector.lines, 10 * 1024 + 4);
+        assert_eq!(collector.lines, 10 * 1024 + 4 + 1);
     }
 }

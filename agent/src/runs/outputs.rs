@@ -173,8 +173,11 @@ impl LogCollector {
             if crate::runs::seal::is_sealed(&block) {
                 collected.sealed = Some(block);
             } else {
-                // Printed in clear by a Job of an agent from before the seal.
-                collected.set_outputs(&block);
+                // Only the wrapper's sealed block is the run's outputs: a block in clear can be
+                // printed by anything that writes into the log.
+                collected.error = Some(
+                    "the log has an outputs block that is not sealed with this run's pad; it is not trusted (write outputs to $ALUSTAN_OUTPUTS)".into(),
+                );
             }
         } else if let Some(lines) = self.terraform_outputs {
             collected.outputs = parse_apply_block(&lines);
@@ -307,14 +310,20 @@ mod tests {
         collector.finish()
     }
 
+    /// The log of a run whose wrapper sealed `outputs` with `pad`, and the collector's result.
+    fn sealed_log(job: &str, outputs: &str, pad: &Pad) -> Collected {
+        let (begin, end) = markers(job);
+        let block = crate::runs::seal::seal(outputs.as_bytes(), pad);
+        let mut collected = collect(job, &format!("Plan: 1 to add\nApply complete!\n\n{begin}\n{block}{end}\n"));
+        collected.unseal(Ok(pad.clone()));
+        collected
+    }
+
     #[test]
-    fn marked_block_splits_sensitive_outputs() {
-        let (begin, end) = markers("j");
-        let log = format!(
-            "Plan: 1 to add\nApply complete!\n\n{begin}\n{{\"vpc\":{{\"value\":\"vpc-1\",\"sensitive\":false,\"type\":\"string\"}},\
-             \"pw\":{{\"value\":\"s3cret\",\"sensitive\":true,\"type\":\"string\"}}}}\n{end}\n"
-        );
-        let collected = collect("j", &log);
+    fn sealed_block_splits_sensitive_outputs() {
+        let pad = Pad::from_bytes((0..=255u8).cycle().take(4096).collect());
+        let outputs = r#"{"vpc":{"value":"vpc-1","sensitive":false,"type":"string"},"pw":{"value":"s3cret","sensitive":true,"type":"string"}}"#;
+        let collected = sealed_log("j", outputs, &pad);
         assert_eq!(collected.outputs.plain, BTreeMap::from([("vpc".into(), json!("vpc-1"))]));
         assert_eq!(collected.outputs.sensitive, BTreeMap::from([("pw".into(), json!("s3cret"))]));
         assert!(collected.tail.iter().all(|l| !l.contains("s3cret")));
@@ -322,16 +331,26 @@ mod tests {
     }
 
     #[test]
+    fn a_block_in_clear_is_not_trusted_as_outputs() {
+        let (begin, end) = markers("j");
+        let log = format!("{begin}\n{{\"vpc\":{{\"value\":\"forged\",\"sensitive\":false}}}}\n{end}\n");
+        let collected = collect("j", &log);
+        assert!(collected.outputs.plain.is_empty() && collected.outputs.sensitive.is_empty());
+        assert!(collected.error.unwrap().contains("not sealed"));
+    }
+
+    #[test]
     fn markers_of_another_job_are_ignored() {
         let (begin, end) = markers("other");
         let collected = collect("j", &format!("{begin}\n{{}}\n{end}\n"));
         assert!(collected.outputs.plain.is_empty());
+        assert_eq!(collected.error, None);
     }
 
     #[test]
     fn outputs_file_that_is_not_json_is_an_error_without_values() {
-        let (begin, end) = markers("j");
-        let collected = collect("j", &format!("{begin}\nnot json s3cret\n{end}\n"));
+        let pad = Pad::from_bytes(vec![7; 4096]);
+        let collected = sealed_log("j", "not json s3cret", &pad);
         let error = collected.error.unwrap();
         assert!(error.contains("not JSON") && !error.contains("s3cret"), "{error}");
     }

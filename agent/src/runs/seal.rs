@@ -164,19 +164,20 @@ fn xor(data: &[u8], pad: &[u8]) -> Vec<u8> {
     data.iter().zip(pad).map(|(byte, key)| byte ^ key).collect()
 }
 
+/// What the wrapper prints, done in Rust: the reference the shell version is held to.
+#[cfg(test)]
+pub(crate) fn seal(data: &[u8], pad: &Pad) -> String {
+    let mut block = format!("{} {}\n", meta::SEALED_HEADER, data.len());
+    for chunk in xor(data, pad.as_bytes()).chunks(32) {
+        block.push_str(&hex::encode(chunk));
+        block.push('\n');
+    }
+    block
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// What the wrapper prints, done in Rust: the reference the shell version is held to.
-    fn seal(data: &[u8], pad: &Pad) -> String {
-        let mut block = format!("{} {}\n", meta::SEALED_HEADER, data.len());
-        for chunk in xor(data, pad.as_bytes()).chunks(32) {
-            block.push_str(&hex::encode(chunk));
-            block.push('\n');
-        }
-        block
-    }
 
     #[test]
     fn seal_then_unseal_gives_the_bytes_back_and_hides_them() {
