@@ -1,7 +1,8 @@
 //! Every failure reaches the user: each class ends in a specific status message and a Warning
 //! Event within a bounded time, and a deletion always ends.
 
-#[path = "e2e/mod.rs"]
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 #[allow(dead_code)] // each test binary uses part of the harness
 mod e2e;
 

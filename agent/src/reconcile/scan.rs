@@ -23,7 +23,7 @@ const QUIET_SCAN: Duration = Duration::from_secs(5);
 
 /// A scan's answer, or the scan still running in the background.
 enum Polled {
-    Report(ScanReport),
+    Report(Box<ScanReport>),
     Pending { since: jiff::Timestamp, queued: bool },
 }
 
@@ -50,7 +50,7 @@ impl Pass<'_> {
         let handled_rescan = self.status.last_handled_rescan_at.clone();
         let scanned = match self.scan(max_age).await {
             Ok(Polled::Pending { since, queued }) => return Scanned::Reported(self.scanning(since, queued)),
-            Ok(Polled::Report(report)) => Ok(report),
+            Ok(Polled::Report(report)) => Ok(*report),
             Err(err) => Err(err),
         };
         self.ctx.metrics.registry_scanned(&scanned);
@@ -139,7 +139,7 @@ impl Pass<'_> {
         if force {
             self.status.last_handled_rescan_at = rescan;
         }
-        Ok(Polled::Report(report))
+        Ok(Polled::Report(Box::new(report)))
     }
 
     async fn read_docker_config(&self, name: &str) -> Result<DockerConfig, ScanError> {

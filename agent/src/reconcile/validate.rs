@@ -105,7 +105,7 @@ pub fn post_deploy_flags(args: &BTreeMap<String, String>, variables: &BTreeMap<S
 mod tests {
     use super::*;
 
-    fn spec(extra: serde_json::Value) -> TerraformSpec {
+    fn spec(extra: &serde_json::Value) -> TerraformSpec {
         let mut value = serde_json::json!({
             "variables": {"TF_VAR_region": "eu"}, "scripts": {"deploy": "deploy", "destroy": "destroy -c"},
             "containerRegistry": {"imageName": "x/y", "semanticVersion": "^1"}
@@ -125,28 +125,28 @@ mod tests {
 
     #[test]
     fn a_valid_spec_passes() {
-        for_deploy(&spec(serde_json::json!({}))).unwrap();
-        for_destroy(&spec(serde_json::json!({}))).unwrap();
+        for_deploy(&spec(&serde_json::json!({}))).unwrap();
+        for_destroy(&spec(&serde_json::json!({}))).unwrap();
     }
 
     #[test]
     fn unsplittable_or_empty_scripts_name_their_field() {
-        let unbalanced = spec(serde_json::json!({"scripts": {"deploy": "deploy 'oops", "destroy": "destroy \"x"}}));
+        let unbalanced = spec(&serde_json::json!({"scripts": {"deploy": "deploy 'oops", "destroy": "destroy \"x"}}));
         assert_eq!(field_of(for_deploy(&unbalanced)), "spec.scripts.deploy");
         assert_eq!(field_of(for_destroy(&unbalanced)), "spec.scripts.destroy");
-        let empty = spec(serde_json::json!({"scripts": {"deploy": "   "}}));
+        let empty = spec(&serde_json::json!({"scripts": {"deploy": "   "}}));
         assert_eq!(field_of(for_deploy(&empty)), "spec.scripts.deploy");
-        let post = spec(serde_json::json!({"postDeploy": {"script": "'", "args": {}}}));
+        let post = spec(&serde_json::json!({"postDeploy": {"script": "'", "args": {}}}));
         assert_eq!(field_of(for_deploy(&post)), "spec.postDeploy.script");
     }
 
     #[test]
     fn variable_names_must_be_environment_variable_names_and_not_ours() {
         for bad in ["1ST", "has space", "a=b", "", "ALUSTAN_OUTPUTS"] {
-            let spec = spec(serde_json::json!({"variables": {bad: "v"}}));
+            let spec = spec(&serde_json::json!({"variables": {bad: "v"}}));
             assert!(field_of(for_deploy(&spec)).starts_with("spec.variables["), "{bad}");
         }
-        let huge = spec(serde_json::json!({"variables": {"TF_VAR_big": "x".repeat(VARIABLES_MAX_BYTES)}}));
+        let huge = spec(&serde_json::json!({"variables": {"TF_VAR_big": "x".repeat(VARIABLES_MAX_BYTES)}}));
         assert_eq!(field_of(for_deploy(&huge)), "spec.variables");
     }
 
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_bad_sync_interval_names_its_field() {
-        let bad = spec(serde_json::json!({"syncInterval": "soon"}));
+        let bad = spec(&serde_json::json!({"syncInterval": "soon"}));
         assert!(
             matches!(sync_interval(&bad, Duration::ZERO), Err(Error::InvalidSpec { field, .. }) if field == "spec.syncInterval")
         );

@@ -253,6 +253,7 @@ impl Agent {
         tf
     }
 
+    #[allow(dead_code)] // used by the failure tests only
     /// Requests under `path_prefix` may be refused with 403 without failing the RBAC check.
     pub fn expect_forbidden(&self, path_prefix: &str) {
         self.forbidden_expected.lock().unwrap().push(path_prefix.to_owned());
