@@ -24,7 +24,13 @@ demo: system-deps ## Run alustan in a local sandbox and open the TUI (NO_TUI=1: 
 test: deps fmt-check clippy one-crypto-provider crd-check chart-check unit ## Install what the tests need, then fmt, clippy and every test.
 
 .PHONY: deps
-deps: system-deps python-deps ## Install the system packages and Python tools the tests use.
+deps: system-deps python-deps rust-deps ## Install the system packages, Python and Rust tools the tests use.
+
+# cargo-nextest (crates.io) runs each test in its own process and ends one that hangs (see
+# .config/nextest.toml); built once into ~/.cargo/bin, outside the clone.
+.PHONY: rust-deps
+rust-deps:
+	@cargo nextest --version >/dev/null 2>&1 || cargo install --locked --quiet cargo-nextest
 
 .PHONY: system-deps
 system-deps:
@@ -78,7 +84,8 @@ unit: ## Every Rust test of the workspace.
 	@if cargo nextest --version >/dev/null 2>&1; then \
 	  cargo nextest run --workspace --locked --no-fail-fast; \
 	else \
-	  cargo test --workspace --locked --no-fail-fast; \
+	  echo "cargo-nextest is missing: cargo test, the whole run bounded to 40 minutes" >&2; \
+	  timeout --signal=KILL 2400 cargo test --workspace --locked --no-fail-fast; \
 	fi
 
 .PHONY: generate
