@@ -152,6 +152,9 @@ async fn outputs_credentials_suspend_version(client: &kube::Client, kc: &std::pa
     let out = plugin(kc, &["resume", "--all", "--yes", "-A"]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!api.get("staging").await.unwrap().spec.suspend);
+    // Resume says whether a run starts (this resource never deployed: one does).
+    assert!(stdout(&out).contains("terraform default/staging resumed: "), "{}", stdout(&out));
+    assert!(stdout(&out).contains("a deploy"), "{}", stdout(&out));
 
     // version: the agent is not deployed here; the user is told how to install it or where to look.
     let out = plugin(kc, &["version"]).await;

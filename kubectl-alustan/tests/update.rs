@@ -197,7 +197,12 @@ fn space_suspends_or_resumes_after_asking() {
     // apps/analytics is suspended in the fixtures: Space resumes it.
     select(&mut state, "analytics");
     press(&mut state, char_key(' '));
-    assert!(state.confirm.as_ref().unwrap().question.starts_with("Resume"));
+    let question = &state.confirm.as_ref().unwrap().question;
+    // The question says whether resuming starts a run (the agent's rule, from its history).
+    assert!(
+        question.starts_with("Resume") && (question.contains("deploy") || question.contains("Nothing runs now")),
+        "{question}"
+    );
     assert_eq!(
         press(&mut state, char_key('y')),
         [Effect::SetSuspend { object: ObjectKey::new("apps", "analytics"), suspend: false }]

@@ -184,3 +184,86 @@ mod fingerprint_tests {
         assert_ne!(script.inputs_fingerprint(), base);
     }
 }
+
+impl Terraform {
+    /// The sync request token: alustan's annotation, else Flux's; an empty one is none.
+    pub fn resync_token(&self) -> Option<&str> {
+        let annotations = self.metadata.annotations.as_ref()?;
+        annotations
+            .get(crate::meta::RESYNC_REQUESTED_AT)
+            .or_else(|| annotations.get(crate::meta::FLUX_RECONCILE_REQUESTED_AT))
+            .map(String::as_str)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// What resuming this (suspended) resource will do, by the agent's rule: run nothing unless
+    /// its inputs changed since the last deploy or a sync was requested meanwhile. `None`:
+    /// nothing runs now (a newer image found by the next scan still deploys).
+    pub fn resume_runs(&self) -> Option<&'static str> {
+        let history = self.status.as_ref().map(|s| s.history.as_slice()).unwrap_or_default();
+        let Some(last) = history.iter().find(|r| r.action == crate::RunAction::Deploy) else {
+            return Some("nothing was deployed yet: a deploy starts");
+        };
+        match &last.inputs {
+            None => Some("its last deploy predates input fingerprints: a deploy may start"),
+            Some(inputs) if *inputs != self.spec.inputs_fingerprint() => {
+                Some("the spec changed since the last deploy: a deploy starts")
+            }
+            Some(_) if last.token.as_deref() != self.resync_token() => {
+                Some("a sync was requested while suspended: a deploy starts")
+            }
+            Some(_) if last.result != crate::RunResult::Succeeded => {
+                Some("the last deploy did not succeed: it is retried")
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+    use crate::{RunAction, RunRecord, RunResult, TerraformStatus};
+
+    fn suspended_after(result: RunResult, inputs: Option<String>, token: Option<&str>) -> Terraform {
+        let mut tf: Terraform = serde_json::from_value(serde_json::json!({
+            "apiVersion": "alustan.io/v1alpha1", "kind": "Terraform", "metadata": {"name": "t"},
+            "spec": {"scripts": {"deploy": "deploy"}, "containerRegistry": {"imageName": "x/y", "semanticVersion": "^1"},
+                     "suspend": true}
+        }))
+        .unwrap();
+        let record = RunRecord {
+            action: RunAction::Deploy,
+            job_name: "t-deploy-k-0".into(),
+            image: "r@sha256:a".into(),
+            tag: None,
+            start_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+            completion_time: None,
+            result,
+            message: None,
+            generation: Some(1),
+            digest: None,
+            token: token.map(str::to_owned),
+            inputs,
+        };
+        tf.status = Some(TerraformStatus { history: vec![record], ..TerraformStatus::default() });
+        tf
+    }
+
+    #[test]
+    fn resume_says_whether_a_run_starts() {
+        let unchanged = suspended_after(RunResult::Succeeded, None, None);
+        let fingerprint = unchanged.spec.inputs_fingerprint();
+        assert_eq!(suspended_after(RunResult::Succeeded, Some(fingerprint.clone()), None).resume_runs(), None);
+        let mut edited = suspended_after(RunResult::Succeeded, Some(fingerprint.clone()), None);
+        edited.spec.variables.insert("TF_VAR_a".into(), "1".into());
+        assert!(edited.resume_runs().unwrap().contains("spec changed"));
+        let mut synced = suspended_after(RunResult::Succeeded, Some(fingerprint.clone()), None);
+        synced.metadata.annotations = Some([(crate::meta::RESYNC_REQUESTED_AT.to_owned(), "t1".to_owned())].into());
+        assert!(synced.resume_runs().unwrap().contains("sync was requested"));
+        assert!(suspended_after(RunResult::Failed, Some(fingerprint), None).resume_runs().unwrap().contains("retried"));
+        let mut fresh = unchanged.clone();
+        fresh.status = None;
+        assert!(fresh.resume_runs().unwrap().contains("nothing was deployed"));
+    }
+}

@@ -119,12 +119,7 @@ pub fn error_policy(tf: Arc<Terraform>, err: &Error, ctx: Arc<Context>) -> Actio
 
 /// The resync token: alustan's annotation, else Flux's.
 pub fn resync_token(tf: &Terraform) -> Option<&str> {
-    let annotations = tf.annotations();
-    annotations
-        .get(meta::RESYNC_REQUESTED_AT)
-        .or_else(|| annotations.get(meta::FLUX_RECONCILE_REQUESTED_AT))
-        .map(String::as_str)
-        .filter(|t| !t.is_empty())
+    tf.resync_token()
 }
 
 impl Pass<'_> {

@@ -19,22 +19,36 @@ pub async fn run(conn: &Connection, target: Target, suspend: bool) -> Result<(),
     } else {
         let all = super::list(conn, &ListParams::default()).await?;
         let names: Vec<(String, String)> = all
-            .into_iter()
+            .iter()
             .filter(|o| o.spec.suspend != suspend)
-            .filter_map(|o| Some((o.metadata.namespace?, o.metadata.name?)))
+            .filter_map(|o| Some((o.metadata.namespace.clone()?, o.metadata.name.clone()?)))
             .collect();
         if names.is_empty() {
             println!("nothing to {verb}: every resource in scope already is");
             return Ok(());
         }
         let scope = conn.scope().map_or_else(|| "every namespace".to_owned(), |n| format!("namespace {n}"));
-        confirm(&format!("{verb} {} terraform(s) in {scope}?", names.len()), target.yes)?;
+        let effect = if suspend {
+            String::new()
+        } else {
+            let runs = all.iter().filter(|o| o.spec.suspend && o.resume_runs().is_some()).count();
+            format!(
+                " {runs} will start a deploy (inputs changed or a sync was requested meanwhile), the others run nothing until something changes."
+            )
+        };
+        confirm(&format!("{verb} {} terraform(s) in {scope}?{effect}", names.len()), target.yes)?;
         names
     };
     for (namespace, name) in names {
         let conn = conn.in_namespace(&namespace);
-        super::merge_patch(&conn, &name, &json!({"spec": {"suspend": suspend}})).await?;
-        println!("terraform {}/{name} {verb}ed", conn.namespace);
+        let patched = super::merge_patch(&conn, &name, &json!({"spec": {"suspend": suspend}})).await?;
+        let done = if suspend { "suspended" } else { "resumed" };
+        let effect = match (suspend, patched.resume_runs()) {
+            (true, _) => String::new(),
+            (false, Some(why)) => format!(": {why}"),
+            (false, None) => ": nothing runs now, its inputs are unchanged since the last successful deploy".to_owned(),
+        };
+        println!("terraform {}/{name} {done}{effect}", conn.namespace);
     }
     eprintln!("{GITOPS_HINT}");
     Ok(())

@@ -205,7 +205,12 @@ fn run(state: &mut State, command: Command) -> Vec<Effect> {
         Command::ToggleSuspend => ask(state, |key, object| {
             let suspended = object.spec.suspend;
             let question = if suspended {
-                format!("Resume {key}? Runs start again.")
+                match object.resume_runs() {
+                    Some(why) => format!("Resume {key}? {why}."),
+                    None => format!(
+                        "Resume {key}? Nothing runs now: its inputs are unchanged since the last successful deploy."
+                    ),
+                }
             } else {
                 format!("Suspend {key}? No runs (deploys, drift correction, resyncs) until resumed.")
             };
