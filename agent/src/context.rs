@@ -1,5 +1,6 @@
-//! What every reconcile shares: the client, the registry scanner, the configuration, the
-//! Event recorder and the counters metrics will expose.
+//! What every reconcile shares: the client, the registry scanner (and the channel its
+//! background scans wake resources through), the configuration, the Event recorder, the
+//! metrics and the per-resource memory (last status written, failure streaks).
 
 use std::sync::{Mutex, PoisonError};
 

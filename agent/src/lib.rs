@@ -3,12 +3,13 @@
 //!
 //! - [`registry`]: registry scanning and version selection — list every tag of an image,
 //!   choose the newest one satisfying a semver constraint (and explain why), and pin it to a
-//!   digest; one scan per repository and credentials per interval, shared by every resource.
-//! - [`decide`]: what to run next (pure); [`jobs`]: the Job of a run; [`launch`]: starting
-//!   it with its [`seal`] (the pad keeping outputs out of logs); [`outputs`]: results from
-//!   logs; [`status`]: conditions and status writes; [`reconcile`]: the loop.
+//!   digest; one scan per repository and credentials per interval, shared by every resource,
+//!   run in the background with a deadline and a bounded pool per registry host.
+//! - [`reconcile`]: one pass per resource — bring ended runs into status, decide (pure, one run
+//!   at a time), act, write status once; deletion the same way.
+//! - [`runs`]: a run's Job, starting it with its seal, reading its outcome and outputs.
 //! - [`leader`]: the Lease election; [`run_with_leader_election`] runs the loop only while
-//!   this process leads.
+//!   this process leads. [`metrics`]: `/metrics`, `/healthz`, `/readyz`.
 
 pub mod config;
 pub mod context;

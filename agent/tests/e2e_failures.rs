@@ -147,3 +147,62 @@ async fn deleting_the_namespace_ends_even_though_destroy_cannot_start_there() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// A listener that accepts connections and never answers: a hung registry.
+async fn silent_registry() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (host, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_registry_delays_only_its_own_resources_which_report_it() {
+    let (hung, _listener) = silent_registry().await;
+    let agent = Agent::start_with(
+        &[("deploy", DEPLOY), ("aws-resource", "echo '{\"outputs\": {}}'\n")],
+        &[hung.clone()],
+        |config| {
+            config.registry_timeout = std::time::Duration::from_secs(2);
+            config.scan_deadline = std::time::Duration::from_secs(6);
+            config.scans_per_registry = 2;
+        },
+    )
+    .await;
+    // Forty resources on the hung registry first (more than the 32 reconcile slots), then one on
+    // the healthy registry.
+    for i in 0..HUNG {
+        let mut tf = agent.example();
+        tf.metadata.name = Some(format!("hung-{i}"));
+        tf.spec.container_registry.image_name = format!("{hung}/team/infra");
+        agent.create(&tf).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    agent.create(&agent.example()).await;
+    agent.wait_for("staging-cluster", "Completed", |tf| state(tf) == Some(State::Completed)).await;
+    let healthy = started.elapsed();
+    println!("healthy resource Completed {healthy:?} after {HUNG} resources on a hung registry");
+    assert!(
+        healthy < std::time::Duration::from_secs(15),
+        "the healthy resource waited {healthy:?} behind a hung registry"
+    );
+    // Every hung resource ends in an Error naming its registry within the deadline and slack.
+    for i in 0..HUNG {
+        let name = format!("hung-{i}");
+        let failed = agent
+            .wait_for(&name, "a registry error", |tf| state(tf) == Some(State::Error) && message(tf).contains(&hung))
+            .await;
+        let text = message(&failed);
+        assert!(text.contains("within 6s") || text.contains("paused") || text.contains("timed out"), "{text}");
+    }
+    println!("every hung resource reported its registry error after {:?}", started.elapsed());
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+const HUNG: usize = 40;
