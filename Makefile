@@ -81,6 +81,17 @@ unit: ## Every Rust test of the workspace.
 	  cargo test --workspace --locked --no-fail-fast; \
 	fi
 
+.PHONY: controlplane
+controlplane: ## Build (once, cached in ~/.cache/alustan/controlplane) the real etcd and Kubernetes control plane from the pinned Go modules.
+	testenv/controlplane/build.sh
+
+.PHONY: test-real
+test-real: system-deps controlplane ## The real-control-plane tier: the ignored tests that start etcd, kube-apiserver, controller-manager and scheduler.
+	@start=$$(date +%s); \
+	ALUSTAN_CONTROLPLANE_BIN="$$(testenv/controlplane/build.sh)" \
+	  cargo test -p alustan-testenv --locked --test controlplane -- --ignored; \
+	echo "real-control-plane tier: $$(( $$(date +%s) - start )) s"
+
 .PHONY: generate
 generate: ## Regenerate crds/terraform.yaml (and the chart's copy) and the README's CR reference from the Rust types.
 	cargo run -q -p alustan-shared --bin crdgen > crds/terraform.yaml

@@ -12,6 +12,7 @@
 //!   from a directory, and a proxy that pages tag lists as Docker Hub and GHCR do.
 
 pub mod apiserver;
+pub mod controlplane;
 mod harness;
 pub mod kubelet;
 pub mod registry;
