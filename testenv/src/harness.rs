@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::apiserver::{ApiServer, ApiServerError, ApiServerOptions, Faults, RequestLog};
+use crate::controlplane::{ControlPlane, ControlPlaneError, ControlPlaneOptions};
 use crate::kubelet::{Kubelet, KubeletOptions};
 use crate::registry::{Registry, RegistryError, RegistryOptions};
 
@@ -22,6 +23,8 @@ pub enum TestEnvError {
     Registry(#[from] RegistryError),
     #[error("cannot create the environment's temp dir: {0}")]
     TempDir(std::io::Error),
+    #[error("real control plane: {0}")]
+    ControlPlane(#[from] ControlPlaneError),
 }
 
 /// How to start a [`TestEnv`].
@@ -143,5 +146,41 @@ impl TestEnv {
     /// The environment's own directory (kubeconfigs, kubelet files).
     pub fn work_dir(&self) -> &Path {
         &self.work_dir
+    }
+}
+
+/// How to start a [`RealEnv`].
+#[derive(Debug, Clone, Default)]
+pub struct RealEnvOptions {
+    pub control_plane: ControlPlaneOptions,
+    pub registry: RegistryOptions,
+}
+
+/// The stack on the real Kubernetes control plane ([`crate::controlplane`]): etcd,
+/// kube-apiserver, controller-manager and scheduler with our CRDs, and a real registry.
+/// Everything stops on drop.
+pub struct RealEnv {
+    control_plane: ControlPlane,
+    registry: Registry,
+}
+
+impl RealEnv {
+    pub async fn start_with(options: RealEnvOptions) -> Result<Self, TestEnvError> {
+        let control_plane = ControlPlane::start_with(options.control_plane).await?;
+        let registry = Registry::start(options.registry).await?;
+        Ok(Self { control_plane, registry })
+    }
+
+    /// The admin kubeconfig (absolute path).
+    pub fn kubeconfig(&self) -> &Path {
+        self.control_plane.kubeconfig()
+    }
+
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.control_plane
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 }

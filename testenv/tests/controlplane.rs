@@ -185,3 +185,49 @@ async fn minted_users_are_authorized_by_rbac_and_the_controllers_run() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+#[ignore = "needs the real control plane binaries (slow first build): run `make test-real`"]
+async fn serve_with_the_real_control_plane_prints_exports_and_stops_everything_on_sigterm() {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+    let work = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_alustan-testenv"))
+        .args(["serve", "--control-plane", "real", "--work-dir"])
+        .arg(work.path().join("env"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let read = async {
+        let first = lines.next_line().await.unwrap().unwrap();
+        let second = lines.next_line().await.unwrap().unwrap();
+        (first, second)
+    };
+    let (kubeconfig_line, registry_line) =
+        tokio::time::timeout(Duration::from_secs(180), read).await.expect("serve became ready");
+    let kubeconfig = kubeconfig_line.strip_prefix("export KUBECONFIG=").expect("first line exports KUBECONFIG");
+    let registry =
+        registry_line.strip_prefix("export ALUSTAN_REGISTRY=").expect("second line exports ALUSTAN_REGISTRY");
+
+    let cache = work.path().join("cache");
+    let (ok, out, err) = kubectl(Path::new(kubeconfig), &cache, &["version", "-o", "json"]).await;
+    assert!(ok, "{err}");
+    let version: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(version["serverVersion"]["gitVersion"], "v1.34.4", "{out}");
+    let (ok, out, err) = kubectl(Path::new(kubeconfig), &cache, &["get", "crd"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("terraforms.alustan.io"), "{out}");
+    let server = std::fs::read_to_string(kubeconfig).unwrap();
+    let api = server.lines().find_map(|l| l.trim().strip_prefix("server: https://")).unwrap().to_owned();
+
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status =
+        tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("serve stops on SIGTERM").unwrap();
+    assert!(status.success(), "{status}");
+    assert!(tokio::net::TcpStream::connect(registry).await.is_err(), "the registry must stop with serve");
+    assert!(tokio::net::TcpStream::connect(&api).await.is_err(), "kube-apiserver must stop with serve");
+}
