@@ -104,7 +104,7 @@ async fn main() -> ExitCode {
 
 /// A started environment of either kind, until dropped.
 enum Running {
-    Embedded(TestEnv),
+    Embedded(Box<TestEnv>),
     Real(Box<RealEnv>),
 }
 
@@ -149,7 +149,7 @@ async fn start(args: ServeArgs) -> Result<Running, alustan_testenv::TestEnvError
     if let Some(crds) = args.crds {
         options.crds_dir = Some(crds);
     }
-    TestEnv::start_with(options).await.map(Running::Embedded)
+    TestEnv::start_with(options).await.map(|env| Running::Embedded(Box::new(env)))
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
