@@ -89,7 +89,7 @@ controlplane: ## Build (once, cached in ~/.cache/alustan/controlplane) the real 
 test-real: system-deps controlplane ## The real-control-plane tier: the ignored tests that start etcd, kube-apiserver, controller-manager and scheduler.
 	@start=$$(date +%s); \
 	ALUSTAN_CONTROLPLANE_BIN="$$(testenv/controlplane/build.sh)" \
-	  cargo test -p alustan-testenv --locked --test controlplane -- --ignored; \
+	  cargo test -p alustan-testenv --locked --test controlplane --test controlplane_node -- --ignored; \
 	echo "real-control-plane tier: $$(( $$(date +%s) - start )) s"
 
 .PHONY: generate
