@@ -174,6 +174,9 @@ async fn jobs_run_on_the_node_with_status_logs_and_service_account_tokens_throug
     assert_eq!(print.spec.as_ref().unwrap().node_name.as_deref(), Some(NODE), "the scheduler bound it here");
     assert_eq!(print.status.as_ref().unwrap().phase.as_deref(), Some("Succeeded"));
     assert_eq!((terminated(&print).exit_code, terminated(&print).reason.as_deref()), (0, Some("Completed")));
+    let image_id = &print.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0].image_id;
+    let repository = format!("{}/iac@sha256:", env.registry().host_port());
+    assert!(image_id.starts_with(&repository), "imageID {image_id} is the repository at the pulled digest");
 
     // pods/log: kube-rs and kubectl through the API server, which calls this kubelet over TLS.
     let log = pods.logs(&print.name_any(), &LogParams::default()).await.unwrap();

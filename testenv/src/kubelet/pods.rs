@@ -414,11 +414,7 @@ impl PodWorker {
     async fn set_container_with_image(&self, container: &Container, state: Value, ready: bool, digest: &str) {
         let mut statuses = self.statuses.lock().await;
         let image = container.image.clone().unwrap_or_default();
-        let image_id = if digest.is_empty() {
-            String::new()
-        } else {
-            format!("{}@{digest}", image.split(['@', ':']).next().unwrap_or_default())
-        };
+        let image_id = if digest.is_empty() { String::new() } else { format!("{}@{digest}", repository(&image)) };
         statuses.insert(
             container.name.clone(),
             json!({"name": container.name, "image": image, "imageID": image_id, "ready": ready,
@@ -631,6 +627,16 @@ async fn prepare_root(image_root: &Path, root: &Path, termination_file: &Path) -
     tokio::fs::write(termination_file, b"").await.map_err(|e| format!("cannot create the termination log: {e}"))
 }
 
+/// The repository of an image reference (`host:port/name` of `host:port/name:tag` or
+/// `…@sha256:…`): what `imageID` puts before `@digest`.
+fn repository(image: &str) -> &str {
+    let without_digest = image.split('@').next().unwrap_or_default();
+    match without_digest.rfind(':') {
+        Some(colon) if !without_digest[colon..].contains('/') => &without_digest[..colon],
+        _ => without_digest,
+    }
+}
+
 async fn read_capped(path: &Path, limit: usize) -> String {
     let bytes = tokio::fs::read(path).await.unwrap_or_default();
     String::from_utf8_lossy(&bytes[..bytes.len().min(limit)]).into_owned()
@@ -653,6 +659,14 @@ pub(super) fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_id_keeps_the_registry_port_and_drops_tag_or_digest() {
+        assert_eq!(repository("127.0.0.1:5000/team/iac:1.0.0"), "127.0.0.1:5000/team/iac");
+        assert_eq!(repository("127.0.0.1:5000/team/iac@sha256:abc"), "127.0.0.1:5000/team/iac");
+        assert_eq!(repository("127.0.0.1:5000/team/iac"), "127.0.0.1:5000/team/iac");
+        assert_eq!(repository("busybox:1.36"), "busybox");
+    }
 
     #[test]
     fn fallback_message_keeps_the_last_lines_within_the_byte_cap() {
