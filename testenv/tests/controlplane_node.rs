@@ -233,6 +233,22 @@ async fn logs_follow_a_running_container_and_deleted_pods_get_their_grace_period
         tokio::time::timeout(Duration::from_secs(30), stream.lines().try_collect()).await.unwrap().unwrap();
     assert_eq!(lines, ["one", "two"]);
 
+    // No log yet: the API server passes on the kubelet's reason (here from the waiting state).
+    let missing = format!("{}/nothing-here:1", env.registry().host_port());
+    pods.create(&PostParams::default(), &pod("no-image", &missing, "/x")).await.unwrap();
+    let error = eventually("no-image failing to pull", Duration::from_secs(60), async || {
+        let pod = pods.get("no-image").await.unwrap();
+        let statuses = pod.status.and_then(|s| s.container_statuses).unwrap_or_default();
+        let reason = statuses.first().and_then(|c| c.state.clone()).and_then(|s| s.waiting).and_then(|w| w.reason);
+        if !matches!(reason.as_deref(), Some("ErrImagePull" | "ImagePullBackOff")) {
+            return None;
+        }
+        pods.logs("no-image", &LogParams::default()).await.err()
+    })
+    .await;
+    let expected = r#"container "run" in pod "no-image" is waiting to start: image can't be pulled"#;
+    assert!(error.to_string().contains(expected), "{error}");
+
     // Deleting a running Pod: SIGTERM, its handler's exit code reported, then the Pod is gone.
     for (name, command) in [("graceful", "/graceful"), ("stubborn", "/stubborn")] {
         pods.create(&PostParams::default(), &pod(name, &image, command)).await.unwrap();

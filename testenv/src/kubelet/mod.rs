@@ -131,7 +131,7 @@ impl Kubelet {
         let listener = node::bind(node.port).await?;
         let port = listener.local_addr().map_err(KubeletError::Listen)?.port();
         node::register(&client, &options.node_name, port, &node.kubelet_version).await?;
-        let server = tokio::spawn(node::serve(listener, acceptor, logs.clone()));
+        let server = tokio::spawn(node::serve(listener, acceptor, logs.clone(), client.clone()));
         let heartbeat = tokio::spawn(node::heartbeat(client.clone(), options.node_name.clone()));
         let images = Arc::new(ImageStore::new(options.work_dir.join("images"), options.insecure_registries.clone()));
         let pods = tokio::spawn(pods::run(client, logs.clone(), Arc::clone(&images), options, pods::Mode::Node));

@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use rustls::pki_types::pem::PemObject as _;
@@ -202,7 +202,7 @@ fn micro_time() -> String {
 }
 
 /// Serves the kubelet API until the task is aborted.
-pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, logs: PodLogs) {
+pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, logs: PodLogs, client: kube::Client) {
     loop {
         let (tcp, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -214,6 +214,7 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, logs: PodLogs) 
         };
         let acceptor = acceptor.clone();
         let logs = logs.clone();
+        let client = client.clone();
         tokio::spawn(async move {
             let tls = match acceptor.accept(tcp).await {
                 Ok(tls) => tls,
@@ -224,7 +225,8 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, logs: PodLogs) 
             };
             let service = hyper::service::service_fn(move |request| {
                 let logs = logs.clone();
-                async move { Ok::<_, Infallible>(handle(&request, &logs)) }
+                let client = client.clone();
+                async move { Ok::<_, Infallible>(handle(&request, &logs, &client).await) }
             });
             if let Err(error) =
                 hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await
@@ -244,7 +246,7 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     response
 }
 
-fn handle(request: &Request<Incoming>, logs: &PodLogs) -> Response<Body> {
+async fn handle(request: &Request<Incoming>, logs: &PodLogs, client: &kube::Client) -> Response<Body> {
     if request.method() != http::Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served\n");
     }
@@ -267,7 +269,7 @@ fn handle(request: &Request<Incoming>, logs: &PodLogs) -> Response<Body> {
     let limit = param("limitBytes").and_then(|v| v.parse::<usize>().ok()).unwrap_or(usize::MAX);
     let key = ((*namespace).to_owned(), (*pod).to_owned(), (*container).to_owned());
     let Some((data, finished)) = logs.read_from(&key.0, &key.1, &key.2, 0) else {
-        return text(StatusCode::NOT_FOUND, format!("container \"{container}\" in pod \"{pod}\" has not started\n"));
+        return not_started(client, namespace, pod, container).await;
     };
     let first = tail.map_or(&data[..], |n| tail_lines(&data, n));
     let first = first[..first.len().min(limit)].to_vec();
@@ -285,6 +287,30 @@ fn handle(request: &Request<Incoming>, logs: &PodLogs) -> Response<Body> {
     let mut response = Response::new(BodyExt::boxed(StreamBody::new(body)));
     response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
     response
+}
+
+/// No output yet: the kubelet's answer (`validateContainerLogStatus`) from the container's
+/// waiting state: 400 "is waiting to start: <reason>" (pull failures: "image can't be
+/// pulled"), 404 when the Pod or container is unknown.
+async fn not_started(client: &kube::Client, namespace: &str, pod: &str, container: &str) -> Response<Body> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let Ok(Some(found)) = pods.get_opt(pod).await else {
+        return text(StatusCode::NOT_FOUND, format!("pod \"{pod}\" not found\n"));
+    };
+    let status = found.status.unwrap_or_default();
+    let statuses = status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
+    let Some(state) = statuses.filter(|s| s.name == container).find_map(|s| s.state.clone()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"),
+        );
+    };
+    let reason = state.waiting.and_then(|w| w.reason).unwrap_or_else(|| "ContainerCreating".to_owned());
+    let reason = match reason.as_str() {
+        "ErrImagePull" | "ImagePullBackOff" => "image can't be pulled".to_owned(),
+        _ => reason,
+    };
+    text(StatusCode::BAD_REQUEST, format!("container \"{container}\" in pod \"{pod}\" is waiting to start: {reason}"))
 }
 
 struct Follow {
