@@ -8,7 +8,7 @@ SHELL := /bin/bash
 VENV ?= $(HOME)/.cache/alustan/venv
 PYTHON := $(VENV)/bin/python
 # Debian packages the tests drive for real: the OCI registry, htpasswd, skopeo, bubblewrap
-# (the process kubelet's sandbox), tmux (TUI tests) and kubectl.
+# (the process kubelet's sandbox), tmux (TUI tests), curl (the real tier's in-cluster API call) and kubectl.
 APT_PACKAGES := docker-registry apache2-utils skopeo bubblewrap tmux
 KUBERNETES_VERSIONS := 1.30.0 1.31.0 1.32.0 1.33.0
 
@@ -29,7 +29,7 @@ deps: system-deps python-deps ## Install the system packages and Python tools th
 .PHONY: system-deps
 system-deps:
 	@missing=""; \
-	for tool in docker-registry:docker-registry htpasswd:apache2-utils skopeo:skopeo bwrap:bubblewrap tmux:tmux busybox:busybox-static; do \
+	for tool in docker-registry:docker-registry htpasswd:apache2-utils skopeo:skopeo bwrap:bubblewrap tmux:tmux busybox:busybox-static curl:curl; do \
 	  command -v "$${tool%%:*}" >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
 	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
