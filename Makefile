@@ -8,7 +8,7 @@ SHELL := /bin/bash
 VENV ?= $(HOME)/.cache/alustan/venv
 PYTHON := $(VENV)/bin/python
 # Debian packages the tests drive for real: the OCI registry, htpasswd, skopeo, bubblewrap
-# (the process kubelet's sandbox), tmux (TUI tests) and kubectl.
+# (the process kubelet's sandbox), tmux (TUI tests), curl (the real tier's in-cluster API call) and kubectl.
 APT_PACKAGES := docker-registry apache2-utils skopeo bubblewrap tmux
 KUBERNETES_VERSIONS := 1.30.0 1.31.0 1.32.0 1.33.0
 
@@ -35,7 +35,7 @@ rust-deps:
 .PHONY: system-deps
 system-deps:
 	@missing=""; \
-	for tool in docker-registry:docker-registry htpasswd:apache2-utils skopeo:skopeo bwrap:bubblewrap tmux:tmux busybox:busybox-static; do \
+	for tool in docker-registry:docker-registry htpasswd:apache2-utils skopeo:skopeo bwrap:bubblewrap tmux:tmux busybox:busybox-static curl:curl; do \
 	  command -v "$${tool%%:*}" >/dev/null || missing="$$missing $${tool#*:}"; \
 	done; \
 	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
@@ -87,6 +87,17 @@ unit: ## Every Rust test of the workspace.
 	  echo "cargo-nextest is missing: cargo test, the whole run bounded to 40 minutes" >&2; \
 	  timeout --signal=KILL 2400 cargo test --workspace --locked --no-fail-fast; \
 	fi
+
+.PHONY: controlplane
+controlplane: ## Build (once, cached in ~/.cache/alustan/controlplane) the real etcd and Kubernetes control plane from the pinned Go modules.
+	testenv/controlplane/build.sh
+
+.PHONY: test-real
+test-real: system-deps controlplane ## The real-control-plane tier: the ignored tests that start etcd, kube-apiserver, controller-manager and scheduler.
+	@start=$$(date +%s); \
+	ALUSTAN_CONTROLPLANE_BIN="$$(testenv/controlplane/build.sh)" \
+	  cargo test -p alustan-testenv --locked --test controlplane --test controlplane_node -- --ignored; \
+	echo "real-control-plane tier: $$(( $$(date +%s) - start )) s"
 
 .PHONY: generate
 generate: ## Regenerate crds/terraform.yaml (and the chart's copy) and the README's CR reference from the Rust types.

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::apiserver::{ApiServer, ApiServerError, ApiServerOptions, Faults, RequestLog};
-use crate::kubelet::{Kubelet, KubeletOptions};
+use crate::controlplane::{ControlPlane, ControlPlaneError, ControlPlaneOptions};
+use crate::kubelet::{Kubelet, KubeletError, KubeletOptions, NodeConfig};
 use crate::registry::{Registry, RegistryError, RegistryOptions};
 
 /// The repository's generated CRDs, installed into every environment.
@@ -22,6 +23,10 @@ pub enum TestEnvError {
     Registry(#[from] RegistryError),
     #[error("cannot create the environment's temp dir: {0}")]
     TempDir(std::io::Error),
+    #[error("real control plane: {0}")]
+    ControlPlane(#[from] ControlPlaneError),
+    #[error("kubelet: {0}")]
+    Kubelet(#[from] KubeletError),
 }
 
 /// How to start a [`TestEnv`].
@@ -143,5 +148,102 @@ impl TestEnv {
     /// The environment's own directory (kubeconfigs, kubelet files).
     pub fn work_dir(&self) -> &Path {
         &self.work_dir
+    }
+}
+
+/// How to start a [`RealEnv`].
+#[derive(Debug, Clone)]
+pub struct RealEnvOptions {
+    pub control_plane: ControlPlaneOptions,
+    pub registry: RegistryOptions,
+    /// Run the process kubelet as a Node of the control plane.
+    pub kubelet: bool,
+    /// The Node's name.
+    pub node_name: String,
+    /// Further `host:port`s the kubelet pulls from over plain HTTP (the env's registry always
+    /// is one).
+    pub insecure_registries: Vec<String>,
+}
+
+impl Default for RealEnvOptions {
+    fn default() -> Self {
+        Self {
+            control_plane: ControlPlaneOptions::default(),
+            registry: RegistryOptions::anonymous(),
+            kubelet: true,
+            node_name: "alustan-node".to_owned(),
+            insecure_registries: Vec::new(),
+        }
+    }
+}
+
+/// The stack on the real Kubernetes control plane ([`crate::controlplane`]): etcd,
+/// kube-apiserver, controller-manager and scheduler with our CRDs, a real registry, and the
+/// process kubelet as the cluster's one Node. Everything stops on drop.
+pub struct RealEnv {
+    // Drop order: the kubelet (and its containers) before the servers it talks to.
+    kubelet: Option<Kubelet>,
+    control_plane: ControlPlane,
+    registry: Registry,
+}
+
+impl RealEnv {
+    /// The default stack: our CRDs, an anonymous registry, the Node.
+    pub async fn start() -> Result<Self, TestEnvError> {
+        Self::start_with(RealEnvOptions::default()).await
+    }
+
+    pub async fn start_with(options: RealEnvOptions) -> Result<Self, TestEnvError> {
+        let control_plane = ControlPlane::start_with(options.control_plane).await?;
+        let registry = Registry::start(options.registry).await?;
+        let kubelet = if options.kubelet {
+            let name = options.node_name;
+            let identity = format!("system:node:{name}");
+            let client = control_plane.client_for(&identity, &["system:nodes"]).await?;
+            let serving = control_plane.pki().serving_cert(
+                &identity,
+                &[std::net::IpAddr::from([127, 0, 0, 1])],
+                &[name.as_str()],
+            )?;
+            let version = control_plane.client().await?.apiserver_version().await.map_err(ControlPlaneError::from)?;
+            let node = NodeConfig {
+                serving_cert_pem: serving.cert_pem,
+                serving_key_pem: serving.key_pem,
+                client_ca_pem: control_plane.pki().ca_pem().to_owned(),
+                port: 0,
+                kubelet_version: version.git_version,
+            };
+            let mut kubelet_options = KubeletOptions::new(control_plane.work_dir().join("kubelet"));
+            kubelet_options.node_name = name;
+            kubelet_options.insecure_registries.push(registry.host_port().to_owned());
+            kubelet_options.insecure_registries.extend(options.insecure_registries);
+            kubelet_options.api_server = Some(control_plane.addr());
+            Some(Kubelet::start_node(client, kubelet_options, node).await?)
+        } else {
+            None
+        };
+        Ok(Self { kubelet, control_plane, registry })
+    }
+
+    /// The admin kubeconfig (absolute path).
+    pub fn kubeconfig(&self) -> &Path {
+        self.control_plane.kubeconfig()
+    }
+
+    /// An admin kube client (namespace `default`).
+    pub async fn client(&self) -> Result<kube::Client, TestEnvError> {
+        Ok(self.control_plane.client().await?)
+    }
+
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.control_plane
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn kubelet(&self) -> Option<&Kubelet> {
+        self.kubelet.as_ref()
     }
 }

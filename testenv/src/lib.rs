@@ -6,15 +6,19 @@
 //!   CRUD, watch, patches and server-side apply, CRDs, Tables, RBAC, request log, faults).
 //! - [`kubelet`]: a Job controller and a process kubelet running Pods' containers under
 //!   bubblewrap with the image's files, pulled from the registry, as `/`.
+//! - [`controlplane`]: the real Kubernetes control plane (etcd, kube-apiserver,
+//!   kube-controller-manager, kube-scheduler built from the pinned Go modules) on loopback;
+//!   [`RealEnv`] is the stack on it.
 //! - [`schema`]: the apiserver's custom-resource schema rules (structural checks, pruning and
 //!   validation), as documented on the CRD task page of the Kubernetes docs.
 //! - [`registry`]: a real OCI registry (Debian's `docker-registry`) on loopback, image pushes
 //!   from a directory, and a proxy that pages tag lists as Docker Hub and GHCR do.
 
 pub mod apiserver;
+pub mod controlplane;
 mod harness;
 pub mod kubelet;
 pub mod registry;
 pub mod schema;
 
-pub use harness::{TestEnv, TestEnvError, TestEnvOptions, repo_crds_dir};
+pub use harness::{RealEnv, RealEnvOptions, TestEnv, TestEnvError, TestEnvOptions, repo_crds_dir};

@@ -351,10 +351,18 @@ async fn server_side_apply_of_status_and_no_op_writes() {
     let spec = |v: &str| json!({"apiVersion": "alustan.io/v1alpha1", "kind": "Terraform", "spec": {"scripts": {"deploy": v}, "containerRegistry": {"imageName": "x", "semanticVersion": "1"}}});
     let err = api.patch("ssa", &PatchParams::apply("one"), &Patch::Apply(spec("a"))).await.unwrap_err();
     assert_eq!(code(&err), 409);
+    // Worded as the real server words it: an Update manager with its apiVersion (no time).
+    assert!(
+        err.to_string().contains(r#"conflict with "unknown" using alustan.io/v1alpha1: .spec.scripts.deploy"#),
+        "{err}"
+    );
     api.patch("ssa", &PatchParams::apply("one").force(), &Patch::Apply(spec("a"))).await.unwrap();
     let err = api.patch("ssa", &PatchParams::apply("two"), &Patch::Apply(spec("b"))).await.unwrap_err();
     assert_eq!(code(&err), 409);
-    assert!(err.to_string().contains("conflict with \"one\""), "{err}");
+    assert!(
+        err.to_string().contains("Apply failed with 1 conflict: conflict with \"one\": .spec.scripts.deploy"),
+        "{err}"
+    );
     let forced = api.patch("ssa", &PatchParams::apply("two").force(), &Patch::Apply(spec("b"))).await.unwrap();
     assert_eq!(forced.spec.scripts.deploy, "b");
     // Create-if-absent.

@@ -44,6 +44,9 @@ async fn parallel_environments_are_independent_and_have_the_crd_installed() {
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "STATE", "VERSION", "READY", "AGE"]);
     assert!(out.contains("staging-cluster"));
+    // `date` columns are ages, as the real API server renders them (kubectl prints cells as is).
+    let age = out.lines().find(|l| l.starts_with("staging-cluster")).unwrap().split_whitespace().last().unwrap();
+    assert!(age.ends_with('s') && age[..age.len() - 1].parse::<u32>().is_ok(), "AGE {age:?}");
 
     // The other environment saw nothing of it.
     let cache2 = tempfile::tempdir().unwrap();

@@ -261,8 +261,25 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
 #[derive(Debug, Clone)]
 pub struct Conflict {
     pub manager: String,
+    pub operation: String,
     pub api_version: String,
+    pub subresource: String,
     pub field: String,
+}
+
+impl Conflict {
+    /// The manager as the real server names it (apimachinery's `printManager`): quoted, with
+    /// its subresource, and for an `Update` manager `using <apiVersion>`.
+    pub fn manager_text(&self) -> String {
+        let subresource = if self.subresource.is_empty() {
+            String::new()
+        } else {
+            format!(" with subresource \"{}\"", self.subresource)
+        };
+        // The real server has no time here (observed: `"kubectl-create" using v1`).
+        let update = if self.operation == "Update" { format!(" using {}", self.api_version) } else { String::new() };
+        format!("\"{}\"{subresource}{update}", self.manager)
+    }
 }
 
 fn dotted_path(p: &[String]) -> String {
@@ -330,7 +347,9 @@ pub fn apply(live: &Value, config: &Value, w: &Writer<'_>, force: bool) -> Resul
         } else {
             conflicts.extend(clashing.iter().map(|p| Conflict {
                 manager: e.manager.clone(),
+                operation: e.operation.clone(),
                 api_version: e.api_version.clone(),
+                subresource: e.subresource.clone(),
                 field: dotted_path(p),
             }));
         }
@@ -364,10 +383,8 @@ pub fn apply(live: &Value, config: &Value, w: &Writer<'_>, force: bool) -> Resul
 pub fn conflict_message(conflicts: &[Conflict]) -> String {
     let n = conflicts.len();
     let plural = if n == 1 { "" } else { "s" };
-    let parts: Vec<String> = conflicts
-        .iter()
-        .map(|c| format!("conflict with \"{}\" using {}: {}", c.manager, c.api_version, c.field))
-        .collect();
+    let parts: Vec<String> =
+        conflicts.iter().map(|c| format!("conflict with {}: {}", c.manager_text(), c.field)).collect();
     format!("Apply failed with {n} conflict{plural}: {}", parts.join(", "))
 }
 

@@ -46,6 +46,23 @@ fn pick_container(ctx: &Ctx<'_>, pod: &Value) -> Result<String, ApiError> {
     }
 }
 
+/// Why a container has no log yet, worded as the kubelet's `validateContainerLogStatus`: its
+/// waiting reason, "image can't be pulled" for pull failures, else `ContainerCreating`.
+fn waiting_reason(pod: &Value, container: &str) -> String {
+    let statuses = ["/status/initContainerStatuses", "/status/containerStatuses"]
+        .iter()
+        .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
+        .flatten();
+    let reason = statuses
+        .filter(|s| s.get("name").and_then(Value::as_str) == Some(container))
+        .find_map(|s| s.pointer("/state/waiting/reason").and_then(Value::as_str));
+    match reason {
+        Some("ErrImagePull" | "ImagePullBackOff") => "image can't be pulled".to_owned(),
+        Some(reason) => reason.to_owned(),
+        None => "ContainerCreating".to_owned(),
+    }
+}
+
 pub fn serve(ctx: &Ctx<'_>) -> Reply {
     match start(ctx) {
         Ok(r) => r,
@@ -60,8 +77,9 @@ fn start(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let (ns, name) = (ctx.namespace().to_owned(), ctx.name().to_owned());
     let logs = ctx.shared.pod_logs.clone();
     let Some((data, finished)) = logs.read_from(&ns, &name, &container, 0) else {
+        let reason = waiting_reason(&pod, &container);
         return Err(ApiError::bad_request(format!(
-            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+            "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
         )));
     };
     let shown = match ctx.req.param("tailLines").and_then(|t| t.parse::<usize>().ok()) {

@@ -50,6 +50,7 @@ use tokio::sync::{Notify, watch as tokio_watch};
 pub use auth::UserInfo;
 pub use faults::{Faults, Match};
 pub use podlogs::PodLogs;
+pub(crate) use podlogs::tail_lines;
 pub use requestlog::{RequestLog, RequestRecord};
 
 use catalog::Catalog;

@@ -137,7 +137,7 @@ fn apply_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 fn apply_conflict(conflicts: &[apply::Conflict]) -> ApiError {
     let causes: Vec<Value> = conflicts
         .iter()
-        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.field}))
+        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", c.manager_text()), "field": c.field}))
         .collect();
     ApiError::new(409, "Conflict", apply::conflict_message(conflicts)).with_details(json!({"causes": causes}))
 }

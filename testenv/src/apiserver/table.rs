@@ -1,8 +1,9 @@
 //! `meta.k8s.io/v1` Table responses (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`),
 //! which `kubectl get` asks for to print server-side columns.
 //! See <https://kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables>.
-//! Custom resources use the version's `additionalPrinterColumns` (type `date` cells carry the
-//! timestamp; kubectl humanizes them). Built-ins get NAME + AGE plus a few cheap columns.
+//! Custom resources use the version's `additionalPrinterColumns`; type `date` cells hold the
+//! age (`5m30s`), as the real API server renders them (kubectl prints cells as they come).
+//! Built-ins get NAME + AGE plus a few cheap columns.
 
 use serde_json::{Value, json};
 
@@ -126,6 +127,7 @@ fn custom_cell(obj: &Value, c: &super::catalog::Column) -> Value {
     let found = jsonpath::eval(obj, &c.json_path);
     match found.as_slice() {
         [] => Value::Null,
+        [Value::String(timestamp)] if c.type_ == "date" => json!(human_duration(age_seconds(timestamp))),
         [one] => (*one).clone(),
         many => json!(
             many.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect::<Vec<_>>().join(",")
@@ -205,7 +207,7 @@ fn cells(def: &ResourceDef, version: &VersionDef, obj: &Value) -> Vec<Value> {
     if def.custom {
         let mut out = vec![name];
         if version.columns.is_empty() {
-            out.push(json!(meta_str(obj, "creationTimestamp")));
+            out.push(age(obj));
         }
         out.extend(version.columns.iter().map(|c| custom_cell(obj, c)));
         return out;

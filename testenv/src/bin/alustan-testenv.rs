@@ -2,15 +2,17 @@
 //!
 //! - `serve`: run the API server (our CRDs installed), a registry and the process kubelet until
 //!   Ctrl-C or SIGTERM; once ready, print `export KUBECONFIG=…` and `export ALUSTAN_REGISTRY=…`
-//!   on stdout so `eval "$(alustan-testenv serve)"`-style scripts work.
+//!   on stdout so `eval "$(alustan-testenv serve)"`-style scripts work. `--control-plane real`
+//!   runs the real Kubernetes control plane (etcd, kube-apiserver, controller-manager,
+//!   scheduler; built once by `testenv/controlplane/build.sh`) instead of the embedded server.
 //! - `push`: build an image whose filesystem is a directory and push it under every tag.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alustan_testenv::registry::{Credentials, ImageConfig, PushRequest, PushTarget, push_command};
-use alustan_testenv::{TestEnv, TestEnvOptions};
-use clap::{Args, Parser, Subcommand};
+use alustan_testenv::{RealEnv, RealEnvOptions, TestEnv, TestEnvOptions};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(name = "alustan-testenv", version, about = "alustan's test environment")]
@@ -27,8 +29,20 @@ enum Command {
     Push(PushArgs),
 }
 
+/// Which API server `serve` runs.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ControlPlaneKind {
+    /// testenv's own in-process API server (fast, no build needed).
+    Embedded,
+    /// The real etcd, kube-apiserver, kube-controller-manager and kube-scheduler.
+    Real,
+}
+
 #[derive(Args)]
 struct ServeArgs {
+    /// The API server to run.
+    #[arg(long, value_enum, default_value = "embedded", env = "ALUSTAN_CONTROL_PLANE")]
+    control_plane: ControlPlaneKind,
     /// API server port on 127.0.0.1 (random when absent).
     #[arg(long)]
     port: Option<u16>,
@@ -88,7 +102,46 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> ExitCode {
+/// A started environment of either kind, until dropped.
+enum Running {
+    Embedded(Box<TestEnv>),
+    Real(Box<RealEnv>),
+}
+
+impl Running {
+    fn kubeconfig(&self) -> &std::path::Path {
+        match self {
+            Self::Embedded(env) => env.kubeconfig(),
+            Self::Real(env) => env.kubeconfig(),
+        }
+    }
+
+    fn registry(&self) -> &str {
+        match self {
+            Self::Embedded(env) => env.registry().host_port(),
+            Self::Real(env) => env.registry().host_port(),
+        }
+    }
+
+    fn api_server(&self) -> String {
+        match self {
+            Self::Embedded(env) => env.api().base_url(),
+            Self::Real(env) => env.control_plane().server_url(),
+        }
+    }
+}
+
+async fn start(args: ServeArgs) -> Result<Running, alustan_testenv::TestEnvError> {
+    if args.control_plane == ControlPlaneKind::Real {
+        let mut options = RealEnvOptions::default();
+        options.control_plane.port = args.port.unwrap_or(0);
+        options.control_plane.work_dir = args.work_dir.map(absolute);
+        if let Some(crds) = args.crds {
+            options.control_plane.crds_dir = Some(crds);
+        }
+        options.registry.port = args.registry_port;
+        return RealEnv::start_with(options).await.map(|env| Running::Real(Box::new(env)));
+    }
     let mut options = TestEnvOptions::default();
     options.api.port = args.port.unwrap_or(0);
     options.registry.port = args.registry_port;
@@ -96,7 +149,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if let Some(crds) = args.crds {
         options.crds_dir = Some(crds);
     }
-    let env = match TestEnv::start_with(options).await {
+    TestEnv::start_with(options).await.map(|env| Running::Embedded(Box::new(env)))
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let env = match start(args).await {
         Ok(env) => env,
         Err(err) => {
             eprintln!("alustan-testenv serve: {err}");
@@ -104,11 +161,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     println!("export KUBECONFIG={}", env.kubeconfig().display());
-    println!("export ALUSTAN_REGISTRY={}", env.registry().host_port());
+    println!("export ALUSTAN_REGISTRY={}", env.registry());
     eprintln!(
         "alustan-testenv: API server {} and registry {} are up; Ctrl-C stops them",
-        env.api().base_url(),
-        env.registry().host_port()
+        env.api_server(),
+        env.registry()
     );
     match wait_for_stop().await {
         Ok(signal) => eprintln!("alustan-testenv: {signal}, stopping"),

@@ -99,7 +99,7 @@ async fn config_map_key(client: &kube::Client, namespace: &str, name: &str, key:
     }
 }
 
-fn field_value(pod: &Pod, path: &str) -> Result<String, ConfigError> {
+pub(super) fn field_value(pod: &Pod, path: &str) -> Result<String, ConfigError> {
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref();
     Ok(match path {

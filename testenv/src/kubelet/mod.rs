@@ -18,11 +18,17 @@
 //! - the ServiceAccount token is mounted by the kubelet itself (the real admission plugin adds
 //!   a projected volume to the Pod spec) with `token` and `namespace` but no `ca.crt`: the test
 //!   API server speaks plain HTTP, so in-cluster clients here use `http://`.
+//!
+//! [`Kubelet::start_node`] makes it a Node of a real control plane instead (see `node.rs`): the
+//! real controller-manager runs the Jobs, the scheduler binds their Pods to this Node, and this
+//! kubelet runs them as above, with the ServiceAccount token from the admission plugin's
+//! projected volume and `pods/log` served over TLS to the API server.
 
 mod env;
 mod events;
 mod image;
 mod jobs;
+mod node;
 mod pods;
 mod sandbox;
 mod service_account;
@@ -36,6 +42,7 @@ use tokio::task::JoinHandle;
 use crate::apiserver::PodLogs;
 
 pub use image::ImageStore;
+pub use node::NodeConfig;
 
 /// Errors of the process kubelet.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +59,10 @@ pub enum KubeletError {
     Config(String),
     #[error("bubblewrap (`bwrap`, Debian package `bubblewrap`) cannot start: {0}")]
     Sandbox(std::io::Error),
+    #[error("cannot listen for the kubelet API: {0}")]
+    Listen(std::io::Error),
+    #[error("kubelet API TLS: {0}")]
+    Tls(String),
 }
 
 /// How the kubelet runs.
@@ -87,6 +98,8 @@ impl KubeletOptions {
 pub struct Kubelet {
     tasks: Vec<JoinHandle<()>>,
     images: Arc<ImageStore>,
+    logs: PodLogs,
+    api_port: Option<u16>,
 }
 
 impl Kubelet {
@@ -97,8 +110,42 @@ impl Kubelet {
         let options = Arc::new(options);
         let images = Arc::new(ImageStore::new(options.work_dir.join("images"), options.insecure_registries.clone()));
         let jobs = tokio::spawn(jobs::run(client.clone(), Arc::clone(&options)));
-        let pods = tokio::spawn(pods::run(client, logs, Arc::clone(&images), options));
-        Self { tasks: vec![jobs, pods], images }
+        let pods = tokio::spawn(pods::run(client, logs.clone(), Arc::clone(&images), options, pods::Mode::Embedded));
+        Self { tasks: vec![jobs, pods], images, logs, api_port: None }
+    }
+
+    /// Starts the kubelet as Node `options.node_name` of a real control plane: registers the
+    /// Node, keeps its Lease and Ready condition fresh, serves the kubelet API over TLS and
+    /// runs the Pods bound to it. `client` must authenticate as `system:node:<name>` in group
+    /// `system:nodes` (the Node authorizer and `NodeRestriction` then allow exactly what a
+    /// kubelet may do). No Job controller: the control plane's own runs.
+    pub async fn start_node(
+        client: kube::Client,
+        options: KubeletOptions,
+        node: NodeConfig,
+    ) -> Result<Self, KubeletError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let options = Arc::new(options);
+        let logs = PodLogs::default();
+        let acceptor = node::tls_acceptor(&node)?;
+        let listener = node::bind(node.port).await?;
+        let port = listener.local_addr().map_err(KubeletError::Listen)?.port();
+        node::register(&client, &options.node_name, port, &node.kubelet_version).await?;
+        let server = tokio::spawn(node::serve(listener, acceptor, logs.clone(), client.clone()));
+        let heartbeat = tokio::spawn(node::heartbeat(client.clone(), options.node_name.clone()));
+        let images = Arc::new(ImageStore::new(options.work_dir.join("images"), options.insecure_registries.clone()));
+        let pods = tokio::spawn(pods::run(client, logs.clone(), Arc::clone(&images), options, pods::Mode::Node));
+        Ok(Self { tasks: vec![pods, heartbeat, server], images, logs, api_port: Some(port) })
+    }
+
+    /// The containers' output (what `pods/log` serves).
+    pub fn logs(&self) -> &PodLogs {
+        &self.logs
+    }
+
+    /// The kubelet API port on 127.0.0.1 (node mode only).
+    pub fn api_port(&self) -> Option<u16> {
+        self.api_port
     }
 
     /// How many times an image digest was pulled and unpacked (the cache makes it once each).

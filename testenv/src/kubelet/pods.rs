@@ -1,21 +1,27 @@
 //! The kubelet half: watches Pods, runs each new Pod's containers once through the sandbox and
 //! reports their lifecycle in `status` (Pending/ContainerCreating → Running → Succeeded/Failed,
 //! with `state.waiting|running|terminated` per container). Deleting a Pod kills its processes.
+//!
+//! As a Node of a real control plane ([`Mode::Node`]) it runs only the Pods bound to it
+//! (`spec.nodeName`), leaves the ServiceAccount token to the admission plugin's projected
+//! volume, and ends a deleted Pod as a kubelet does: SIGTERM to its processes, SIGKILL after
+//! the deletion grace period, the final status written, then the Pod deleted with grace 0.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret, VolumeProjection};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, ResourceExt as _};
 use oci_client::secrets::RegistryAuth;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 use super::events::PodEvents;
@@ -34,18 +40,45 @@ const MESSAGE_FILE_BYTES: usize = 4096;
 const MOUNT_RETRY_FIRST: Duration = Duration::from_millis(500);
 const MOUNT_RETRY_MAX: Duration = Duration::from_secs(4);
 
-pub async fn run(client: kube::Client, logs: PodLogs, images: Arc<ImageStore>, options: Arc<KubeletOptions>) {
+/// Whose Pods the kubelet runs and who mounts ServiceAccount tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every Pod of testenv's embedded API server; the kubelet mounts the token itself.
+    Embedded,
+    /// The Pods bound to this Node of a real control plane.
+    Node,
+}
+
+/// A Pod being run: its task, how to ask it to stop, and whether a container runs now.
+struct Running {
+    task: JoinHandle<()>,
+    stop: watch::Sender<Option<u64>>,
+    in_container: Arc<AtomicBool>,
+}
+
+pub async fn run(
+    client: kube::Client,
+    logs: PodLogs,
+    images: Arc<ImageStore>,
+    options: Arc<KubeletOptions>,
+    mode: Mode,
+) {
     let mut started: HashSet<String> = HashSet::new();
-    let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
-    let stream = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff();
+    let mut terminating: HashSet<String> = HashSet::new();
+    let mut running: HashMap<String, Running> = HashMap::new();
+    let config = match mode {
+        Mode::Embedded => watcher::Config::default(),
+        Mode::Node => watcher::Config::default().fields(&format!("spec.nodeName={}", options.node_name)),
+    };
+    let stream = watcher(Api::<Pod>::all(client.clone()), config).default_backoff();
     futures::pin_mut!(stream);
     while let Some(event) = stream.next().await {
-        running.retain(|_, task| !task.is_finished());
+        running.retain(|_, pod| !pod.task.is_finished());
         let pod = match event {
             Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => pod,
             Ok(watcher::Event::Delete(pod)) => {
-                if let Some(task) = pod.metadata.uid.as_ref().and_then(|uid| running.remove(uid)) {
-                    task.abort(); // drops the bubblewrap child: kill_on_drop ends the whole PID namespace
+                if let Some(pod) = pod.metadata.uid.as_ref().and_then(|uid| running.remove(uid)) {
+                    pod.task.abort(); // drops the bubblewrap child: kill_on_drop ends the whole PID namespace
                 }
                 continue;
             }
@@ -57,8 +90,16 @@ pub async fn run(client: kube::Client, logs: PodLogs, images: Arc<ImageStore>, o
         };
         let Some(uid) = pod.metadata.uid.clone() else { continue };
         if pod.metadata.deletion_timestamp.is_some() {
-            if let Some(task) = running.remove(&uid) {
-                task.abort();
+            match mode {
+                Mode::Embedded => {
+                    if let Some(pod) = running.remove(&uid) {
+                        pod.task.abort();
+                    }
+                }
+                Mode::Node if terminating.insert(uid.clone()) => {
+                    tokio::spawn(terminate(client.clone(), pod, running.remove(&uid)));
+                }
+                Mode::Node => {}
             }
             continue;
         }
@@ -66,14 +107,48 @@ pub async fn run(client: kube::Client, logs: PodLogs, images: Arc<ImageStore>, o
         if matches!(phase, "Succeeded" | "Failed") || !started.insert(uid.clone()) {
             continue;
         }
+        let (stop, stop_requested) = watch::channel(None);
+        let container_running = Arc::new(AtomicBool::new(false));
         let worker = PodWorker {
             client: client.clone(),
             logs: logs.clone(),
             images: Arc::clone(&images),
             options: Arc::clone(&options),
             statuses: Arc::default(),
+            mode,
+            stop: stop_requested,
+            container_running: Arc::clone(&container_running),
         };
-        running.insert(uid, tokio::spawn(worker.run(pod)));
+        running.insert(uid, Running { task: tokio::spawn(worker.run(pod)), stop, in_container: container_running });
+    }
+}
+
+/// A deleted Pod on this Node: its running container gets SIGTERM and the deletion grace
+/// period (then SIGKILL) and reports how it ended; a Pod not running a container stops at
+/// once. Then the Pod is deleted for good (grace 0, this very UID), as the kubelet confirms.
+async fn terminate(client: kube::Client, pod: Pod, worker: Option<Running>) {
+    let grace = pod.metadata.deletion_grace_period_seconds.and_then(|g| u64::try_from(g).ok()).unwrap_or(30);
+    if let Some(mut worker) = worker {
+        if worker.in_container.load(Ordering::SeqCst) {
+            let _ = worker.stop.send(Some(grace));
+            // The worker kills at the end of the grace period itself; this is a backstop.
+            let limit = Duration::from_secs(grace + 10);
+            if tokio::time::timeout(limit, &mut worker.task).await.is_err() {
+                worker.task.abort();
+            }
+        } else {
+            worker.task.abort();
+        }
+    }
+    let namespace = pod.namespace().unwrap_or_else(|| "default".to_owned());
+    let api: Api<Pod> = Api::namespaced(client, &namespace);
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions { uid: pod.metadata.uid.clone(), resource_version: None }),
+        ..DeleteParams::default()
+    };
+    if let Err(error) = api.delete(&pod.name_any(), &params).await {
+        tracing::debug!(%error, pod = pod.name_any(), "kubelet: final pod delete failed (already gone?)");
     }
 }
 
@@ -85,6 +160,10 @@ struct PodWorker {
     /// container name → its `containerStatuses` entry; patched as a whole (merge patch
     /// replaces lists).
     statuses: Arc<Mutex<BTreeMap<String, Value>>>,
+    mode: Mode,
+    /// `Some(grace seconds)` once the Pod is being deleted (node mode).
+    stop: watch::Receiver<Option<u64>>,
+    container_running: Arc<AtomicBool>,
 }
 
 impl PodWorker {
@@ -129,7 +208,12 @@ impl PodWorker {
                 }
             }
         };
+        // On a real control plane the ServiceAccount admission plugin has added the token as a
+        // projected volume (set up with the other volumes above).
         let token = loop {
+            if self.mode == Mode::Node {
+                break None;
+            }
             match service_account::mount(&self.client, &pod, &namespace, &dir).await {
                 Ok(token) => break token,
                 Err(message) => {
@@ -251,7 +335,10 @@ impl PodWorker {
             ]}),
         )
         .await;
-        let code = sandbox::run_to_end(child, &self.logs, (&namespace, &name, &container.name)).await;
+        let pid = child.id();
+        self.container_running.store(true, Ordering::SeqCst);
+        let code = self.run_until_stopped(child, pid, (&namespace, &name, &container.name)).await;
+        self.container_running.store(false, Ordering::SeqCst);
         let mut message = read_capped(&termination_file, MESSAGE_FILE_BYTES).await;
         if message.is_empty()
             && code != 0
@@ -266,6 +353,34 @@ impl PodWorker {
         self.set_container_with_image(container, state, false, &image.digest).await;
         self.patch(api, &name, json!({})).await;
         code
+    }
+
+    /// Runs the container to its end; when the Pod is deleted meanwhile, SIGTERM to its
+    /// processes and, after the grace period, SIGKILL (exit code 143 or 137, as runtimes say).
+    async fn run_until_stopped(
+        &self,
+        child: tokio::process::Child,
+        pid: Option<u32>,
+        names: (&str, &str, &str),
+    ) -> i32 {
+        let run = sandbox::run_to_end(child, &self.logs, names);
+        tokio::pin!(run);
+        let mut stop = self.stop.clone();
+        let grace = tokio::select! {
+            code = &mut run => return code,
+            grace = stop.wait_for(Option::is_some) => grace.ok().and_then(|g| *g).unwrap_or(0),
+        };
+        let Some(pid) = pid else { return run.await };
+        sandbox::signal_descendants(pid, nix::sys::signal::Signal::SIGTERM);
+        if let Ok(code) = tokio::time::timeout(Duration::from_secs(grace), &mut run).await {
+            return code;
+        }
+        if let Ok(raw) = i32::try_from(pid) {
+            // bubblewrap dies, and --die-with-parent takes the whole PID namespace with it.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL);
+        }
+        sandbox::signal_descendants(pid, nix::sys::signal::Signal::SIGKILL);
+        run.await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -299,11 +414,7 @@ impl PodWorker {
     async fn set_container_with_image(&self, container: &Container, state: Value, ready: bool, digest: &str) {
         let mut statuses = self.statuses.lock().await;
         let image = container.image.clone().unwrap_or_default();
-        let image_id = if digest.is_empty() {
-            String::new()
-        } else {
-            format!("{}@{digest}", image.split(['@', ':']).next().unwrap_or_default())
-        };
+        let image_id = if digest.is_empty() { String::new() } else { format!("{}@{digest}", repository(&image)) };
         statuses.insert(
             container.name.clone(),
             json!({"name": container.name, "image": image, "imageID": image_id, "ready": ready,
@@ -337,52 +448,146 @@ impl PodWorker {
         RegistryAuth::Anonymous
     }
 
-    /// emptyDir, secret and configMap volumes as host directories, keyed by volume name.
+    /// emptyDir, secret, configMap and projected volumes as host directories, keyed by volume
+    /// name.
     async fn volumes(&self, pod: &Pod, namespace: &str, dir: &Path) -> Result<Vec<Mount>, VolumeError> {
         let mut mounts = Vec::new();
         for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
             let set_up = |reason: String| VolumeError::SetUp { volume: volume.name.clone(), reason };
             let host = dir.join("volumes").join(&volume.name);
             tokio::fs::create_dir_all(&host).await.map_err(|e| set_up(e.to_string()))?;
-            let mut read_only = false;
+            let mut read_only = true;
             let mut files: Vec<(String, Vec<u8>)> = Vec::new();
             if let Some(source) = &volume.secret {
-                read_only = true;
-                let secret_name = source.secret_name.clone().unwrap_or_default();
-                let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-                match secrets.get_opt(&secret_name).await {
-                    Ok(Some(secret)) => {
-                        files.extend(secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
-                    }
-                    Ok(None) if source.optional == Some(true) => {}
-                    Ok(None) => return Err(set_up(format!("secret \"{secret_name}\" not found"))),
-                    Err(error) => return Err(set_up(format!("secret \"{secret_name}\": {error}"))),
-                }
+                let name = source.secret_name.clone().unwrap_or_default();
+                let data = self.secret_data(namespace, &name, source.optional).await.map_err(set_up)?;
+                files.extend(select_items(data, source.items.as_deref()));
             } else if let Some(source) = &volume.config_map {
-                read_only = true;
-                let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
-                match maps.get_opt(&source.name).await {
-                    Ok(Some(map)) => {
-                        files.extend(map.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
-                        files.extend(map.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
-                    }
-                    Ok(None) if source.optional == Some(true) => {}
-                    Ok(None) => return Err(set_up(format!("configmap \"{}\" not found", source.name))),
-                    Err(error) => return Err(set_up(format!("configmap \"{}\": {error}", source.name))),
+                let data = self.config_map_data(namespace, &source.name, source.optional).await.map_err(set_up)?;
+                files.extend(select_items(data, source.items.as_deref()));
+            } else if let Some(projected) = &volume.projected {
+                for source in projected.sources.iter().flatten() {
+                    files.extend(self.projection(pod, namespace, &volume.name, source).await?);
                 }
-            } else if volume.empty_dir.is_none() {
+            } else if volume.empty_dir.is_some() {
+                read_only = false;
+            } else {
                 return Err(VolumeError::Unsupported(format!(
-                    "volume {}: only emptyDir, secret and configMap volumes run in the test kubelet",
+                    "volume {}: only emptyDir, secret, configMap and projected volumes run in the test kubelet",
                     volume.name
                 )));
             }
             for (file, bytes) in files {
-                tokio::fs::write(host.join(&file), bytes).await.map_err(|e| set_up(e.to_string()))?;
+                let path = host.join(&file);
+                if let Some(parent) = path.parent() {
+                    tokio::fs::create_dir_all(parent).await.map_err(|e| set_up(e.to_string()))?;
+                }
+                tokio::fs::write(&path, bytes).await.map_err(|e| set_up(e.to_string()))?;
             }
             // Keyed by volume name until a container mounts it at its path.
             mounts.push(Mount { host, container: volume.name.clone(), read_only });
         }
         Ok(mounts)
+    }
+
+    /// The files of one source of a projected volume: a ServiceAccount token bound to the Pod
+    /// (what the admission plugin's `kube-api-access-*` volume asks for), ConfigMap and Secret
+    /// keys, and downward API fields.
+    async fn projection(
+        &self,
+        pod: &Pod,
+        namespace: &str,
+        volume: &str,
+        source: &VolumeProjection,
+    ) -> Result<Vec<(String, Vec<u8>)>, VolumeError> {
+        let set_up = |reason: String| VolumeError::SetUp { volume: volume.to_owned(), reason };
+        if let Some(token) = &source.service_account_token {
+            let account = service_account::account_name(pod);
+            let expiration = token.expiration_seconds.unwrap_or(3600);
+            let issued = service_account::request_token(
+                &self.client,
+                pod,
+                namespace,
+                &account,
+                token.audience.as_deref().filter(|a| !a.is_empty()),
+                expiration,
+            )
+            .await
+            .map_err(set_up)?;
+            return Ok(vec![(token.path.clone(), issued.into_bytes())]);
+        }
+        if let Some(map) = &source.config_map {
+            let data = self.config_map_data(namespace, &map.name, map.optional).await.map_err(set_up)?;
+            return Ok(select_items(data, map.items.as_deref()));
+        }
+        if let Some(secret) = &source.secret {
+            let data = self.secret_data(namespace, &secret.name, secret.optional).await.map_err(set_up)?;
+            return Ok(select_items(data, secret.items.as_deref()));
+        }
+        if let Some(downward) = &source.downward_api {
+            let mut files = Vec::new();
+            for item in downward.items.iter().flatten() {
+                let Some(field) = &item.field_ref else {
+                    return Err(VolumeError::Unsupported(format!(
+                        "volume {volume}: only fieldRef items of downwardAPI projections run in the test kubelet"
+                    )));
+                };
+                let value = env::field_value(pod, &field.field_path).map_err(|e| VolumeError::Unsupported(e.0))?;
+                files.push((item.path.clone(), value.into_bytes()));
+            }
+            return Ok(files);
+        }
+        Err(VolumeError::Unsupported(format!(
+            "volume {volume}: only serviceAccountToken, configMap, secret and downwardAPI projections run in the test kubelet"
+        )))
+    }
+
+    /// A Secret's data; `Ok(empty)` for a missing optional one, `Err` (the kubelet's words)
+    /// otherwise.
+    async fn secret_data(
+        &self,
+        namespace: &str,
+        name: &str,
+        optional: Option<bool>,
+    ) -> Result<BTreeMap<String, Vec<u8>>, String> {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        match secrets.get_opt(name).await {
+            Ok(Some(secret)) => Ok(secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect()),
+            Ok(None) if optional == Some(true) => Ok(BTreeMap::new()),
+            Ok(None) => Err(format!("secret \"{name}\" not found")),
+            Err(error) => Err(format!("secret \"{name}\": {error}")),
+        }
+    }
+
+    /// A ConfigMap's `data` and `binaryData`, as [`Self::secret_data`].
+    async fn config_map_data(
+        &self,
+        namespace: &str,
+        name: &str,
+        optional: Option<bool>,
+    ) -> Result<BTreeMap<String, Vec<u8>>, String> {
+        let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        match maps.get_opt(name).await {
+            Ok(Some(map)) => {
+                let mut data: BTreeMap<String, Vec<u8>> =
+                    map.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+                data.extend(map.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
+                Ok(data)
+            }
+            Ok(None) if optional == Some(true) => Ok(BTreeMap::new()),
+            Ok(None) => Err(format!("configmap \"{name}\" not found")),
+            Err(error) => Err(format!("configmap \"{name}\": {error}")),
+        }
+    }
+}
+
+/// Every key as a file of its name, or with `items` only those keys, at their paths.
+fn select_items(data: BTreeMap<String, Vec<u8>>, items: Option<&[KeyToPath]>) -> Vec<(String, Vec<u8>)> {
+    match items {
+        None => data.into_iter().collect(),
+        Some(items) => {
+            items.iter().filter_map(|item| data.get(&item.key).map(|v| (item.path.clone(), v.clone()))).collect()
+        }
     }
 }
 
@@ -422,6 +627,16 @@ async fn prepare_root(image_root: &Path, root: &Path, termination_file: &Path) -
     tokio::fs::write(termination_file, b"").await.map_err(|e| format!("cannot create the termination log: {e}"))
 }
 
+/// The repository of an image reference (`host:port/name` of `host:port/name:tag` or
+/// `…@sha256:…`): what `imageID` puts before `@digest`.
+fn repository(image: &str) -> &str {
+    let without_digest = image.split('@').next().unwrap_or_default();
+    match without_digest.rfind(':') {
+        Some(colon) if !without_digest[colon..].contains('/') => &without_digest[..colon],
+        _ => without_digest,
+    }
+}
+
 async fn read_capped(path: &Path, limit: usize) -> String {
     let bytes = tokio::fs::read(path).await.unwrap_or_default();
     String::from_utf8_lossy(&bytes[..bytes.len().min(limit)]).into_owned()
@@ -444,6 +659,14 @@ pub(super) fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_id_keeps_the_registry_port_and_drops_tag_or_digest() {
+        assert_eq!(repository("127.0.0.1:5000/team/iac:1.0.0"), "127.0.0.1:5000/team/iac");
+        assert_eq!(repository("127.0.0.1:5000/team/iac@sha256:abc"), "127.0.0.1:5000/team/iac");
+        assert_eq!(repository("127.0.0.1:5000/team/iac"), "127.0.0.1:5000/team/iac");
+        assert_eq!(repository("busybox:1.36"), "busybox");
+    }
 
     #[test]
     fn fallback_message_keeps_the_last_lines_within_the_byte_cap() {

@@ -128,3 +128,35 @@ pub async fn run_to_end(mut child: Child, logs: &PodLogs, (namespace, pod, conta
         Err(_) => 128 + 9,
     }
 }
+
+/// Sends `signal` to every descendant of `pid` (the bubblewrap process), not to `pid` itself:
+/// a graceful stop sends SIGTERM to the container's processes, as a runtime does. bubblewrap's
+/// own init in the PID namespace ignores it; once the command exits, bubblewrap exits too.
+pub fn signal_descendants(pid: u32, signal: nix::sys::signal::Signal) {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            // /proc/PID/stat: "pid (comm) state ppid …"; comm may hold spaces or parentheses.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            let Some(parent) = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)) else {
+                continue;
+            };
+            if let Ok(parent) = parent.parse::<u32>() {
+                parents.push((child, parent));
+            }
+        }
+    }
+    let mut tree = vec![pid];
+    let mut index = 0;
+    while index < tree.len() {
+        let parent = tree[index];
+        tree.extend(parents.iter().filter(|(_, p)| *p == parent).map(|(c, _)| *c));
+        index += 1;
+    }
+    for descendant in tree.into_iter().skip(1) {
+        if let Ok(raw) = i32::try_from(descendant) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), signal);
+        }
+    }
+}

@@ -24,10 +24,7 @@ const EXPIRATION_SECONDS: i64 = 3607;
 /// ServiceAccount is missing or the token cannot be issued.
 pub async fn mount(client: &kube::Client, pod: &Pod, namespace: &str, dir: &Path) -> Result<Option<Mount>, String> {
     let spec = pod.spec.as_ref();
-    let name = spec
-        .and_then(|s| s.service_account_name.clone().or_else(|| s.service_account.clone()))
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".to_owned());
+    let name = account_name(pod);
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let account = match accounts.get_opt(&name).await {
         Ok(Some(account)) => account,
@@ -42,9 +39,31 @@ pub async fn mount(client: &kube::Client, pod: &Pod, namespace: &str, dir: &Path
     if automount == Some(false) {
         return Ok(None);
     }
+    let token = request_token(client, pod, namespace, &name, None, EXPIRATION_SECONDS).await?;
+    let host = dir.join("serviceaccount");
+    tokio::fs::create_dir_all(&host).await.map_err(|e| format!("cannot create {}: {e}", host.display()))?;
+    for (file, contents) in [("token", token.as_str()), ("namespace", namespace)] {
+        let path = host.join(file);
+        tokio::fs::write(&path, contents).await.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(Some(Mount { host, container: MOUNT_PATH.to_owned(), read_only: true }))
+}
+
+/// A token for ServiceAccount `namespace/name` bound to `pod` (`serviceaccounts/{name}/token`),
+/// for `audience` (the API server's own when `None`); `Err` says why not.
+pub async fn request_token(
+    client: &kube::Client,
+    pod: &Pod,
+    namespace: &str,
+    name: &str,
+    audience: Option<&str>,
+    expiration_seconds: i64,
+) -> Result<String, String> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(EXPIRATION_SECONDS),
+            audiences: audience.map(|a| vec![a.to_owned()]),
+            expiration_seconds: Some(expiration_seconds),
             bound_object_ref: Some(BoundObjectReference {
                 api_version: Some("v1".to_owned()),
                 kind: Some("Pod".to_owned()),
@@ -56,18 +75,21 @@ pub async fn mount(client: &kube::Client, pod: &Pod, namespace: &str, dir: &Path
         ..TokenRequest::default()
     };
     let issued: TokenRequest = accounts
-        .create_subresource("token", &name, &PostParams::default(), &request)
+        .create_subresource("token", name, &PostParams::default(), &request)
         .await
         .map_err(|error| format!("cannot get a token for service account {namespace}/{name}: {error}"))?;
-    let token = issued
+    issued
         .status
         .and_then(|s| s.token)
-        .ok_or_else(|| format!("the token request for service account {namespace}/{name} returned no token"))?;
-    let host = dir.join("serviceaccount");
-    tokio::fs::create_dir_all(&host).await.map_err(|e| format!("cannot create {}: {e}", host.display()))?;
-    for (file, contents) in [("token", token.as_str()), ("namespace", namespace)] {
-        let path = host.join(file);
-        tokio::fs::write(&path, contents).await.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    Ok(Some(Mount { host, container: MOUNT_PATH.to_owned(), read_only: true }))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| format!("the token request for service account {namespace}/{name} returned no token"))
+}
+
+/// The Pod's ServiceAccount name (`default` when unset).
+pub fn account_name(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone().or_else(|| s.service_account.clone()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".to_owned())
 }
