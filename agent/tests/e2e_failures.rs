@@ -166,7 +166,7 @@ async fn a_hung_registry_delays_only_its_own_resources_which_report_it() {
     let (hung, _listener) = silent_registry().await;
     let agent = Agent::start_with(
         &[("deploy", DEPLOY), ("aws-resource", "echo '{\"outputs\": {}}'\n")],
-        &[hung.clone()],
+        std::slice::from_ref(&hung),
         |config| {
             config.registry_timeout = std::time::Duration::from_secs(2);
             config.scan_deadline = std::time::Duration::from_secs(6);
