@@ -62,8 +62,9 @@ pub struct Config {
     #[arg(long, env = "RETRY_MAX", default_value = "30m", value_parser = parse_duration)]
     pub retry_max: Duration,
 
-    /// Failed runs of the same inputs before giving up (Stalled) until something changes.
-    #[arg(long, env = "RETRY_ATTEMPTS", default_value_t = 5)]
+    /// Failed runs of the same inputs before giving up (Stalled) until something changes. At
+    /// most 8: `status.history` keeps 10 runs, and the failures in a row must fit in it.
+    #[arg(long, env = "RETRY_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub retry_attempts: u32,
 
     /// Limit for one registry request (connecting, the answer and its body).

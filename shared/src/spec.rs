@@ -209,11 +209,11 @@ impl Terraform {
             Some(inputs) if *inputs != self.spec.inputs_fingerprint() => {
                 Some("the spec changed since the last deploy: a deploy starts")
             }
-            Some(_) if last.token.as_deref() != self.resync_token() => {
+            Some(_) if self.resync_token().is_some() && last.token.as_deref() != self.resync_token() => {
                 Some("a sync was requested while suspended: a deploy starts")
             }
             Some(_) if last.result != crate::RunResult::Succeeded => {
-                Some("the last deploy did not succeed: it is retried")
+                Some("the last deploy did not succeed: it is retried (unless its attempts are used up)")
             }
             Some(_) => None,
         }

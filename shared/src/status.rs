@@ -71,6 +71,11 @@ pub struct TerraformStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_rescan_at: Option<String>,
 
+    /// When `spec.suspend` last turned false: the drift interval counts from it too, so
+    /// resuming never re-applies at once for time spent suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_at: Option<Time>,
+
     /// The most recent runs, newest first (at most 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<RunRecord>,

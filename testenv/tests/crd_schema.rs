@@ -230,6 +230,7 @@ fn a_full_status_from_the_rust_types_validates() {
         }),
         last_handled_reconcile_at: Some("2026-11-22T09:59:00Z".into()),
         last_handled_rescan_at: None,
+        resumed_at: None,
         history: vec![RunRecord {
             action: RunAction::Deploy,
             job_name: "staging-cluster-deploy-3-abc".into(),

@@ -1,7 +1,8 @@
 //! Carries out one [`Decision`]: starts its run (the only way a run starts), or says in status
 //! why nothing starts.
 
-use alustan_shared::{RunAction, State, conditions::reason};
+use alustan_shared::conditions::{self, reason};
+use alustan_shared::{RunAction, State};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
@@ -27,10 +28,12 @@ impl Pass<'_> {
             (Decision::Nothing { recheck_after }, _) => {
                 // The wanted inputs' runs succeeded: clear an Error left by a passing problem (a
                 // registry outage, a Secret created late) that needed no new run.
-                let ready =
-                    alustan_shared::conditions::find(&self.status.conditions, alustan_shared::conditions::READY)
-                        .is_some_and(|c| c.status == alustan_shared::conditions::TRUE);
-                if !ready || !matches!(self.status.state, Some(State::Success | State::Completed)) {
+                // Also after a change that runs nothing (resume, a new syncInterval): status must
+                // say this generation is ready, not keep the suspended or scanning message.
+                let settled = self.condition_is(conditions::READY, conditions::TRUE)
+                    && self.condition_is(conditions::RECONCILING, conditions::FALSE)
+                    && self.status.observed_generation == Some(self.generation);
+                if !settled || !matches!(self.status.state, Some(State::Success | State::Completed)) {
                     let state = if self.tf.spec.post_deploy.is_some() { State::Completed } else { State::Success };
                     let tag = self.status.applied.as_ref().map(|a| a.tag.clone()).unwrap_or_default();
                     self.summarize(state, Phase::Ready, reason::SUCCEEDED, &format!("up to date: {tag} applied"));
@@ -43,17 +46,7 @@ impl Pass<'_> {
             }
             (Decision::Suspended, _) => {
                 // Ready and state keep describing the last run; only "working on it" changes.
-                let message = "suspended: no runs until spec.suspend is false";
-                self.status.message = Some(message.into());
-                self.status.observed_generation = Some(self.generation);
-                super::status::set_condition(
-                    &mut self.status,
-                    alustan_shared::conditions::RECONCILING,
-                    alustan_shared::conditions::FALSE,
-                    reason::SUSPENDED,
-                    message,
-                    self.generation,
-                );
+                self.note(conditions::FALSE, reason::SUSPENDED, "suspended: no runs until spec.suspend is false");
                 Ok(Action::await_change())
             }
             (Decision::Backoff { after, .. }, _) => Ok(Action::requeue(after.min(sync))),
@@ -64,10 +57,7 @@ impl Pass<'_> {
                     action_label(action),
                     last.unwrap_or_default()
                 );
-                let already =
-                    alustan_shared::conditions::find(&self.status.conditions, alustan_shared::conditions::STALLED)
-                        .is_some_and(|c| c.status == alustan_shared::conditions::TRUE);
-                if !already {
+                if !self.condition_is(conditions::STALLED, conditions::TRUE) {
                     self.event(EventType::Warning, reason::RETRIES_EXHAUSTED, "Run", &message).await;
                 }
                 let state = self.status.state.unwrap_or(State::Failed);
@@ -78,7 +68,7 @@ impl Pass<'_> {
                 let name = job_name(&self.name, RunAction::Deploy, &key, round);
                 let image = (chosen.reference.as_str(), chosen.tag.as_str());
                 let script = (self.tf.spec.scripts.deploy.as_str(), Vec::new());
-                if self.start_run(RunAction::Deploy, name, script, image, token).await? {
+                if self.start_run(RunAction::Deploy, name, script, image, token, Some(why)).await? {
                     if let Some(token) = token {
                         self.status.last_handled_reconcile_at = Some(token.to_owned());
                     }
@@ -93,7 +83,8 @@ impl Pass<'_> {
                 let args = validate::post_deploy_flags(&post.args, &self.tf.spec.variables)?;
                 let name = job_name(&self.name, RunAction::PostDeploy, &key, attempt);
                 let image = (chosen.reference.as_str(), chosen.tag.as_str());
-                if self.start_run(RunAction::PostDeploy, name, (&post.script, args), image, token).await? {
+                let script = (post.script.as_str(), args);
+                if self.start_run(RunAction::PostDeploy, name, script, image, token, None).await? {
                     let message = format!("running post-deploy {} of {}", post.script, chosen.tag);
                     self.summarize(State::Success, Phase::Reconciling, reason::POST_DEPLOYING, &message);
                     self.event(EventType::Normal, reason::POST_DEPLOYING, "PostDeploy", &message).await;
@@ -129,8 +120,9 @@ impl Pass<'_> {
     }
 
     /// Starts run `name` of `script` on `image` (reference, tag), applying the spec as it is
-    /// now, and records it as running; `false` (and the other Job recorded as running) when
-    /// another Job of the resource is still active.
+    /// now, and records it as running; `false` when another run of the resource is still
+    /// active: that one is recorded as running instead and status says the new one (`why`)
+    /// waits for it.
     pub async fn start_run(
         &mut self,
         action: RunAction,
@@ -138,6 +130,7 @@ impl Pass<'_> {
         (script, extra_args): (&str, Vec<String>),
         (image, tag): (&str, &str),
         token: Option<&str>,
+        why: Option<Why>,
     ) -> Result<bool> {
         let inputs = self.fingerprint.clone();
         let run = RunSpec { action, name, script, extra_args, image, tag, inputs: &inputs, token };
@@ -149,12 +142,16 @@ impl Pass<'_> {
                 tracing::info!(job = %run.name, action = label, "started run");
             }
             Started::Adopted => tracing::info!(job = %run.name, action = label, "adopted the run's existing Job"),
-            Started::Busy(other) => {
-                let record = jobs::record_of(&other);
-                tracing::warn!(job = %record.job_name, wanted = %run.name, "another Job of the resource is active: waiting for it");
-                let (job, action) = (record.job_name.clone(), record.action);
-                push_run(&mut self.status, record);
-                self.busy(&job, action, Some(Why::SpecChanged));
+            Started::Busy(record) => {
+                tracing::warn!(job = %record.job_name, wanted = %run.name, "another run of the resource is active: waiting for it");
+                let (job, other) = (record.job_name.clone(), record.action);
+                push_run(&mut self.status, *record);
+                if action == RunAction::Destroy {
+                    let message = super::destroy::waiting_to_destroy(other, &job);
+                    self.summarize(State::Progressing, Phase::Reconciling, reason::DESTROYING, &message);
+                } else {
+                    self.busy(&job, other, why.or(Some(Why::SpecChanged)));
+                }
                 return Ok(false);
             }
         }

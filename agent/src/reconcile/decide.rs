@@ -170,7 +170,7 @@ impl Inputs<'_> {
             Some(inputs) => {
                 inputs == self.wanted.fingerprint
                     && record.digest() == Some(digest)
-                    && record.token.as_deref() == self.wanted.token
+                    && (self.wanted.token.is_none() || record.token.as_deref() == self.wanted.token)
             }
             None => round_of(&record.job_name, self.name, RunAction::Deploy, key).is_some(),
         }
@@ -246,7 +246,9 @@ pub fn decide(input: &Inputs<'_>) -> Decision {
             }
         }
     }
-    let elapsed = elapsed_since(drift_from, input.now);
+    // Time spent suspended does not count towards drift.
+    let resumed = status.resumed_at.as_ref().and_then(|at| input.now.duration_since(at.0).try_into().ok());
+    let elapsed = elapsed_since(drift_from, input.now).min(resumed.unwrap_or(Duration::MAX));
     match input.drift_interval.checked_sub(elapsed) {
         Some(left) if !left.is_zero() => Decision::Nothing { recheck_after: left },
         _ => Decision::Deploy { key, round, why: Why::Drift },
@@ -261,6 +263,8 @@ pub struct Deletion<'a> {
     /// `alustan.io/skip-destroy: "true"`.
     pub skip_destroy: bool,
     pub has_destroy_script: bool,
+    /// The spec's inputs fingerprint: a fixed destroy script (or its variables) starts over.
+    pub fingerprint: &'a str,
     pub status: &'a TerraformStatus,
     pub now: jiff::Timestamp,
     pub retry: Retry,
@@ -280,7 +284,7 @@ pub fn decide_deletion(input: &Deletion<'_>) -> Decision {
         return Decision::Release(Release::NoDestroyScript);
     }
     let Some(applied) = &status.applied else { return Decision::Release(Release::NothingApplied) };
-    let key = destroy_key(input.uid, &applied.digest);
+    let key = destroy_key(input.uid, &applied.digest, input.fingerprint);
     let mut destroys =
         status.history.iter().filter(|r| round_of(&r.job_name, input.name, RunAction::Destroy, &key).is_some());
     let round = next_round(status, input.name, RunAction::Destroy, &key);
@@ -295,9 +299,9 @@ pub fn decide_deletion(input: &Deletion<'_>) -> Decision {
     }
 }
 
-/// The identity of the destroy runs of an applied digest.
-pub fn destroy_key(uid: &str, digest: &str) -> String {
-    run_key(uid, 0, digest, Some("destroy"))
+/// The identity of the destroy runs of an applied digest with the spec's inputs.
+pub fn destroy_key(uid: &str, digest: &str, fingerprint: &str) -> String {
+    alustan_shared::fingerprint(&[uid, digest, fingerprint, "destroy"])[..10].to_owned()
 }
 
 #[cfg(test)]

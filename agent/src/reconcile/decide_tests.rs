@@ -150,6 +150,7 @@ fn every_trigger_waits_while_a_run_of_older_inputs_is_active() {
         uid: "uid",
         skip_destroy: true,
         has_destroy_script: true,
+        fingerprint: "fp1",
         status: &running,
         now: at(100),
         retry: RETRY,
@@ -260,6 +261,7 @@ fn deletion(status: &TerraformStatus) -> Deletion<'_> {
         uid: "uid",
         skip_destroy: false,
         has_destroy_script: true,
+        fingerprint: "fp1",
         status,
         now: at(100),
         retry: RETRY,
@@ -267,7 +269,7 @@ fn deletion(status: &TerraformStatus) -> Deletion<'_> {
 }
 
 fn destroy(round: u32, result: RunResult, done: i64) -> RunRecord {
-    let name = job_name("tf", RunAction::Destroy, &destroy_key("uid", "sha256:a"), round);
+    let name = job_name("tf", RunAction::Destroy, &destroy_key("uid", "sha256:a", "fp1"), round);
     run(RunAction::Destroy, name, WANTED, result, done)
 }
 
@@ -282,7 +284,7 @@ fn deletion_destroys_what_was_applied_with_backoff_then_releases() {
         decide_deletion(&Deletion { skip_destroy: true, ..deletion(&base) }),
         Decision::Release(Release::SkipDestroy)
     );
-    let key = destroy_key("uid", "sha256:a");
+    let key = destroy_key("uid", "sha256:a", "fp1");
     assert_eq!(decide_deletion(&deletion(&base)), Decision::Destroy { key: key.clone(), round: 0 });
     let with = |records: Vec<RunRecord>| {
         let mut status = base.clone();
@@ -306,4 +308,33 @@ fn deletion_destroys_what_was_applied_with_backoff_then_releases() {
     assert_eq!(decide_deletion(&deletion(&exhausted)), Decision::Stalled { action: RunAction::Destroy, failures: 3 });
     let destroyed = with(vec![destroy(1, RunResult::Succeeded, 90), destroy(0, RunResult::Failed, 50)]);
     assert_eq!(decide_deletion(&deletion(&destroyed)), Decision::Release(Release::Destroyed));
+}
+
+#[test]
+fn resume_after_the_drift_interval_waits_a_whole_interval_from_the_resume() {
+    let mut status = deployed();
+    let resumed = Wanted { generation: 3, ..WANTED };
+    // Suspended for ten hours; resumed a minute ago.
+    status.resumed_at = Some(Time(at(10 * 3600 - 60)));
+    let input = Inputs { wanted: resumed, now: at(10 * 3600), ..inputs(&status) };
+    assert_eq!(decide(&input), Decision::Nothing { recheck_after: Duration::from_secs(3540) });
+    let later = Inputs { now: at(11 * 3600), ..input };
+    assert!(matches!(decide(&later), Decision::Deploy { why: Why::Drift, .. }));
+}
+
+#[test]
+fn removing_the_sync_annotation_runs_nothing() {
+    let status = status(vec![deploy(Wanted { token: Some("t1"), ..WANTED }, 0, RunResult::Succeeded, 0)]);
+    assert!(matches!(decide(&inputs(&status)), Decision::Nothing { .. }));
+}
+
+#[test]
+fn a_destroy_stalled_on_a_broken_script_starts_over_once_the_spec_is_fixed() {
+    let mut status = deployed();
+    for round in 0..3 {
+        status.history.insert(0, destroy(round, RunResult::Failed, 10 + i64::from(round)));
+    }
+    assert!(matches!(decide_deletion(&deletion(&status)), Decision::Stalled { .. }));
+    let fixed = Deletion { fingerprint: "fp2", ..deletion(&status) };
+    assert_eq!(decide_deletion(&fixed), Decision::Destroy { key: destroy_key("uid", "sha256:a", "fp2"), round: 0 });
 }

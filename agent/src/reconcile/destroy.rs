@@ -24,13 +24,24 @@ use crate::runs::jobs::job_name;
 
 impl Pass<'_> {
     pub async fn delete(&mut self) -> Result<Action> {
-        self.sync_runs().await?;
         let skip_destroy = self.tf.annotations().get(meta::SKIP_DESTROY).is_some_and(|v| v == "true");
+        let synced = self.sync_runs().await;
+        // The skip annotation is the way out whatever failed: it only waits for a run still
+        // going on the API server (never killed mid-apply).
+        if skip_destroy && let Err(err) = &synced {
+            tracing::warn!(error = %err, "runs cannot be brought up to date; skip-destroy releases the resource anyway");
+            if let Some(record) = self.active_run().await? {
+                return Err(self.wait_for(record));
+            }
+            return Ok(self.release(Release::SkipDestroy).await);
+        }
+        synced?;
         let decision = decide_deletion(&Deletion {
             name: &self.name,
             uid: &self.uid,
             skip_destroy,
             has_destroy_script: self.tf.spec.scripts.destroy.is_some(),
+            fingerprint: &self.fingerprint,
             status: &self.status,
             now: jiff::Timestamp::now(),
             retry: self.ctx.retry(),
@@ -39,22 +50,18 @@ impl Pass<'_> {
         // Status may lag behind the cluster (a deletion that raced a run's start): before
         // releasing or destroying, the API server itself must show no run going.
         if matches!(decision, Decision::Release(_) | Decision::Destroy { .. })
-            && let Some(job) = self.active_job().await?
+            && let Some(record) = self.active_run().await?
         {
-            let record = crate::runs::jobs::record_of(&job);
-            let message = format!("deleting: waiting for {} to finish before destroying", record.job_name);
-            super::status::push_run(&mut self.status, record);
-            self.summarize(State::Progressing, Phase::Reconciling, reason::DESTROYING, &message);
-            return Err(Error::DeletionPending { retry_in: None });
+            return Err(self.wait_for(record));
         }
         match decision {
             Decision::Release(why) => Ok(self.release(why).await),
             Decision::Busy { job, action, .. } => {
-                let message = format!(
-                    "deleting: waiting for {} run {job} to finish before destroying",
-                    crate::runs::jobs::action_label(action)
-                );
-                let message = if action == RunAction::Destroy { format!("destroying ({job})") } else { message };
+                let message = if action == RunAction::Destroy {
+                    format!("destroying ({job})")
+                } else {
+                    waiting_to_destroy(action, &job)
+                };
                 self.summarize(State::Progressing, Phase::Reconciling, reason::DESTROYING, &message);
                 Err(Error::DeletionPending { retry_in: None })
             }
@@ -72,7 +79,7 @@ impl Pass<'_> {
             Decision::Stalled { failures, .. } => {
                 let last = self.last_destroy_message();
                 let message = format!(
-                    "destroy failed ({failures} of {} attempts): {last}. Fix the destroy script (a new image or spec) or set annotation {}=true to release the resource without destroying",
+                    "destroy failed ({failures} of {} attempts): {last}. Fix spec.scripts.destroy (or the variables it uses) and it starts over, or set annotation {}=true to release the resource without destroying",
                     self.ctx.retry().attempts,
                     meta::SKIP_DESTROY
                 );
@@ -93,10 +100,18 @@ impl Pass<'_> {
         last.and_then(|r| r.message.clone()).unwrap_or_default()
     }
 
-    /// A Job of this resource still active, read from the API server.
-    async fn active_job(&self) -> Result<Option<k8s_openapi::api::batch::v1::Job>> {
+    /// A run of this resource still going, read from the API server.
+    async fn active_run(&self) -> Result<Option<alustan_shared::RunRecord>> {
         let label = meta::terraform_label_value(&self.name);
-        crate::runs::start::active_job(&self.api(), &label, &self.uid, None).await
+        crate::runs::start::active_run(&self.api(), &self.api(), &label, &self.uid, None).await
+    }
+
+    /// Records `run` (found running on the API server) and waits for it.
+    fn wait_for(&mut self, run: alustan_shared::RunRecord) -> Error {
+        let message = waiting_to_destroy(run.action, &run.job_name);
+        super::status::push_run(&mut self.status, run);
+        self.summarize(State::Progressing, Phase::Reconciling, reason::DESTROYING, &message);
+        Error::DeletionPending { retry_in: None }
     }
 
     /// Whether the resource is still there with the agent's finalizer, read from the API
@@ -120,7 +135,7 @@ impl Pass<'_> {
             Ok(()) => {
                 let name = job_name(&self.name, RunAction::Destroy, key, round);
                 let image = (applied.image.as_str(), applied.tag.as_str());
-                self.start_run(RunAction::Destroy, name, (&script, Vec::new()), image, None).await
+                self.start_run(RunAction::Destroy, name, (&script, Vec::new()), image, None, None).await
             }
             Err(err) => Err(err),
         };
@@ -174,4 +189,9 @@ impl Pass<'_> {
         }
         Action::await_change()
     }
+}
+
+/// Status while deletion waits for run `job` to end.
+pub(super) fn waiting_to_destroy(action: RunAction, job: &str) -> String {
+    format!("deleting: waiting for {} run {job} to finish before destroying", crate::runs::jobs::action_label(action))
 }

@@ -52,6 +52,7 @@ async fn reconcile_one(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> 
     let namespace = tf.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<Terraform> = Api::namespaced(ctx.client.clone(), &namespace);
     let (uid, deleting) = (tf.uid().unwrap_or_default(), tf.metadata.deletion_timestamp.is_some());
+    let resource = Arc::clone(&tf);
     let result = finalizer(&api, meta::FINALIZER, tf, |event| async {
         match event {
             Finalizer::Apply(tf) => run_pass(&tf, &ctx, false).await,
@@ -67,10 +68,24 @@ async fn reconcile_one(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> 
         ctx.scanner.forget(&crate::registry::WaiterId::new(&uid));
         ctx.scan_failures.clear(&uid);
     }
-    result.map_err(|err| match err {
-        kube::runtime::finalizer::Error::ApplyFailed(err) | kube::runtime::finalizer::Error::CleanupFailed(err) => err,
-        other => Error::Finalizer(other.to_string()),
-    })
+    match result {
+        Ok(action) => Ok(action),
+        Err(
+            kube::runtime::finalizer::Error::ApplyFailed(err) | kube::runtime::finalizer::Error::CleanupFailed(err),
+        ) => Err(err),
+        // Adding or removing the finalizer was refused (a webhook, RBAC): outside any pass, so
+        // reported here, in status and an Event like every other error.
+        Err(other) => {
+            let err = Error::Finalizer(other.to_string());
+            if let Ok(mut pass) = Pass::new(&resource, &ctx) {
+                pass.fail(&err).await;
+                if let Err(write) = pass.write().await {
+                    tracing::warn!(error = %write, "cannot write status");
+                }
+            }
+            Err(err)
+        }
+    }
 }
 
 /// One pass: its steps, then one status write, whatever they ended in.
@@ -92,12 +107,13 @@ async fn run_pass(tf: &Terraform, ctx: &Context, deleting: bool) -> Result<Actio
 
 #[allow(clippy::needless_pass_by_value)] // the signature kube's Controller calls
 pub fn error_policy(tf: Arc<Terraform>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error(err.metric_label());
     let sync = ctx.config.sync_interval;
     // Deletion going on keeps its own schedule: a run's watch, or the next destroy attempt.
+    // Not a failure: no metric.
     if let Error::DeletionPending { retry_in } = err {
         return Action::requeue(retry_in.unwrap_or(sync).min(sync));
     }
+    ctx.metrics.error(err.metric_label());
     // Only a change fixes it: the change wakes us; look again once an interval anyway.
     if err.needs_change() {
         return Action::requeue(sync);
@@ -126,6 +142,7 @@ impl Pass<'_> {
     /// The pass of a resource that is not being deleted.
     async fn apply(&mut self) -> Result<Action> {
         self.sync_runs().await?;
+        self.note_resume();
         let drift = validate::sync_interval(&self.tf.spec, self.ctx.config.sync_interval)?;
         let token = resync_token(self.tf);
         let decision = decide(&self.inputs(drift, token, None));
@@ -142,6 +159,16 @@ impl Pass<'_> {
         let decision = decide(&self.inputs(drift, token, Some(&chosen.digest)));
         tracing::debug!(decision = ?decision, "decided");
         self.act(decision, Some(&chosen), token).await
+    }
+
+    /// The first pass after `spec.suspend` turned false records when (drift counts from it).
+    fn note_resume(&mut self) {
+        let reconciling =
+            alustan_shared::conditions::find(&self.status.conditions, alustan_shared::conditions::RECONCILING);
+        let was_suspended = reconciling.is_some_and(|c| c.reason == alustan_shared::conditions::reason::SUSPENDED);
+        if was_suspended && !self.tf.spec.suspend {
+            self.status.resumed_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+        }
     }
 
     fn inputs<'i>(&'i self, drift: Duration, token: Option<&'i str>, digest: Option<&'i str>) -> Inputs<'i> {

@@ -60,6 +60,20 @@ impl<'a> Pass<'a> {
         summarize(&mut self.status, self.generation, state, phase, reason, message);
     }
 
+    /// Whether condition `type_` has status `value`.
+    pub fn condition_is(&self, type_: &str, value: &str) -> bool {
+        alustan_shared::conditions::find(&self.status.conditions, type_).is_some_and(|c| c.status == value)
+    }
+
+    /// Says what is going on without touching state or `Ready` (they keep describing the last
+    /// run): the message and the `Reconciling` condition only.
+    pub fn note(&mut self, reconciling: &str, reason: &str, message: &str) {
+        self.status.message = Some(message.to_owned());
+        self.status.observed_generation = Some(self.generation);
+        let conditions = alustan_shared::conditions::RECONCILING;
+        super::status::set_condition(&mut self.status, conditions, reconciling, reason, message, self.generation);
+    }
+
     /// Whether the status this pass started from already says `message`.
     pub fn said(&self, message: &str) -> bool {
         self.before.message.as_deref() == Some(message)

@@ -30,9 +30,13 @@ impl Pass<'_> {
         let jobs: Api<Job> = self.api();
         let running: Vec<RunRecord> =
             self.status.history.iter().filter(|r| r.result == RunResult::Running).cloned().collect();
+        let pods: Api<Pod> = self.api();
         for record in running {
             let outcome = match jobs.get_opt(&record.job_name).await? {
                 Some(job) => observe::outcome(&job),
+                // A Job deleted by hand may leave its Pod running (orphaned, or terminating): the
+                // run is over only once no Pod of it runs any more.
+                None if observe::pod_active(&pods, &record.job_name).await? => Outcome::Running,
                 None => Outcome::Failed { at: None, message: "the Job disappeared before it finished".into() },
             };
             match outcome {
@@ -89,17 +93,31 @@ impl Pass<'_> {
             .map(|r| r.job_name.clone())
     }
 
-    async fn collect(&self, job: &str) -> Result<Collected> {
+    /// What the run's log says. A log that cannot be read (its Pod gone, its node unreachable)
+    /// is an error of the run, never of the pass: a pass that failed on it would keep the run
+    /// "running" forever and hold every later run and the deletion behind it.
+    async fn collect(&self, job: &str) -> Collected {
         let pods: Api<Pod> = self.api();
         let secrets: Api<Secret> = self.api();
-        let Some(pod) = observe::pod(&pods, job).await? else { return Ok(Collected::default()) };
-        let _slot = self.ctx.pad_slots.acquire().await.map_err(|_| Error::ShuttingDown)?;
-        observe::collect_log(&pods, &secrets, &kube::ResourceExt::name_any(&pod), job).await
+        let read = async {
+            let Some(pod) = observe::pod(&pods, job).await? else {
+                return Ok(Collected {
+                    error: Some("its Pod is gone, so its log cannot be read".into()),
+                    ..Collected::default()
+                });
+            };
+            let _slot = self.ctx.pad_slots.acquire().await.map_err(|_| Error::ShuttingDown)?;
+            observe::collect_log(&pods, &secrets, &kube::ResourceExt::name_any(&pod), job).await
+        };
+        read.await.unwrap_or_else(|err: Error| Collected {
+            error: Some(format!("its log cannot be read: {err}")),
+            ..Collected::default()
+        })
     }
 
-    /// Whether the run applied the spec generation the resource has now.
+    /// Whether the run applied the spec inputs the resource has now.
     fn current(&self, record: &RunRecord) -> bool {
-        record.generation.is_none_or(|generation| generation == self.generation)
+        record.inputs.as_ref().map_or(record.generation == Some(self.generation), |inputs| *inputs == self.fingerprint)
     }
 
     async fn fail_run(&mut self, record: &RunRecord, at: Option<Time>, text: String) {
@@ -109,12 +127,22 @@ impl Pass<'_> {
     }
 
     async fn deployed(&mut self, record: &RunRecord, at: Option<Time>) -> Result<()> {
-        let collected = self.collect(&record.job_name).await?;
+        let collected = self.collect(&record.job_name).await;
         if let Some(err) = collected.error {
             self.fail_run(record, at, format!("deploy succeeded but its outputs cannot be read: {err}")).await;
             return Ok(());
         }
-        self.status.sensitive_outputs_secret = self.write_sensitive(&collected.outputs.sensitive).await?;
+        match self.write_sensitive(&collected.outputs.sensitive).await {
+            Ok(secret) => self.status.sensitive_outputs_secret = secret,
+            // Refused for good (quota, RBAC, a terminating namespace): the run's result is lost,
+            // say so on the run; anything else is retried with the pass.
+            Err(err @ Error::Rejected { .. }) => {
+                self.fail_run(record, at, format!("deploy succeeded but its sensitive outputs cannot be kept: {err}"))
+                    .await;
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        }
         self.status.output = collected.outputs.plain;
         self.status.ingress_urls = crate::runs::gather::ingress_urls(&self.ctx.client).await;
         self.status.credentials =
@@ -137,8 +165,12 @@ impl Pass<'_> {
     }
 
     async fn post_deployed(&mut self, record: &RunRecord, at: Option<Time>) -> Result<()> {
-        let collected = self.collect(&record.job_name).await?;
+        let collected = self.collect(&record.job_name).await;
         let Some(value) = collected.post_deploy else {
+            if let Some(err) = collected.error {
+                self.fail_run(record, at, format!("post-deploy succeeded but {err}")).await;
+                return Ok(());
+            }
             let detail = collected.json_error.unwrap_or_else(|| "it printed no JSON object".into());
             let text = format!("post-deploy printed no JSON with a top-level `outputs` key: {detail}");
             self.fail_run(record, at, text).await;

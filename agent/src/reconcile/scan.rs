@@ -113,8 +113,8 @@ impl Pass<'_> {
         } else {
             format!("scanning {image} since {since}")
         };
-        let state = self.status.state.unwrap_or(State::Progressing);
-        self.summarize(state, Phase::Reconciling, reason::SCANNING, &message);
+        // Ready and state keep describing the last run: a slow registry is no reason to flap.
+        self.note(alustan_shared::conditions::TRUE, reason::SCANNING, &message);
         // The scan's end wakes the resource; this is the net under a lost wake.
         Action::requeue(self.ctx.config.scan_deadline + QUIET_SCAN)
     }

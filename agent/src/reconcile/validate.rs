@@ -44,9 +44,14 @@ pub fn sync_interval(spec: &TerraformSpec, default: Duration) -> Result<Duration
 
 /// A script string splits shell-like into a non-empty command.
 fn script(field: &str, text: &str) -> Result<()> {
+    script_words(field, text).map(drop)
+}
+
+/// The words of script string `text` (spec field `field`): a command and its arguments.
+pub fn script_words(field: &str, text: &str) -> Result<Vec<String>> {
     match shell_words::split(text) {
         Ok(words) if words.is_empty() => Err(Error::invalid_spec(field, "the script is empty")),
-        Ok(_) => Ok(()),
+        Ok(words) => Ok(words),
         Err(err) => {
             Err(Error::invalid_spec(field, format!("cannot split {text:?} into words: {err} (check the quotes)")))
         }

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use alustan_shared::{RunAction, RunRecord, RunResult, Terraform, meta};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, LocalObjectReference, PodSpec, PodTemplateSpec, SecretVolumeSource,
+    Container, EmptyDirVolumeSource, EnvVar, LocalObjectReference, Pod, PodSpec, PodTemplateSpec, SecretVolumeSource,
     Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::Resource as _;
+use kube::{Resource as _, ResourceExt as _};
 
 use crate::error::{Error, Result};
 use crate::runs::seal::SEAL_DIR;
@@ -143,21 +143,33 @@ impl RunSpec<'_> {
 /// to a crash, or an older agent's run): what it applies, read back from its labels and
 /// annotations.
 pub fn record_of(job: &Job) -> RunRecord {
-    let labels = job.metadata.labels.clone().unwrap_or_default();
-    let annotations = job.metadata.annotations.clone().unwrap_or_default();
+    let container = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.containers.first());
+    record_from(&job.metadata, job.metadata.name.clone().unwrap_or_default(), container)
+}
+
+/// The record of a run known only by its Pod (its Job deleted, the Pod still running): what
+/// its labels and container say.
+pub fn record_of_pod(pod: &Pod) -> RunRecord {
+    let job = pod.labels().get("job-name").cloned().unwrap_or_else(|| pod.name_any());
+    let container = pod.spec.as_ref().and_then(|s| s.containers.first());
+    record_from(&pod.metadata, job, container)
+}
+
+fn record_from(metadata: &ObjectMeta, job_name: String, container: Option<&Container>) -> RunRecord {
+    let labels = metadata.labels.clone().unwrap_or_default();
+    let annotations = metadata.annotations.clone().unwrap_or_default();
     let action = match labels.get(meta::LABEL_ACTION).map(String::as_str) {
         Some("post-deploy") => RunAction::PostDeploy,
         Some("destroy") => RunAction::Destroy,
         _ => RunAction::Deploy,
     };
-    let container = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.containers.first());
     let env = |name: &str| container.and_then(|c| c.env.as_ref()?.iter().find(|e| e.name == name)?.value.clone());
     RunRecord {
         action,
-        job_name: job.metadata.name.clone().unwrap_or_default(),
+        job_name,
         image: container.and_then(|c| c.image.clone()).unwrap_or_default(),
         tag: env("ALUSTAN_TAG"),
-        start_time: job.metadata.creation_timestamp.clone().unwrap_or_else(|| Time(jiff::Timestamp::now())),
+        start_time: metadata.creation_timestamp.clone().unwrap_or_else(|| Time(jiff::Timestamp::now())),
         completion_time: None,
         result: RunResult::Running,
         message: None,
@@ -195,12 +207,7 @@ pub fn labels(tf: &Terraform, action: RunAction) -> BTreeMap<String, String> {
 pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Result<Job> {
     let name = tf.metadata.name.clone().ok_or(Error::MissingField("metadata.name"))?;
     let owner = tf.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
-    let mut words = shell_words::split(run.script).map_err(|err| {
-        Error::invalid_spec(script_field(run.action), format!("cannot split {:?}: {err}", run.script))
-    })?;
-    if words.is_empty() {
-        return Err(Error::invalid_spec(script_field(run.action), "the script is empty"));
-    }
+    let mut words = crate::reconcile::validate::script_words(script_field(run.action), run.script)?;
     words.extend(run.extra_args.iter().cloned());
     let mut command = vec!["/bin/sh".to_owned(), "-c".to_owned(), wrapper(), "alustan-run".to_owned()];
     command.extend(words);

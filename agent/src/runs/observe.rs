@@ -53,6 +53,19 @@ pub async fn pod(pods: &Api<Pod>, job: &str) -> Result<Option<Pod>> {
     Ok(list.pop())
 }
 
+/// Whether a Pod of Job `job` still runs (or is still being stopped).
+pub async fn pod_active(pods: &Api<Pod>, job: &str) -> Result<bool> {
+    let list = pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await?.items;
+    Ok(list.iter().any(running))
+}
+
+/// A Pod that is pending, running, or terminating (its containers may still be working).
+pub fn running(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    pod.metadata.deletion_timestamp.is_some() && !matches!(phase, Some("Succeeded" | "Failed"))
+        || matches!(phase, None | Some("Pending" | "Running" | "Unknown"))
+}
+
 /// The exit code and termination message of the Pod's container.
 pub fn termination(pod: &Pod) -> Option<(i32, String)> {
     let status = pod.status.as_ref()?.container_statuses.as_ref()?.first()?;

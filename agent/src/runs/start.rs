@@ -6,9 +6,10 @@
 //! garbage-collected with it (until then the resource owns it, so a failed start leaks nothing
 //! for longer than the resource lives).
 
+use alustan_shared::RunRecord;
 use alustan_shared::meta;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource as _, ResourceExt as _};
@@ -16,6 +17,7 @@ use kube::{Api, Resource as _, ResourceExt as _};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::runs::seal::Pad;
+use crate::runs::{jobs, observe};
 
 /// How a start ended.
 #[derive(Debug)]
@@ -25,8 +27,9 @@ pub enum Started {
     /// A Job of that name existed already (same inputs: adopted, and so is its pad, never
     /// replaced).
     Adopted,
-    /// Another Job of the resource is still active: nothing was created.
-    Busy(Box<Job>),
+    /// Another run of the resource is still active (its Job, or a Pod of it): nothing was
+    /// created; its record.
+    Busy(Box<RunRecord>),
 }
 
 /// Starts `job` (with its seal Secret) unless another Job of the same resource is active.
@@ -35,12 +38,14 @@ pub async fn start(ctx: &Context, job: &Job) -> Result<Started> {
     let namespace = job.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let name = job.metadata.name.clone().ok_or(Error::MissingField("metadata.name"))?;
     let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let resource = job.labels().get(meta::LABEL_TERRAFORM).cloned().unwrap_or_default();
     let owner = job.owner_references().first().map(|o| o.uid.clone()).unwrap_or_default();
-    if let Some(active) = active_job(&jobs, &resource, &owner, Some(&name)).await? {
+    // The slot first: the check and the create then follow each other closely.
+    let _slot = ctx.pad_slots.acquire().await.map_err(|_| Error::ShuttingDown)?;
+    if let Some(active) = active_run(&jobs, &pods, &resource, &owner, Some(&name)).await? {
         return Ok(Started::Busy(Box::new(active)));
     }
-    let _slot = ctx.pad_slots.acquire().await.map_err(|_| Error::ShuttingDown)?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let seal_name = meta::seal_secret_name(&name);
     let pad = Pad::generate()?;
@@ -85,15 +90,32 @@ pub async fn start(ctx: &Context, job: &Job) -> Result<Started> {
     Ok(started)
 }
 
-/// A Job of the resource (its label value `resource`, its controller `owner` uid) that has not
-/// finished, other than `except`: read from the API server, not from a cache or status.
-pub async fn active_job(jobs: &Api<Job>, resource: &str, owner: &str, except: Option<&str>) -> Result<Option<Job>> {
-    let selector = format!("{}={resource}", meta::LABEL_TERRAFORM);
-    let candidates = jobs.list(&ListParams::default().labels(&selector)).await?.items;
-    Ok(candidates.into_iter().find(|job| {
+/// A run of the resource (its label value `resource`, its controller `owner` uid) still going,
+/// other than Job `except`: a Job that has not finished, or a Pod still running whose Job was
+/// deleted. Read from the API server, not from a cache or status.
+pub async fn active_run(
+    jobs: &Api<Job>,
+    pods: &Api<Pod>,
+    resource: &str,
+    owner: &str,
+    except: Option<&str>,
+) -> Result<Option<RunRecord>> {
+    let selector = ListParams::default().labels(&format!("{}={resource}", meta::LABEL_TERRAFORM));
+    let candidates = jobs.list(&selector).await?.items;
+    let active = candidates.iter().find(|job| {
         job.metadata.name.as_deref() != except
             && job.owner_references().first().is_some_and(|o| o.uid == owner)
             && job.metadata.deletion_timestamp.is_none()
-            && crate::runs::observe::outcome(job) == crate::runs::observe::Outcome::Running
-    }))
+            && observe::outcome(job) == observe::Outcome::Running
+    });
+    if let Some(job) = active {
+        return Ok(Some(jobs::record_of(job)));
+    }
+    // Pods carry the same label; one of a resource of the same name deleted and created again
+    // works on the same state too, so it counts whatever its owner.
+    let pods = pods.list(&selector).await?.items;
+    Ok(pods
+        .iter()
+        .find(|pod| pod.labels().get("job-name").map(String::as_str) != except && observe::running(pod))
+        .map(jobs::record_of_pod))
 }

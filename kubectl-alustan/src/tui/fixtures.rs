@@ -169,6 +169,7 @@ pub fn completed() -> Terraform {
         }),
         last_handled_reconcile_at: Some("2026-01-10T10:00:00Z".to_owned()),
         last_handled_rescan_at: None,
+        resumed_at: None,
         history: vec![
             run(RunAction::PostDeploy, RunResult::Succeeded, "v1.0.3", 7260, Some(40), None),
             run(RunAction::Deploy, RunResult::Succeeded, "v1.0.3", 7800, Some(530), None),
