@@ -20,6 +20,23 @@ impl fmt::Display for DurationError {
 
 impl std::error::Error for DurationError {}
 
+/// The other way round, for messages: `90s` → `1m30s`; `500ms`; `2h`.
+pub fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs == 0 {
+        return format!("{}ms", duration.as_millis());
+    }
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut text = String::new();
+    for (n, unit) in [(h, 'h'), (m, 'm'), (s, 's')] {
+        if n > 0 {
+            text.push_str(&n.to_string());
+            text.push(unit);
+        }
+    }
+    text
+}
+
 /// Parses one or more `<number><unit>` with units `ms`, `s`, `m`, `h` (decimals allowed).
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let invalid = || DurationError(text.to_owned());

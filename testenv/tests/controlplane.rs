@@ -7,32 +7,18 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code may panic
 
+mod apiserver_support;
+
 use std::path::Path;
 use std::time::Duration;
 
 use alustan_shared::Terraform;
 use alustan_testenv::controlplane::ControlPlane;
+use apiserver_support::kubectl;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
-
-async fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> (bool, String, String) {
-    let output = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 fn alive(pid: u32) -> bool {
     // A reaped process has no /proc entry; a zombie would still show, so read its state.

@@ -6,12 +6,15 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code may panic
 
+mod apiserver_support;
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
 use alustan_testenv::RealEnv;
 use alustan_testenv::registry::ImageConfig;
+use apiserver_support::kubectl;
 use futures::{AsyncBufReadExt as _, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Node, Pod, Secret};
@@ -119,23 +122,6 @@ fn terminated(pod: &Pod) -> ContainerStateTerminated {
     statuses[0].state.as_ref().and_then(|s| s.terminated.clone()).expect("container terminated")
 }
 
-async fn kubectl(env: &RealEnv, cache: &Path, args: &[&str]) -> (bool, String, String) {
-    let output = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(env.kubeconfig())
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 #[ignore = "needs the real control plane binaries (slow first build): run `make test-real`"]
 async fn jobs_run_on_the_node_with_status_logs_and_service_account_tokens_through_the_real_api_server() {
@@ -181,7 +167,7 @@ async fn jobs_run_on_the_node_with_status_logs_and_service_account_tokens_throug
     // pods/log: kube-rs and kubectl through the API server, which calls this kubelet over TLS.
     let log = pods.logs(&print.name_any(), &LogParams::default()).await.unwrap();
     assert_eq!(log, "greeting=from-image secret=s3cr3t\nwritten\n");
-    let (ok, out, err) = kubectl(&env, &work.path().join("cache"), &["logs", "job/print"]).await;
+    let (ok, out, err) = kubectl(env.kubeconfig(), &work.path().join("cache"), &["logs", "job/print"]).await;
     assert!(ok, "kubectl logs: {err}");
     assert_eq!(out, log);
     let tail = pods.logs(&print.name_any(), &LogParams { tail_lines: Some(1), ..LogParams::default() }).await.unwrap();

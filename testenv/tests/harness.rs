@@ -3,29 +3,15 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test helpers may panic
 
+mod apiserver_support;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use alustan_testenv::TestEnv;
+use apiserver_support::kubectl;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
-
-async fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> (bool, String, String) {
-    let output = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 #[tokio::test]
 async fn parallel_environments_are_independent_and_have_the_crd_installed() {

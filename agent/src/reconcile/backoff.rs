@@ -88,22 +88,7 @@ pub fn retried(err: &ScanError) -> bool {
     !matches!(err, ScanError::InvalidConstraint { .. } | ScanError::InvalidImageName { .. })
 }
 
-/// `90s` → `1m30s`; `500ms`; `2h`.
-pub fn human(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    if secs == 0 {
-        return format!("{}ms", duration.as_millis());
-    }
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    let mut text = String::new();
-    for (n, unit) in [(h, 'h'), (m, 'm'), (s, 's')] {
-        if n > 0 {
-            text.push_str(&n.to_string());
-            text.push(unit);
-        }
-    }
-    text
-}
+pub use alustan_shared::duration::human;
 
 /// The failed scans of every resource, by uid.
 #[derive(Debug, Default)]

@@ -153,22 +153,7 @@ fn deadline_message(registry: &str, repository: &str, deadline: Duration, activi
     }
 }
 
-/// `90s` → `1m30s`; `500ms`; `2h`.
-pub(crate) fn human(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    if secs == 0 {
-        return format!("{}ms", duration.as_millis());
-    }
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    let mut text = String::new();
-    for (n, unit) in [(h, 'h'), (m, 'm'), (s, 's')] {
-        if n > 0 {
-            text.push_str(&n.to_string());
-            text.push(unit);
-        }
-    }
-    text
-}
+pub(crate) use alustan_shared::duration::human;
 
 fn newest_list(newest: &[String]) -> String {
     if newest.is_empty() { "none".to_owned() } else { newest.join(", ") }

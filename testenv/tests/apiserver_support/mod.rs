@@ -18,6 +18,25 @@ spec:
   containerRegistry: {provider: docker, imageName: alustan/infrastructure, semanticVersion: "~1.0.0"}
 "#;
 
+/// Runs the real kubectl against `kubeconfig` with its own discovery cache: (success, stdout,
+/// stderr).
+pub async fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 pub fn crds_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds")
 }
