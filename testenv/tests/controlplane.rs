@@ -175,28 +175,11 @@ async fn minted_users_are_authorized_by_rbac_and_the_controllers_run() {
 #[tokio::test]
 #[ignore = "needs the real control plane binaries (slow first build): run `make test-real`"]
 async fn serve_with_the_real_control_plane_prints_exports_and_stops_everything_on_sigterm() {
-    use tokio::io::{AsyncBufReadExt as _, BufReader};
-
     let work = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_alustan-testenv"))
-        .args(["serve", "--control-plane", "real", "--work-dir"])
-        .arg(work.path().join("env"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let read = async {
-        let first = lines.next_line().await.unwrap().unwrap();
-        let second = lines.next_line().await.unwrap().unwrap();
-        (first, second)
-    };
-    let (kubeconfig_line, registry_line) =
-        tokio::time::timeout(Duration::from_secs(180), read).await.expect("serve became ready");
-    let kubeconfig = kubeconfig_line.strip_prefix("export KUBECONFIG=").expect("first line exports KUBECONFIG");
-    let registry =
-        registry_line.strip_prefix("export ALUSTAN_REGISTRY=").expect("second line exports ALUSTAN_REGISTRY");
+    let (mut child, kubeconfig, registry) =
+        apiserver_support::serve(&["--control-plane", "real"], &work.path().join("env"), Duration::from_secs(180))
+            .await;
+    let (kubeconfig, registry) = (kubeconfig.as_str(), registry.as_str());
 
     let cache = work.path().join("cache");
     let (ok, out, err) = kubectl(Path::new(kubeconfig), &cache, &["version", "-o", "json"]).await;

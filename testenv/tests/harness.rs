@@ -6,12 +6,10 @@
 mod apiserver_support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use alustan_testenv::TestEnv;
 use apiserver_support::kubectl;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 #[tokio::test]
 async fn parallel_environments_are_independent_and_have_the_crd_installed() {
@@ -44,25 +42,8 @@ async fn parallel_environments_are_independent_and_have_the_crd_installed() {
 #[tokio::test]
 async fn serve_prints_exports_works_for_kubectl_and_stops_on_sigterm() {
     let work = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_alustan-testenv"))
-        .args(["serve", "--work-dir"])
-        .arg(work.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let read = async {
-        let first = lines.next_line().await.unwrap().unwrap();
-        let second = lines.next_line().await.unwrap().unwrap();
-        (first, second)
-    };
-    let (kubeconfig_line, registry_line) =
-        tokio::time::timeout(Duration::from_secs(30), read).await.expect("serve became ready");
-    let kubeconfig = kubeconfig_line.strip_prefix("export KUBECONFIG=").expect("first line exports KUBECONFIG");
-    let registry =
-        registry_line.strip_prefix("export ALUSTAN_REGISTRY=").expect("second line exports ALUSTAN_REGISTRY");
+    let (mut child, kubeconfig, registry) = apiserver_support::serve(&[], work.path(), Duration::from_secs(30)).await;
+    let (kubeconfig, registry) = (kubeconfig.as_str(), registry.as_str());
     assert!(Path::new(kubeconfig).is_absolute() && Path::new(kubeconfig).exists());
     assert!(registry.starts_with("127.0.0.1:"));
 

@@ -37,6 +37,34 @@ pub async fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> (bool, S
     )
 }
 
+/// `alustan-testenv serve` with `args` (and `--work-dir work`), running until dropped or sent
+/// SIGTERM, and the two paths it exports once ready: (child, kubeconfig, registry `host:port`).
+pub async fn serve(args: &[&str], work: &Path, ready_within: Duration) -> (tokio::process::Child, String, String) {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_alustan-testenv"))
+        .arg("serve")
+        .args(args)
+        .arg("--work-dir")
+        .arg(work)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let read = async {
+        let first = lines.next_line().await.unwrap().unwrap();
+        let second = lines.next_line().await.unwrap().unwrap();
+        (first, second)
+    };
+    let (kubeconfig_line, registry_line) = tokio::time::timeout(ready_within, read).await.expect("serve became ready");
+    let kubeconfig = kubeconfig_line.strip_prefix("export KUBECONFIG=").expect("first line exports KUBECONFIG");
+    let registry =
+        registry_line.strip_prefix("export ALUSTAN_REGISTRY=").expect("second line exports ALUSTAN_REGISTRY");
+    (child, kubeconfig.to_owned(), registry.to_owned())
+}
+
 pub fn crds_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds")
 }
