@@ -27,7 +27,6 @@ use alustan_shared::{State, Terraform, meta};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt as _};
-use tracing::Instrument as _;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -36,17 +35,17 @@ use pass::Pass;
 use scan::Scanned;
 use status::Phase;
 
-pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> {
-    let span = tracing::info_span!(
-        "reconcile",
+/// One reconcile, in one tracing span naming the resource and its generation.
+#[tracing::instrument(
+    name = "reconcile",
+    skip_all,
+    fields(
         namespace = tf.namespace().unwrap_or_default(),
         name = tf.name_any(),
         generation = tf.metadata.generation.unwrap_or_default()
-    );
-    reconcile_one(tf, ctx).instrument(span).await
-}
-
-async fn reconcile_one(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> {
+    )
+)]
+pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> {
     // Counts the reconcile as in flight and times it, until dropped.
     let _timer = ctx.metrics.reconcile_started();
     let namespace = tf.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
