@@ -237,9 +237,18 @@ async fn helm_chart_installs_on_a_real_control_plane_and_its_in_cluster_agent_de
     let secret = Api::<Secret>::namespaced(client.clone(), "default").get(&secret_name).await.unwrap();
     assert_eq!(secret.data.unwrap()["db_password"].0, b"hunter2-s3cret");
 
-    // Deleting it runs destroy, then the agent releases it.
+    // Deleting it runs destroy, then the agent releases it. The destroy Job and its Pod are
+    // garbage-collected with their owner right after, so its log is caught while waiting.
     terraforms.delete("helm-real", &DeleteParams::default()).await.unwrap();
+    let job_pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut destroy_log = None;
     eventually("the Terraform released", Duration::from_secs(120), async || {
+        for pod in job_pods.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
+            let log = job_pods.logs(&pod.name_any(), &LogParams::default()).await.unwrap_or_default();
+            if log.contains("destroying with -c") {
+                destroy_log = Some(format!("{}: {}", pod.name_any(), log.trim()));
+            }
+        }
         match terraforms.get_opt("helm-real").await {
             Ok(None) => Ok(()),
             Ok(Some(tf)) => Err(format!("{:?}", tf.status)),
@@ -247,18 +256,25 @@ async fn helm_chart_installs_on_a_real_control_plane_and_its_in_cluster_agent_de
         }
     })
     .await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
+    let reasons: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("helm-real"))
+        .filter_map(|e| e.reason)
+        .collect();
+    eprintln!("events of helm-real: {reasons:?}; destroy Pod log: {destroy_log:?}");
+    assert!(reasons.iter().any(|r| r == "Destroying") && reasons.iter().any(|r| r == "Destroyed"), "{reasons:?}");
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
-    let job_pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let mut destroy_log = None;
-    for pod in job_pods.list(&ListParams::default()).await.unwrap() {
-        let log = job_pods.logs(&pod.name_any(), &LogParams::default()).await.unwrap_or_default();
-        if log.contains("destroying with -c") {
-            destroy_log = Some(log);
-        }
-    }
-    let jobs_left = jobs.list(&ListParams::default()).await.unwrap().items.len();
-    eprintln!("destroy ran: {destroy_log:?} (Jobs left, garbage-collected with their owner: {jobs_left})");
-    assert!(destroy_log.is_some(), "no Pod logged the destroy script's line");
+    // The agent never deletes Jobs: the real garbage collector removes them with their owner.
+    eventually("the Jobs garbage-collected", Duration::from_secs(60), async || {
+        let left = jobs.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items.len();
+        if left == 0 { Ok(()) } else { Err(format!("{left} Jobs left")) }
+    })
+    .await;
 
     // Least privilege, as the agent's ServiceAccount.
     let user = format!("system:serviceaccount:{RELEASE_NAMESPACE}:{account}");
