@@ -1,7 +1,7 @@
 //! `helm install`, for real (issue 13, item 5): the chart rendered with the real Helm engine
 //! (`.ci/render_chart.py`, every template) and applied to the real Kubernetes control plane;
-//! the built `alustan-agent` pushed as the chart's image, so the Deployment → ReplicaSet → Pod
-//! chain runs it on testenv's process kubelet (the cluster's Node) with nothing but its mounted
+//! the built `alustan-agent` pushed as the chart's image, so the Deployment, its `ReplicaSet` and
+//! Pod run it on testenv's process kubelet (the cluster's Node) with nothing but its mounted
 //! ServiceAccount token (in-cluster config); a `Terraform` deployed and destroyed by that agent;
 //! and the chart's RBAC checked for least privilege with the agent's own identity.
 //!
@@ -10,6 +10,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code may panic
 
+use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -119,7 +120,7 @@ async fn agent_log(client: &Client) -> String {
     let mut text = String::new();
     for pod in pods.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
         let log = pods.logs(&pod.name_any(), &LogParams::default()).await.unwrap_or_else(|e| e.to_string());
-        text.push_str(&format!("--- {} ---\n{log}\n", pod.name_any()));
+        let _ = writeln!(text, "--- {} ---\n{log}", pod.name_any());
     }
     text
 }
@@ -132,19 +133,41 @@ async fn helm_chart_installs_on_a_real_control_plane_and_its_in_cluster_agent_de
     let client = env.client().await.unwrap();
     let registry = env.registry().host_port().to_owned();
 
-    // The agent image: the built binary where the Dockerfile puts it, as its ENTRYPOINT.
-    let image_dir = work.path().join("agent-image");
+    push_images(&env, work.path()).await;
+    let account = helm_install(&client, &registry, work.path()).await;
+    agent_runs_in_cluster(&client, &account).await;
+    deploy_and_destroy(&client, &registry).await;
+    least_privilege(&env, &account).await;
+
+    // The chart's RBAC refused the in-cluster agent nothing it tried.
+    let log = agent_log(&client).await;
+    eprintln!(
+        "agent log, {} lines; first ones:\n{}",
+        log.lines().count(),
+        log.lines().take(6).collect::<Vec<_>>().join("\n")
+    );
+    assert!(!log.to_lowercase().contains("forbidden"), "the agent was refused a request:\n{log}");
+}
+
+/// The agent image (the built binary where the Dockerfile puts it, as its ENTRYPOINT) and the
+/// IaC image the Terraform names.
+async fn push_images(env: &RealEnv, work: &Path) {
+    let image_dir = work.join("agent-image");
     executable(&image_dir.join(AGENT_PATH), &std::fs::read(env!("CARGO_BIN_EXE_alustan-agent")).unwrap());
     let config = ImageConfig { entrypoint: vec![format!("/{AGENT_PATH}")], ..ImageConfig::default() };
     env.registry().push_dir("alustan/alustan-agent", &["test"], &image_dir, &config).await.unwrap();
 
     // The IaC image the Terraform names.
-    let iac_dir = work.path().join("iac-image");
+    let iac_dir = work.join("iac-image");
     executable(&iac_dir.join("deploy"), format!("#!/bin/sh\n{DEPLOY}").as_bytes());
     executable(&iac_dir.join("destroy"), format!("#!/bin/sh\n{DESTROY}").as_bytes());
     let config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
     env.registry().push_dir(IAC_REPO, &["v1.0.0"], &iac_dir, &config).await.unwrap();
+}
 
+/// `helm install alustan charts/alustan -n alustan-system --create-namespace --set …`: every
+/// object applied; returns the agent's ServiceAccount name.
+async fn helm_install(client: &Client, registry: &str, work: &Path) -> String {
     // `helm install alustan charts/alustan -n alustan-system --create-namespace --set …`.
     let metrics_port = free_port();
     let values = json!({
@@ -155,12 +178,12 @@ async fn helm_chart_installs_on_a_real_control_plane_and_its_in_cluster_agent_de
         "log": {"level": "info,alustan_agent=debug", "format": "text"},
         "metrics": {"port": metrics_port},
     });
-    let objects = render_chart(&values, work.path()).await;
+    let objects = render_chart(&values, work).await;
     let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": RELEASE_NAMESPACE}})).unwrap();
     Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.unwrap();
     let mut applied = Vec::new();
     for object in std::iter::once(&chart_crd()).chain(&objects) {
-        applied.push(apply(&client, object).await);
+        applied.push(apply(client, object).await);
     }
     eprintln!("applied: {applied:?}");
     for kind in
@@ -169,11 +192,12 @@ async fn helm_chart_installs_on_a_real_control_plane_and_its_in_cluster_agent_de
         assert!(applied.iter().any(|a| a.starts_with(&format!("{kind}/"))), "no {kind} in {applied:?}");
     }
     assert!(applied.iter().any(|a| a.starts_with("Deployment/")) && applied.iter().any(|a| a.starts_with("Service/")));
-    let account = objects.iter().find(|o| o["kind"] == "ServiceAccount").unwrap()["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    objects.iter().find(|o| o["kind"] == "ServiceAccount").unwrap()["metadata"]["name"].as_str().unwrap().to_owned()
+}
 
+/// The Deployment's Pod runs on our Node as the chart's ServiceAccount, and reaches the API
+/// server from inside the Pod.
+async fn agent_runs_in_cluster(client: &Client, account: &str) {
     // The Deployment's Pod runs on our Node, as the chart's ServiceAccount.
     let pods: Api<Pod> = Api::namespaced(client.clone(), RELEASE_NAMESPACE);
     let pod = eventually("the agent Pod running", Duration::from_secs(90), async || {
@@ -185,7 +209,7 @@ async fn helm_chart_installs_on_a_real_control_plane_and_its_in_cluster_agent_de
     .await;
     let spec = pod.spec.clone().unwrap();
     assert_eq!(spec.node_name.as_deref(), Some("alustan-node"));
-    assert_eq!(spec.service_account_name.as_deref(), Some(account.as_str()));
+    assert_eq!(spec.service_account_name.as_deref(), Some(account));
     assert!(pod.owner_references().iter().any(|o| o.kind == "ReplicaSet"), "{:?}", pod.owner_references());
 
     // It won the election under its Pod name: it reached the API server from inside the Pod.
@@ -196,11 +220,14 @@ async fn helm_chart_installs_on_a_real_control_plane_and_its_in_cluster_agent_de
         if holder.as_deref() == Some(pod.name_any().as_str()) {
             Ok(())
         } else {
-            Err(format!("holder {holder:?}\n{}", agent_log(&client).await))
+            Err(format!("holder {holder:?}\n{}", agent_log(client).await))
         }
     })
     .await;
+}
 
+/// A Terraform deployed, then deleted, by the in-cluster agent.
+async fn deploy_and_destroy(client: &Client, registry: &str) {
     // A Terraform, deployed by the in-cluster agent.
     let terraforms: Api<Terraform> = Api::namespaced(client.clone(), "default");
     let tf: Terraform = serde_json::from_value(json!({
@@ -221,7 +248,7 @@ async fn helm_chart_installs_on_a_real_control_plane_and_its_in_cluster_agent_de
             return Ok(tf);
         }
         if matches!(status.state, Some(State::Failed | State::Error)) {
-            panic!("the run ended {:?}: {status:#?}\n{}", status.state, agent_log(&client).await);
+            panic!("the run ended {:?}: {status:#?}\n{}", status.state, agent_log(client).await);
         }
         Err(format!("{status:?}"))
     })
@@ -275,7 +302,10 @@ async fn helm_chart_installs_on_a_real_control_plane_and_its_in_cluster_agent_de
         if left == 0 { Ok(()) } else { Err(format!("{left} Jobs left")) }
     })
     .await;
+}
 
+/// What the agent's ServiceAccount may not do.
+async fn least_privilege(env: &RealEnv, account: &str) {
     // Least privilege, as the agent's ServiceAccount.
     let user = format!("system:serviceaccount:{RELEASE_NAMESPACE}:{account}");
     let agent = env.control_plane().client_for(&user, &["system:serviceaccounts"]).await.unwrap();
