@@ -149,15 +149,17 @@ async fn helm_chart_installs_on_a_real_control_plane_and_its_in_cluster_agent_de
     assert!(!log.to_lowercase().contains("forbidden"), "the agent was refused a request:\n{log}");
 }
 
-/// The agent image (the built binary where the Dockerfile puts it, as its ENTRYPOINT) and the
-/// IaC image the Terraform names.
-async fn push_images(env: &RealEnv, work: &Path) {
+/// The agent image: the built binary where the Dockerfile puts it, as its ENTRYPOINT.
+async fn push_agent_image(env: &RealEnv, work: &Path) {
     let image_dir = work.join("agent-image");
     executable(&image_dir.join(AGENT_PATH), &std::fs::read(env!("CARGO_BIN_EXE_alustan-agent")).unwrap());
     let config = ImageConfig { entrypoint: vec![format!("/{AGENT_PATH}")], ..ImageConfig::default() };
     env.registry().push_dir("alustan/alustan-agent", &["test"], &image_dir, &config).await.unwrap();
+}
 
-    // The IaC image the Terraform names.
+/// The agent image and the IaC image the Terraform names.
+async fn push_images(env: &RealEnv, work: &Path) {
+    push_agent_image(env, work).await;
     let iac_dir = work.join("iac-image");
     executable(&iac_dir.join("deploy"), format!("#!/bin/sh\n{DEPLOY}").as_bytes());
     executable(&iac_dir.join("destroy"), format!("#!/bin/sh\n{DESTROY}").as_bytes());
@@ -335,4 +337,111 @@ async fn least_privilege(env: &RealEnv, account: &str) {
     // What it is granted works with the same identity.
     Api::<Terraform>::all(agent.clone()).list(&ListParams::default()).await.unwrap();
     agent_jobs.list(&ListParams::default()).await.unwrap();
+}
+
+/// The samples of `make demo` (demo/terraforms, the image in demo/image under the demo's tags),
+/// handled by the chart's in-cluster agent: each reaches the state its
+/// `demo.alustan.io/expected-state` annotation names, and deleting dev/dev-sandbox runs its
+/// destroy script before it is released (what `NO_TUI=1 demo/run.sh` checks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real control plane binaries and the venv of `make deps`: run `make test-real`"]
+async fn demo_samples_reach_their_states_with_the_chart_installed_agent() {
+    let env = RealEnv::start().await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let client = env.client().await.unwrap();
+    let registry = env.registry().host_port().to_owned();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo");
+    push_agent_image(&env, work.path()).await;
+    let config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
+    let tags = ["v0.9.0", "v1.0.0", "v1.0.1", "v1.1.0", "v2.0.0-rc.1", "v2.0.0", "latest"];
+    env.registry().push_dir(IAC_REPO, &tags, &demo.join("image"), &config).await.unwrap();
+    let account = helm_install(&client, &registry, work.path()).await;
+    agent_runs_in_cluster(&client, &account).await;
+
+    // The samples' Jobs run as their namespace's `default` ServiceAccount, and staging-cluster's
+    // deploy creates the argocd and monitoring namespaces, Secrets and Ingresses through the
+    // API (demo/image/lib.sh): on a real cluster that identity needs the operator's grant (the
+    // embedded demo server has no RBAC). Not the agent's: it only runs the Jobs.
+    let iac_rbac = json!([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "demo-iac"},
+         "rules": [
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete"]},
+            {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["create", "delete"]},
+         ]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "demo-iac"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "demo-iac"},
+         "subjects": [
+            {"kind": "ServiceAccount", "name": "default", "namespace": "default"},
+            {"kind": "ServiceAccount", "name": "default", "namespace": "dev"},
+         ]},
+    ]);
+    for object in iac_rbac.as_array().unwrap() {
+        apply(&client, object).await;
+    }
+
+    let mut samples: Vec<(String, String, String)> = Vec::new();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(demo.join("terraforms")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap().replace("${ALUSTAN_REGISTRY}", &registry);
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let object: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+            if object.is_null() {
+                continue;
+            }
+            apply(&client, &object).await;
+            if object["kind"] == "Terraform" {
+                let meta = &object["metadata"];
+                let expected = meta["annotations"]["demo.alustan.io/expected-state"].as_str().unwrap();
+                let field = |name: &str| meta[name].as_str().unwrap().to_owned();
+                samples.push((field("namespace"), field("name"), expected.to_owned()));
+            }
+        }
+    }
+    assert_eq!(samples.len(), 4, "{samples:?}");
+
+    let terraforms: Api<Terraform> = Api::all(client.clone());
+    let settled = eventually("every demo sample in its expected state", Duration::from_secs(240), async || {
+        let list = terraforms.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        let mut seen = Vec::new();
+        let mut wrong = Vec::new();
+        for (namespace, name, expected) in &samples {
+            let tf = list.items.iter().find(|t| t.namespace().as_deref() == Some(namespace) && &t.name_any() == name);
+            let status = tf.and_then(|t| t.status.clone()).unwrap_or_default();
+            let state = status.state.map(|s| format!("{s:?}")).unwrap_or_default();
+            let reconciling = conditions::find(&status.conditions, "Reconciling").is_some_and(|c| c.status == "True");
+            if &state != expected || reconciling {
+                wrong
+                    .push(format!("{namespace}/{name}: expected {expected}, is {state:?} (reconciling {reconciling})"));
+            }
+            seen.push(format!("{namespace}/{name}={state}"));
+        }
+        if wrong.is_empty() { Ok(seen) } else { Err(format!("{wrong:?}\n{}", agent_log(&client).await)) }
+    })
+    .await;
+    eprintln!("demo samples: {settled:?}");
+    // What staging-cluster's deploy installed, found by the agent's cluster-wide reads.
+    let staging = Api::<Terraform>::namespaced(client.clone(), "default").get("staging-cluster").await.unwrap();
+    let status = staging.status.unwrap();
+    assert!(status.credentials.contains_key("argocd") && status.credentials.contains_key("grafana"), "{status:?}");
+    assert!(status.ingress_urls.contains_key("argocd") && status.ingress_urls.contains_key("monitoring"), "{status:?}");
+    assert!(status.post_deploy_output.is_some(), "{status:?}");
+
+    let dev: Api<Terraform> = Api::namespaced(client.clone(), "dev");
+    dev.delete("dev-sandbox", &DeleteParams::default()).await.unwrap();
+    eventually("dev/dev-sandbox released", Duration::from_secs(60), async || match dev.get_opt("dev-sandbox").await {
+        Ok(None) => Ok(()),
+        Ok(Some(tf)) => Err(format!("{:?}", tf.status)),
+        Err(e) => Err(e.to_string()),
+    })
+    .await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "dev");
+    let reasons: Vec<String> =
+        events.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|e| e.reason).collect();
+    eprintln!("events in dev: {reasons:?}");
+    assert!(reasons.iter().any(|r| r == "Destroyed"), "{reasons:?}");
+    let log = agent_log(&client).await;
+    assert!(!log.to_lowercase().contains("forbidden"), "the agent was refused a request:\n{log}");
 }
