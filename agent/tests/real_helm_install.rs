@@ -3,7 +3,8 @@
 //! the built `alustan-agent` pushed as the chart's image, so the Deployment, its `ReplicaSet` and
 //! Pod run it on testenv's process kubelet (the cluster's Node) with nothing but its mounted
 //! ServiceAccount token (in-cluster config); a `Terraform` deployed and destroyed by that agent;
-//! and the chart's RBAC checked for least privilege with the agent's own identity.
+//! and the chart's RBAC checked for least privilege with the agent's own identity. A second
+//! test runs the `make demo` samples through the same install.
 //!
 //! Ignored by default (needs the control plane binaries and the venv of `make deps`):
 //! `make test-real`.
@@ -306,9 +307,8 @@ async fn deploy_and_destroy(client: &Client, registry: &str) {
     .await;
 }
 
-/// What the agent's ServiceAccount may not do.
+/// Least privilege: what the agent's ServiceAccount may not do (and a little of what it may).
 async fn least_privilege(env: &RealEnv, account: &str) {
-    // Least privilege, as the agent's ServiceAccount.
     let user = format!("system:serviceaccount:{RELEASE_NAMESPACE}:{account}");
     let agent = env.control_plane().client_for(&user, &["system:serviceaccounts"]).await.unwrap();
     let forbidden = |result: Result<(), kube::Error>, what: &str| match result {
