@@ -93,10 +93,13 @@ controlplane: ## Build (once, cached in ~/.cache/alustan/controlplane) the real 
 	testenv/controlplane/build.sh
 
 .PHONY: test-real
-test-real: system-deps controlplane ## The real-control-plane tier: the ignored tests that start etcd, kube-apiserver, controller-manager and scheduler.
+test-real: system-deps python-deps controlplane ## The real-control-plane tier: the ignored tests that start etcd, kube-apiserver, controller-manager and scheduler (and helm-install the chart on it).
 	@start=$$(date +%s); \
-	ALUSTAN_CONTROLPLANE_BIN="$$(testenv/controlplane/build.sh)" \
+	bin="$$(testenv/controlplane/build.sh)"; \
+	ALUSTAN_CONTROLPLANE_BIN="$$bin" \
 	  cargo test -p alustan-testenv --locked --test controlplane --test controlplane_node -- --ignored; \
+	ALUSTAN_CONTROLPLANE_BIN="$$bin" \
+	  cargo test -p alustan-agent --locked --test real_helm_install -- --ignored; \
 	echo "real-control-plane tier: $$(( $$(date +%s) - start )) s"
 
 .PHONY: generate

@@ -498,3 +498,31 @@ async fn a_missing_secret_volume_waits_in_container_creating_with_failed_mount_e
     let (log, _) = env.server.pod_logs().read_from("default", pod.metadata.name.as_deref().unwrap(), "run", 0).unwrap();
     assert_eq!(String::from_utf8_lossy(&log), "pad-bytes");
 }
+
+#[tokio::test]
+async fn the_image_entrypoint_in_usr_local_runs_over_the_host_usr() {
+    // As a Dockerfile installs a binary (`COPY … /usr/local/bin/app`, `ENTRYPOINT [that]`):
+    // the host's `/usr` is bound read-only, but the image's own `/usr/local` wins.
+    let env = start(RegistryOptions::anonymous()).await;
+    let image_dir = env.dir.path().join("local-image");
+    std::fs::create_dir_all(image_dir.join("usr/local/bin")).unwrap();
+    script(&image_dir.join("usr/local/bin"), "app", "echo \"from the image's /usr/local: $*\"\n");
+    let config = ImageConfig {
+        entrypoint: vec!["/usr/local/bin/app".into()],
+        cmd: vec!["default-arg".into()],
+        ..ImageConfig::default()
+    };
+    env.registry.push_dir("local", &["1"], &image_dir, &config).await.unwrap();
+    let image = format!("{}/local:1", env.registry.host_port());
+    let jobs: Api<Job> = Api::namespaced(env.server.client().unwrap(), "default");
+    let mut job = job("entrypoint", &image, &[], json!({}));
+    // No command: the image's Entrypoint and Cmd.
+    let spec = job.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+    spec.containers[0].command = None;
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+    assert_eq!(wait_finished(&jobs, "entrypoint").await.0, "Complete");
+    let pods = job_pods(&env, "entrypoint").await;
+    let pods_api: Api<Pod> = Api::namespaced(env.server.client().unwrap(), "default");
+    let log = pods_api.logs(pods[0].metadata.name.as_ref().unwrap(), &kube::api::LogParams::default()).await.unwrap();
+    assert_eq!(log, "from the image's /usr/local: default-arg\n");
+}

@@ -11,7 +11,10 @@
 //! - one node, no scheduling: every Pod runs here at once; `parallelism` above 1 is ignored;
 //! - `restartPolicy: OnFailure` is treated like `Never` (the Job controller makes a new Pod);
 //! - a failed Job pod is replaced after `retry_backoff` instead of the real 10 s doubling;
-//! - no resource limits or probes;
+//! - no resource limits or probes; `securityContext` (user, read-only root, capabilities) is
+//!   not applied: containers run as the test's user;
+//! - containers share the host's network: a port a container listens on (e.g. the chart's
+//!   metrics port) is a host port, so tests pick free ones;
 //! - a Secret or ConfigMap volume that is missing keeps the Pod in `ContainerCreating` with
 //!   `FailedMount` events (as on a real node), retried every 0.5 s doubling up to 4 s (the real
 //!   kubelet: up to 2 min 2 s), without the real one's later "unmounted volumes" timeout event;

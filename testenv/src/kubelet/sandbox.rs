@@ -1,6 +1,6 @@
 //! One container as a host process under bubblewrap: the Pod's copy of the image as `/`, the
 //! host's `/usr` (and `/bin`, `/lib*`, `/sbin` through it) read-only so images need no shell of
-//! their own, a private `/proc`, `/dev` and `/tmp`, a private PID namespace (so killing
+//! their own (but the image's `/usr/local`, when it has one, over the host's), a private `/proc`, `/dev` and `/tmp`, a private PID namespace (so killing
 //! bubblewrap kills the whole process tree), and volumes bound at their mount paths.
 
 use std::path::{Path, PathBuf};
@@ -48,6 +48,12 @@ pub fn spawn(spec: &Spec) -> std::io::Result<Child> {
     let mut command = Command::new("bwrap");
     command.arg("--bind").arg(&spec.root).arg("/");
     command.args(["--ro-bind", "/usr", "/usr"]);
+    // The image's own `/usr/local` (where a Dockerfile puts its binary, e.g. the agent image's
+    // `/usr/local/bin/alustan-agent`) over the host's, which would otherwise hide it.
+    let local = spec.root.join("usr/local");
+    if local.is_dir() {
+        command.arg("--bind").arg(&local).arg("/usr/local");
+    }
     for link in ["/bin", "/lib", "/lib64", "/sbin", "/lib32", "/libx32"] {
         add_usr_link(&mut command, &spec.root, link);
     }
