@@ -109,7 +109,11 @@ async fn slow_endless_pagination_stops_at_the_scan_deadline_naming_the_page() {
     assert!(elapsed >= deadline && elapsed < deadline + SLACK, "{elapsed:?}");
     let ScanError::Deadline { activity: Activity::Listing { page, ref url }, .. } = err else { panic!("{err:?}") };
     assert!(page > 1, "several pages before the deadline: {page}");
-    assert_eq!(server.count("/tags/list"), usize::try_from(page).unwrap(), "stopped on the page named");
+    // Every page before the one named was fetched and none after it; the named page's own
+    // request may not have reached the server when the deadline struck (seen under CPU load).
+    let named = usize::try_from(page).unwrap();
+    let fetched = server.count("/tags/list");
+    assert!(fetched == named || fetched == named - 1, "stopped on the page named: {fetched} requests, page {page}");
     assert!(url.ends_with(&format!("last={}", page - 1)), "{url}");
     assert_eq!(
         err.to_string(),
