@@ -251,6 +251,21 @@ mod resume_tests {
     }
 
     #[test]
+    fn resync_token_prefers_alustan_then_flux() {
+        let with = |annotations: &[(&str, &str)]| {
+            let mut tf = suspended_after(RunResult::Succeeded, None, None);
+            tf.metadata.annotations =
+                Some(annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+            tf
+        };
+        assert_eq!(with(&[]).resync_token(), None);
+        assert_eq!(with(&[(crate::meta::FLUX_RECONCILE_REQUESTED_AT, "f1")]).resync_token(), Some("f1"));
+        let both = with(&[(crate::meta::FLUX_RECONCILE_REQUESTED_AT, "f1"), (crate::meta::RESYNC_REQUESTED_AT, "a1")]);
+        assert_eq!(both.resync_token(), Some("a1"));
+        assert_eq!(with(&[(crate::meta::RESYNC_REQUESTED_AT, "")]).resync_token(), None);
+    }
+
+    #[test]
     fn resume_says_whether_a_run_starts() {
         let unchanged = suspended_after(RunResult::Succeeded, None, None);
         let fingerprint = unchanged.spec.inputs_fingerprint();

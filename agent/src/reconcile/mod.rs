@@ -132,18 +132,13 @@ pub fn error_policy(tf: Arc<Terraform>, err: &Error, ctx: Arc<Context>) -> Actio
     Action::requeue(delay)
 }
 
-/// The resync token: alustan's annotation, else Flux's.
-pub fn resync_token(tf: &Terraform) -> Option<&str> {
-    tf.resync_token()
-}
-
 impl Pass<'_> {
     /// The pass of a resource that is not being deleted.
     async fn apply(&mut self) -> Result<Action> {
         self.sync_runs().await?;
         self.note_resume();
         let drift = validate::sync_interval(&self.tf.spec, self.ctx.config.sync_interval)?;
-        let token = resync_token(self.tf);
+        let token = self.tf.resync_token();
         let decision = decide(&self.inputs(drift, token, None));
         if decision != Decision::Scan {
             tracing::debug!(decision = ?decision, "decided");
@@ -194,29 +189,5 @@ impl Pass<'_> {
         let phase = if err.needs_change() { Phase::Stalled } else { Phase::Reconciling };
         self.warn_once(err.reason(), "Reconcile", &message).await;
         self.summarize(State::Error, phase, err.reason(), &message);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn with_annotations(annotations: &[(&str, &str)]) -> Terraform {
-        let mut tf: Terraform = serde_json::from_value(serde_json::json!({
-            "apiVersion": "alustan.io/v1alpha1", "kind": "Terraform", "metadata": {"name": "t"},
-            "spec": {"scripts": {"deploy": "deploy"}, "containerRegistry": {"imageName": "x/y", "semanticVersion": "^1"}}
-        }))
-        .unwrap();
-        tf.metadata.annotations = Some(annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
-        tf
-    }
-
-    #[test]
-    fn resync_token_prefers_alustan_then_flux() {
-        assert_eq!(resync_token(&with_annotations(&[])), None);
-        assert_eq!(resync_token(&with_annotations(&[(meta::FLUX_RECONCILE_REQUESTED_AT, "f1")])), Some("f1"));
-        let both = with_annotations(&[(meta::FLUX_RECONCILE_REQUESTED_AT, "f1"), (meta::RESYNC_REQUESTED_AT, "a1")]);
-        assert_eq!(resync_token(&both), Some("a1"));
-        assert_eq!(resync_token(&with_annotations(&[(meta::RESYNC_REQUESTED_AT, "")])), None);
     }
 }

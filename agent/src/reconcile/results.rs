@@ -58,10 +58,7 @@ impl Pass<'_> {
             .and_then(observe::termination)
             .map_or(message, |(code, tail)| format!("exit code {code}: {}", log_tail(&tail)));
         let text = format!("{action} failed ({}): {detail}", record.job_name);
-        self.finish(&record.job_name, RunResult::Failed, at, &text);
-        let state = if record.action == RunAction::Destroy { State::Error } else { State::Failed };
-        self.summarize(state, Phase::Reconciling, reason::SCRIPT_FAILED, &text);
-        self.event(EventType::Warning, reason::SCRIPT_FAILED, "Run", &text).await;
+        self.fail_run(record, at, text).await;
         Ok(())
     }
 
@@ -120,9 +117,12 @@ impl Pass<'_> {
         record.inputs.as_ref().map_or(record.generation == Some(self.generation), |inputs| *inputs == self.fingerprint)
     }
 
+    /// Ends `record` as failed: its history record, status (`Error` for a destroy: the
+    /// resource is going away) and a Warning Event.
     async fn fail_run(&mut self, record: &RunRecord, at: Option<Time>, text: String) {
         self.finish(&record.job_name, RunResult::Failed, at, &text);
-        self.summarize(State::Failed, Phase::Reconciling, reason::SCRIPT_FAILED, &text);
+        let state = if record.action == RunAction::Destroy { State::Error } else { State::Failed };
+        self.summarize(state, Phase::Reconciling, reason::SCRIPT_FAILED, &text);
         self.event(EventType::Warning, reason::SCRIPT_FAILED, "Run", &text).await;
     }
 
