@@ -298,7 +298,9 @@ echo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_over_one_mib_keeps_outputs_and_only_a_bounded_tail() {
     let deploy = format!("{CHATTY}{DEPLOY}");
-    let failing = format!("{CHATTY}echo 'Error: the last words before failing' >&2\nexit 3\n");
+    // One stream: stdout and stderr are two pipes read side by side (as a container runtime
+    // reads them), so a line on stderr may land before the end of stdout in the log.
+    let failing = format!("exec >&2\n{CHATTY}echo 'Error: the last words before failing'\nexit 3\n");
     let agent = Agent::start(&[("deploy", &deploy), ("deploy-fails", &failing), ("aws-resource", AWS_RESOURCE)]).await;
     let mut tf = agent.example();
     tf.spec.variables.insert("TF_VAR_workspace".into(), "staging".into());
