@@ -17,8 +17,13 @@ help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 .PHONY: demo
-demo: system-deps ## Run alustan in a local sandbox and open the TUI (NO_TUI=1: check the samples and print them; KEEP=1: keep the work dir).
-	NO_TUI="$(NO_TUI)" KEEP="$(KEEP)" demo/run.sh
+demo: system-deps ## Run alustan in a local sandbox and open the TUI (NO_TUI=1: check the samples and print them; KEEP=1: keep the work dir; CONTROL_PLANE=real: on the real control plane).
+	@if [ "$(CONTROL_PLANE)" = real ]; then \
+	  bin="$$(testenv/controlplane/build.sh)"; \
+	  ALUSTAN_CONTROLPLANE_BIN="$$bin" CONTROL_PLANE=real NO_TUI="$(NO_TUI)" KEEP="$(KEEP)" demo/run.sh; \
+	else \
+	  CONTROL_PLANE=embedded NO_TUI="$(NO_TUI)" KEEP="$(KEEP)" demo/run.sh; \
+	fi
 
 .PHONY: test
 test: deps fmt-check clippy one-crypto-provider crd-check chart-check unit ## Install what the tests need, then fmt, clippy and every test.

@@ -358,26 +358,14 @@ async fn demo_samples_reach_their_states_with_the_chart_installed_agent() {
     let account = helm_install(&client, &registry, work.path()).await;
     agent_runs_in_cluster(&client, &account).await;
 
-    // The samples' Jobs run as their namespace's `default` ServiceAccount, and staging-cluster's
-    // deploy creates the argocd and monitoring namespaces, Secrets and Ingresses through the
-    // API (demo/image/lib.sh): on a real cluster that identity needs the operator's grant (the
-    // embedded demo server has no RBAC). Not the agent's: it only runs the Jobs.
-    let iac_rbac = json!([
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "demo-iac"},
-         "rules": [
-            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]},
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete"]},
-            {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["create", "delete"]},
-         ]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "demo-iac"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "demo-iac"},
-         "subjects": [
-            {"kind": "ServiceAccount", "name": "default", "namespace": "default"},
-            {"kind": "ServiceAccount", "name": "default", "namespace": "dev"},
-         ]},
-    ]);
-    for object in iac_rbac.as_array().unwrap() {
-        apply(&client, object).await;
+    // staging-cluster's deploy creates the argocd and monitoring namespaces, Secrets and Ingresses
+    // through the API (demo/image/lib.sh): its Jobs run as the ServiceAccount demo/rbac.yaml
+    // grants that (on a real cluster a namespace's `default` may do nothing), applied first as
+    // demo/run.sh does. Not the agent's grant: it only runs the Jobs.
+    let rbac = std::fs::read_to_string(demo.join("rbac.yaml")).unwrap();
+    for doc in serde_yaml::Deserializer::from_str(&rbac) {
+        let object: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+        apply(&client, &object).await;
     }
 
     let mut samples: Vec<(String, String, String)> = Vec::new();

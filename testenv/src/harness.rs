@@ -216,6 +216,14 @@ impl TestEnv {
         }
     }
 
+    /// A kube client sending no credentials (on the embedded server: its `anonymous` identity).
+    pub fn anonymous_client(&self) -> Result<kube::Client, TestEnvError> {
+        match &self.server {
+            Server::Embedded(api) => Ok(api.client()?),
+            Server::Real(control_plane) => Ok(control_plane.anonymous_client()?),
+        }
+    }
+
     /// A kube client authenticating with `token`.
     pub fn client_for(&self, token: &str) -> Result<kube::Client, TestEnvError> {
         match &self.server {

@@ -389,6 +389,11 @@ impl ControlPlane {
         self.client_with(&json!({"token": token}))
     }
 
+    /// A kube client sending no credentials: `system:anonymous` to the API server.
+    pub fn anonymous_client(&self) -> Result<kube::Client, ControlPlaneError> {
+        self.client_with(&json!({}))
+    }
+
     /// A client trusting our CA with `auth` (a kubeconfig `user` entry).
     fn client_with(&self, auth: &serde_json::Value) -> Result<kube::Client, ControlPlaneError> {
         let error = |message: String| ControlPlaneError::Kubeconfig { path: self.kubeconfig.clone(), message };
