@@ -52,7 +52,13 @@ pub const BACKEND_ENV: &str = "ALUSTAN_CONTROL_PLANE";
 impl Backend {
     /// From [`BACKEND_ENV`]; unset or empty is [`Backend::Embedded`].
     pub fn from_env() -> Result<Self, TestEnvError> {
-        match std::env::var(BACKEND_ENV).unwrap_or_default().as_str() {
+        Self::parse(&std::env::var(BACKEND_ENV).unwrap_or_default())
+    }
+
+    /// `embedded` (or empty) or `real`; anything else is an error naming [`BACKEND_ENV`], so a
+    /// typo never silently runs the other backend.
+    pub fn parse(value: &str) -> Result<Self, TestEnvError> {
+        match value {
             "" | "embedded" => Ok(Self::Embedded),
             "real" => Ok(Self::Real),
             other => Err(TestEnvError::Backend(other.to_owned())),
@@ -289,7 +295,11 @@ impl TestEnv {
 
 /// The process kubelet as a Node of `control_plane`: its identity `system:node:NAME`, a serving
 /// certificate of the cluster's CA for the API server's log requests.
-async fn start_node(control_plane: &ControlPlane, name: String, insecure: Vec<String>) -> Result<Kubelet, TestEnvError> {
+async fn start_node(
+    control_plane: &ControlPlane,
+    name: String,
+    insecure: Vec<String>,
+) -> Result<Kubelet, TestEnvError> {
     let identity = format!("system:node:{name}");
     let client = control_plane.client_for(&identity, &["system:nodes"]).await?;
     let serving =
@@ -307,4 +317,18 @@ async fn start_node(control_plane: &ControlPlane, name: String, insecure: Vec<St
     kubelet_options.insecure_registries = insecure;
     kubelet_options.api_server = Some(control_plane.addr());
     Ok(Kubelet::start_node(client, kubelet_options, node).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_switch_accepts_embedded_and_real_and_names_itself_in_a_typo() {
+        assert_eq!(Backend::parse("").unwrap(), Backend::Embedded);
+        assert_eq!(Backend::parse("embedded").unwrap(), Backend::Embedded);
+        assert_eq!(Backend::parse("real").unwrap(), Backend::Real);
+        let error = Backend::parse("Real").unwrap_err().to_string();
+        assert_eq!(error, r#"ALUSTAN_CONTROL_PLANE="Real": expected `embedded` or `real`"#);
+    }
 }

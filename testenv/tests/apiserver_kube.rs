@@ -67,7 +67,9 @@ async fn raw(
     } else {
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http::<http_body_util::Full<bytes::Bytes>>();
-        let req = request(&e.env.server_url()).body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned()))).unwrap();
+        let req = request(&e.stack.server_url())
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned())))
+            .unwrap();
         let resp = client.request(req).await.unwrap();
         let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
         (status, headers, http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes())
@@ -277,12 +279,8 @@ async fn watch_from_trimmed_history_is_410_and_watcher_relists() {
         }
     })
     .await;
-    let log: Vec<String> = e
-        .requests()
-        .records()
-        .iter()
-        .map(|r| format!("{} {} {}?{}", r.status, r.verb, r.path, r.query))
-        .collect();
+    let log: Vec<String> =
+        e.requests().records().iter().map(|r| format!("{} {} {}?{}", r.status, r.verb, r.path, r.query)).collect();
     assert!(relisted.is_ok(), "{log:#?}");
     assert!(e.requests().count_verb("list", "terraforms") > lists_before);
 }
@@ -680,7 +678,9 @@ async fn faults_and_request_log() {
     .await;
     assert_eq!((status, headers["retry-after"].to_str().unwrap()), (429, "7"));
     assert_eq!(body["reason"], "TooManyRequests");
-    e.embedded("fault injection").faults().delay(Match::verb_resource("list", "terraforms"), Duration::from_millis(200));
+    e.embedded("fault injection")
+        .faults()
+        .delay(Match::verb_resource("list", "terraforms"), Duration::from_millis(200));
     let start = std::time::Instant::now();
     api.list(&ListParams::default()).await.unwrap();
     assert!(start.elapsed() >= Duration::from_millis(200));

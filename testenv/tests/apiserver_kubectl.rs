@@ -242,7 +242,7 @@ subjects:
 ";
     let out = e.kubectl_in(&["apply", "-f", "-"], rbac).await;
     assert!(out.ok, "{out:?}");
-    let agent_cfg = e.env.kubeconfig_for("agent", "agent-token").unwrap();
+    let agent_cfg = e.stack.kubeconfig_for("agent", "agent-token").unwrap();
     let as_agent = |args: &[&str]| {
         let mut v = vec!["--kubeconfig", agent_cfg.to_str().unwrap()];
         v.extend_from_slice(args);

@@ -134,7 +134,10 @@ mod tests {
         assert_eq!((r.method.as_str(), r.verb.as_str(), r.status), ("PATCH", "patch", 403));
         assert_eq!((r.group.as_str(), r.resource.as_str(), r.subresource.as_str()), ("batch", "jobs", "status"));
         assert_eq!((r.namespace.as_str(), r.name.as_str()), ("default", "x"));
-        assert_eq!((r.path.as_str(), r.query.as_str()), ("/apis/batch/v1/namespaces/default/jobs/x/status", "fieldManager=a"));
+        assert_eq!(
+            (r.path.as_str(), r.query.as_str()),
+            ("/apis/batch/v1/namespaces/default/jobs/x/status", "fieldManager=a")
+        );
         assert_eq!(r.user, "system:serviceaccount:alustan:agent");
     }
 
@@ -142,6 +145,9 @@ mod tests {
     fn a_non_resource_request_keeps_its_path_and_lowercase_verb() {
         let line = r#"{"requestURI":"/readyz","verb":"get","user":{"username":"admin"},"responseStatus":{"code":200}}"#;
         let r = record(serde_json::from_str(line).unwrap());
-        assert_eq!((r.method.as_str(), r.verb.as_str(), r.path.as_str(), r.resource.as_str()), ("GET", "get", "/readyz", ""));
+        assert_eq!(
+            (r.method.as_str(), r.verb.as_str(), r.path.as_str(), r.resource.as_str()),
+            ("GET", "get", "/readyz", "")
+        );
     }
 }

@@ -371,7 +371,7 @@ impl ControlPlane {
     pub fn kubeconfig_with_token(&self, user: &str, token: &str) -> Result<PathBuf, ControlPlaneError> {
         let path = self.work_dir.join(format!("kubeconfig-{}", file_name(user)));
         let auth = json!({"token": token});
-        write_kubeconfig_with(&path, &self.server_url(), self.pki.ca_pem(), user, auth)?;
+        write_kubeconfig_with(&path, &self.server_url(), self.pki.ca_pem(), user, &auth)?;
         Ok(path)
     }
 
@@ -399,7 +399,7 @@ impl ControlPlane {
         let error = |message: String| ControlPlaneError::Kubeconfig { path: self.kubeconfig.clone(), message };
         let url = self.server_url().parse().map_err(|e: http::uri::InvalidUri| error(e.to_string()))?;
         let mut config = kube::Config::new(url);
-        config.default_namespace = "default".to_owned();
+        "default".clone_into(&mut config.default_namespace);
         config.root_cert = Some(vec![self.pki.ca_der().to_vec()]);
         config.auth_info = serde_json::from_value(auth.clone()).map_err(|e| error(e.to_string()))?;
         kube::Client::try_from(config).map_err(|e| error(e.to_string()))
@@ -650,7 +650,7 @@ fn write_kubeconfig(
 ) -> Result<(), ControlPlaneError> {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let auth = json!({"client-certificate-data": b64(&cert.cert_pem), "client-key-data": b64(&cert.key_pem)});
-    write_kubeconfig_with(path, server, ca_pem, user, auth)
+    write_kubeconfig_with(path, server, ca_pem, user, &auth)
 }
 
 /// A kubeconfig with the CA, `user` authenticating with `auth` and a context in `default`.
@@ -659,7 +659,7 @@ fn write_kubeconfig_with(
     server: &str,
     ca_pem: &str,
     user: &str,
-    auth: serde_json::Value,
+    auth: &serde_json::Value,
 ) -> Result<(), ControlPlaneError> {
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let doc = json!({

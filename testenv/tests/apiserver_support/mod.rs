@@ -74,7 +74,7 @@ pub fn crds_dir() -> PathBuf {
 /// real control plane under `ALUSTAN_CONTROL_PLANE=real` (the differential conformance run,
 /// `.ci/conformance_diff.py`, runs every test on both).
 pub struct Env {
-    pub env: TestEnv,
+    pub stack: TestEnv,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
 }
@@ -92,45 +92,45 @@ pub async fn env_with(opts: ApiServerOptions) -> Env {
         work_dir: Some(dir.path().join("env")),
         ..TestEnvOptions::default()
     };
-    let env = TestEnv::start_with(options).await.expect("start the API server");
-    let kubeconfig = env.kubeconfig().to_path_buf();
-    Env { env, dir, kubeconfig }
+    let stack = TestEnv::start_with(options).await.expect("start the API server");
+    let kubeconfig = stack.kubeconfig().to_path_buf();
+    Env { stack, dir, kubeconfig }
 }
 
 impl Env {
     /// The admin's client (on the embedded server: a request without credentials, which is the
     /// options' `anonymous` identity, an admin by default).
     pub fn client(&self) -> kube::Client {
-        self.env.client().expect("admin client")
+        self.stack.client().expect("admin client")
     }
 
     /// A client sending no credentials.
     pub fn anonymous(&self) -> kube::Client {
-        self.env.anonymous_client().expect("anonymous client")
+        self.stack.anonymous_client().expect("anonymous client")
     }
 
     /// A client authenticating with `token` (one of the options' tokens, or one issued).
     pub fn client_for(&self, token: &str) -> kube::Client {
-        self.env.client_for(token).expect("token client")
+        self.stack.client_for(token).expect("token client")
     }
 
     pub fn requests(&self) -> RequestLog {
-        self.env.requests()
+        self.stack.requests()
     }
 
     pub fn is_real(&self) -> bool {
-        self.env.backend() == Backend::Real
+        self.stack.backend() == Backend::Real
     }
 
     /// The embedded server, for what only it can do (`needs` says what); a test calling this
     /// is listed in `conformance-divergences.txt` and left out of the real run.
     pub fn embedded(&self, needs: &str) -> &ApiServer {
-        self.env.embedded().unwrap_or_else(|| panic!("this test needs the embedded server's {needs}"))
+        self.stack.embedded().unwrap_or_else(|| panic!("this test needs the embedded server's {needs}"))
     }
 
     /// Makes kubectl (`kubectl_cmd` and friends) authenticate as `user` with `token`.
     pub fn kubectl_as(&mut self, user: &str, token: &str) {
-        self.kubeconfig = self.env.kubeconfig_for(user, token).expect("kubeconfig");
+        self.kubeconfig = self.stack.kubeconfig_for(user, token).expect("kubeconfig");
     }
 }
 
