@@ -849,13 +849,28 @@ async fn events_share_storage_and_pod_logs_stream() {
     )
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    // Documented divergence: the embedded server has no scheduler, so every Pod counts as
-    // bound to its kubelet and a log request before the container starts is 400 "waiting to
-    // start"; the real one answers 200 with nothing for a Pod no node has been assigned.
+    // No node has been assigned the Pod (no kubelet here): its log is empty, not an error.
+    assert_eq!(pods.logs("p", &LogParams::default()).await.unwrap(), "");
+    // A scheduler binds it (spec.nodeName cannot be updated); a second binding is a conflict.
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "elsewhere"}});
+    let params = PostParams::default();
+    pods.create_subresource::<Value, Value>("binding", "p", &params, &binding).await.unwrap();
+    let again = pods.create_subresource::<Value, Value>("binding", "p", &params, &binding).await.unwrap_err();
+    let kube::Error::Api(status) = &again else { panic!("{again:?}") };
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (409, r#"Operation cannot be fulfilled on pods/binding "p": pod p is already assigned to node "elsewhere""#)
+    );
+    let bound = pods.get("p").await.unwrap();
+    assert_eq!(bound.spec.as_ref().and_then(|s| s.node_name.as_deref()), Some("elsewhere"));
+    let conditions = bound.status.and_then(|s| s.conditions).unwrap_or_default();
+    assert!(conditions.iter().any(|c| c.type_ == "PodScheduled" && c.status == "True"), "{conditions:?}");
     if e.is_real() {
-        assert_eq!(pods.logs("p", &LogParams::default()).await.unwrap(), "");
+        // The rest writes the Pod's log into the embedded server's store.
         return;
     }
+    // Bound to a node whose container has not started: 400, "waiting to start".
     assert_eq!(code(&pods.logs("p", &LogParams::default()).await.unwrap_err()), 400);
     e.embedded("pod log injection").pod_logs().append("default", "p", "c", b"a\nb\n");
     assert_eq!(pods.logs("p", &LogParams { tail_lines: Some(1), ..LogParams::default() }).await.unwrap(), "b\n");
