@@ -120,6 +120,11 @@ test-real: system-deps python-deps controlplane ## The real-control-plane tier: 
 	timeout --signal=KILL 900 cargo test -p alustan-agent --locked --test real_helm_install -- --ignored; \
 	echo "real-control-plane tier: $$(( $$(date +%s) - start )) s"
 
+.PHONY: bench-scale
+bench-scale: ## The agent at scale, run as the shipped release binary (knobs: SCALE_CRS=1000,10000 SCALE_POST_DEPLOY SCALE_SYNC_INTERVAL SCALE_QUIET_SECS; see agent/benches/scale.rs).
+	cargo build --release --locked -p alustan-agent
+	SCALE_AGENT_BIN="$${CARGO_TARGET_DIR:-target}/release/alustan-agent" cargo bench --locked -p alustan-agent --bench scale
+
 .PHONY: generate
 generate: ## Regenerate crds/terraform.yaml (and the chart's copy) and the README's CR reference from the Rust types.
 	cargo run -q -p alustan-shared --bin crdgen > crds/terraform.yaml
