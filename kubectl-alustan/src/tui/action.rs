@@ -13,6 +13,9 @@ pub enum Action {
     Key(KeyEvent),
     /// The watch saw an object added or changed (boxed: a `Terraform` is large).
     Applied(Box<Terraform>),
+    /// The watch saw several objects added or changed since the loop last looked (a burst):
+    /// applied in order, the rows rebuilt once.
+    AppliedAll(Vec<Terraform>),
     /// The watch saw an object deleted.
     Deleted(ObjectKey),
     /// The watch (re)started its initial listing; objects that do not reappear are gone.

@@ -80,7 +80,7 @@ pub fn run_loop<B: Backend>(
     let size = terminal.size().map_err(|e| AppError::Draw(e.to_string()))?;
     update(state, Action::Resize { width: size.width, height: size.height });
     loop {
-        for action in io.poll() {
+        for action in coalesce(io.poll()) {
             if perform(update(state, action), io) {
                 return Ok(());
             }
@@ -96,6 +96,20 @@ pub fn run_loop<B: Backend>(
             return Ok(());
         }
     }
+}
+
+/// Folds each run of consecutive `Applied` actions into one `AppliedAll`, so a burst of watch
+/// events rebuilds the rows once, not once per event; everything else keeps its order.
+pub fn coalesce(actions: Vec<Action>) -> Vec<Action> {
+    let mut out: Vec<Action> = Vec::with_capacity(actions.len());
+    for action in actions {
+        match (out.last_mut(), action) {
+            (Some(Action::AppliedAll(batch)), Action::Applied(object)) => batch.push(*object),
+            (_, Action::Applied(object)) => out.push(Action::AppliedAll(vec![*object])),
+            (_, action) => out.push(action),
+        }
+    }
+    out
 }
 
 /// Hands effects to the I/O; true when one of them is `Quit`.

@@ -46,6 +46,18 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Key(event) => on_key(state, event),
         Action::Applied(object) => {
             applied(state, *object);
+            if state.synced {
+                state.refresh_rows();
+            }
+            Vec::new()
+        }
+        Action::AppliedAll(objects) => {
+            for object in objects {
+                applied(state, object);
+            }
+            if state.synced {
+                state.refresh_rows();
+            }
             Vec::new()
         }
         Action::Deleted(key) => {
@@ -129,10 +141,8 @@ fn applied(state: &mut State, object: Terraform) {
     if state.synced && old.is_some_and(|old| Some(&old) != state.objects.get(&key)) {
         state.changed.insert(key, state.now);
     }
-    // Sorting 5,000 rows per event during the initial listing would be quadratic.
-    if state.synced {
-        state.refresh_rows();
-    }
+    // The caller rebuilds the rows once it has applied what came (never during the initial
+    // listing: sorting 5,000 rows per event would be quadratic).
 }
 
 pub fn flash(state: &mut State, text: impl Into<String>, level: FlashLevel) {
