@@ -69,6 +69,61 @@ pub struct TerraformSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub sync_interval: Option<String>,
+
+    /// Other `Terraform` resources that must be `Ready` at their current generation before
+    /// this one runs (Flux's `dependsOn`). While one is not, status says which (reason
+    /// `DependencyNotReady`); its change wakes this resource. A cycle is an error naming it.
+    /// Deleting a resource waits while others still depend on it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<DependencyReference>,
+
+    /// Variables filled from another `Terraform`'s outputs (non-sensitive ones from its status,
+    /// sensitive ones from its outputs Secret), a ConfigMap or a Secret. Values read from
+    /// Secrets reach the run through a Secret, never this resource's status, Events or logs. A
+    /// change of a consumed value re-runs the deploy once, as a spec change does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables_from: Vec<VariablesFrom>,
+}
+
+/// A `Terraform` this one depends on.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+pub struct DependencyReference {
+    /// The `Terraform`'s name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Its namespace; this resource's when absent. Another namespace is refused unless the
+    /// agent runs with `--allow-cross-namespace-refs` (Helm value `allowCrossNamespaceRefs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Where some variables come from.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct VariablesFrom {
+    /// `Terraform` (its outputs), `ConfigMap` or `Secret` (their data).
+    pub kind: VariablesSourceKind,
+    /// The object's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The object's namespace, for `kind: Terraform` only; this resource's when absent (see
+    /// `dependsOn[].namespace` for the opt-in another namespace needs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Variable name → the output (or data key) that fills it, e.g.
+    /// `TF_VAR_vpc_id: vpc_id`. A missing output or key is an error naming it.
+    #[schemars(length(min = 1))]
+    pub variables: BTreeMap<String, String>,
+}
+
+// The kind of object variables are read from (documented on the field).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum VariablesSourceKind {
+    /// Another `Terraform`'s outputs.
+    Terraform,
+    /// A ConfigMap's `data`.
+    ConfigMap,
+    /// A Secret's `data` (values are treated as sensitive).
+    Secret,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -119,9 +174,25 @@ pub struct ContainerRegistry {
 
     /// A semantic version constraint the chosen tag must satisfy, e.g. `~1.0.0`, `^2`,
     /// `>=1.2, <2`. Tags may carry a `v` prefix; prereleases only match a constraint that names
-    /// a prerelease of the same major.minor.patch.
-    #[schemars(length(min = 1))]
+    /// a prerelease of the same major.minor.patch. Required by `policy: semver` (the default).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub semantic_version: String,
+
+    /// How tags are ordered to pick the newest (Flux ImagePolicy's policies): `semver` (the
+    /// default: the highest version satisfying `semanticVersion`), `numerical` or
+    /// `alphabetical` (of the tag, or of the value `filterTags.extract` makes of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<TagPolicy>,
+
+    /// For `numerical` and `alphabetical`: `asc` (the default) picks the highest value, `desc`
+    /// the lowest, as in Flux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<TagOrder>,
+
+    /// Only tags matching `pattern` are candidates; `extract` makes the value the policy orders
+    /// by (Flux's `filterTags`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_tags: Option<TagFilter>,
 
     /// A Secret of type `kubernetes.io/dockerconfigjson` in this namespace with credentials for
     /// the registry, overriding the agent-wide registry secret.
@@ -139,6 +210,46 @@ pub enum RegistryProvider {
     Ghcr,
     /// Any OCI distribution registry, named by the host in `imageName`.
     Oci,
+}
+
+// How tags are ordered (documented on the field).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TagPolicy {
+    /// Semantic version precedence, within `semanticVersion`.
+    #[default]
+    Semver,
+    /// As numbers (integers or decimals).
+    Numerical,
+    /// Byte-wise, as strings.
+    Alphabetical,
+}
+
+// Which end of the order wins (documented on the field).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TagOrder {
+    /// The highest value wins.
+    #[default]
+    Asc,
+    /// The lowest value wins.
+    Desc,
+}
+
+/// Which tags are candidates, and what of them is ordered.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub struct TagFilter {
+    /// A regular expression (Go RE2 syntax, as Flux; named groups `(?P<name>…)`) a tag must
+    /// match somewhere to be a candidate; anchor it with `^…$` to match the whole tag.
+    #[schemars(length(min = 1))]
+    pub pattern: String,
+    /// A template of the pattern's groups (`$name`, `${name}`, `$1`) giving the value the
+    /// policy orders by, e.g. `$version`; the whole tag when empty. The tag applied is always
+    /// the full original tag. Ties (e.g. many builds of one version) go to the tag that
+    /// sorts last, which in `v1.2.2.2022-01-15t161730814Z.9eabf5b5`-style build tags is the
+    /// newest build.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub extract: String,
 }
 
 // A reference to a Secret in the resource's namespace (documented on each field using it).

@@ -207,6 +207,8 @@ fn describe_scan(lines: &mut Vec<Line<'static>>, scan: &RegistryScan, now: Times
                     RejectionReason::NotSemver => "not semver",
                     RejectionReason::OutsideConstraint => "outside constraint",
                     RejectionReason::Prerelease => "prerelease",
+                    RejectionReason::FilteredOut => "filtered out",
+                    RejectionReason::NotNumerical => "not numerical",
                 };
                 format!("{} ({why})", r.tag)
             })
