@@ -40,6 +40,8 @@ pub struct Context {
     /// Wakes a resource whose background scan ended (the controller's `reconcile_on` stream;
     /// [`crate::run`] connects it).
     pub scan_wakes: Mutex<UnboundedSender<ObjectRef<Terraform>>>,
+    /// Who depends on whom (`dependsOn`, `variablesFrom`), fed by the controller's watch.
+    pub graph: crate::graph::Graph,
 }
 
 /// How many runs may hold a pad in memory at once (see [`Context::pad_slots`]).
@@ -99,6 +101,7 @@ impl Context {
             pad_slots: tokio::sync::Semaphore::new(PAD_SLOTS),
             // Nothing listens until `run` connects the controller.
             scan_wakes: Mutex::new(futures::channel::mpsc::unbounded().0),
+            graph: crate::graph::Graph::default(),
         })
     }
 

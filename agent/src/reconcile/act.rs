@@ -49,6 +49,7 @@ impl Pass<'_> {
                 self.note(conditions::FALSE, reason::SUSPENDED, "suspended: no runs until spec.suspend is false");
                 Ok(Action::await_change())
             }
+            (Decision::WaitingForDependency { dependency }, _) => Ok(self.wait_for_dependency(&dependency)),
             (Decision::Backoff { after, .. }, _) => Ok(Action::requeue(after.min(sync))),
             (Decision::Stalled { action, failures }, _) => {
                 let last = self.status.history.iter().find(|r| r.action == action).and_then(|r| r.message.clone());

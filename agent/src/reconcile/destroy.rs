@@ -36,6 +36,9 @@ impl Pass<'_> {
             return Ok(self.release(Release::SkipDestroy).await);
         }
         synced?;
+        if !skip_destroy && let Some(waiting) = self.dependants_block_deletion() {
+            return Err(waiting);
+        }
         let decision = decide_deletion(&Deletion {
             name: &self.name,
             uid: &self.uid,

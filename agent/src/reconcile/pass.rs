@@ -26,6 +26,8 @@ pub struct Pass<'a> {
     before: TerraformStatus,
     /// The status the pass will write.
     pub status: TerraformStatus,
+    /// The first `dependsOn` entry not Ready, and why (see [`super::dependencies`]).
+    pub waiting_for: Option<String>,
 }
 
 impl<'a> Pass<'a> {
@@ -43,6 +45,7 @@ impl<'a> Pass<'a> {
             fingerprint: tf.spec.inputs_fingerprint(),
             status: before.clone(),
             before,
+            waiting_for: None,
         })
     }
 
