@@ -113,6 +113,14 @@ impl Graph {
         wake.iter().map(Key::object_ref).collect()
     }
 
+    /// Starts over from every resource (a re-list: deletions missed meanwhile drop out).
+    pub fn rebuild(&self, all: &[std::sync::Arc<Terraform>]) {
+        *self.edges() = Edges::default();
+        for tf in all {
+            self.observe(tf, false);
+        }
+    }
+
     /// Who needs `key` (depends on it or reads its outputs), in order.
     pub fn needed_by(&self, key: &Key) -> Vec<Key> {
         self.edges().needed_by.get(key).map(|s| s.iter().cloned().collect()).unwrap_or_default()
@@ -202,6 +210,10 @@ mod tests {
         // A spec edit dropping a dependency drops its edge.
         graph.observe(&tf("a", "db", &[], &[]), false);
         assert!(graph.needed_by(&Key::new("b", "iam")).is_empty());
+        // A re-list starts over from what exists.
+        graph.rebuild(&[std::sync::Arc::new(tf("a", "app", &["network"], &[]))]);
+        assert_eq!(graph.needed_by(&Key::new("a", "network")), [Key::new("a", "app")]);
+        assert!(graph.needed_by(&Key::new("a", "cluster")).is_empty());
     }
 
     #[test]

@@ -63,22 +63,28 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     // concurrency keep the start-up peak low with thousands of resources.
     let (reader, writer) = reflector::store();
     // The same watch feeds the dependency index: a change wakes the resources that depend on
-    // it (and a deletion the ones it depended on, which may wait for it to go). Deletions pass
-    // through too (`touched_objects`); the controller skips objects no longer in its cache.
+    // it, a deletion also the ones it depended on (they may wait for it to go).
     let (dependency_wakes, woken_by_dependencies) = futures::channel::mpsc::unbounded();
-    let (cache, graph_ctx) = (reader.clone(), Arc::clone(&ctx));
+    let (graph_ctx, cache) = (Arc::clone(&ctx), reader.clone());
+    let _ = ctx.cache.set(reader.clone());
     let terraforms = watcher(terraforms, watcher::Config::default().page_size(LIST_PAGE_SIZE))
         .default_backoff()
         .modify(|tf| tf.metadata.managed_fields = None)
         .reflect(writer)
-        .touched_objects()
-        .inspect_ok(move |tf| {
-            let gone = cache.get(&reflector::ObjectRef::from_obj(tf)).is_none();
+        .inspect_ok(move |event| {
+            let (tf, gone) = match event {
+                watcher::Event::Apply(tf) | watcher::Event::InitApply(tf) => (tf, false),
+                watcher::Event::Delete(tf) => (tf, true),
+                // A (re-)list ended: deletions missed while disconnected drop out.
+                watcher::Event::InitDone => return graph_ctx.graph.rebuild(&cache.state()),
+                watcher::Event::Init => return,
+            };
             for dependant in graph_ctx.graph.observe(tf, gone) {
                 // A closed channel: the controller stopped; nothing to wake.
                 let _ = dependency_wakes.unbounded_send(dependant);
             }
-        });
+        })
+        .applied_objects();
     let pruner = tokio::spawn(prune_scans(Arc::clone(&ctx)));
     let scans_ended = ctx.connect_scan_wakes();
     Controller::for_stream(terraforms, reader)

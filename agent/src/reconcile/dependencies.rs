@@ -19,7 +19,6 @@
 
 use alustan_shared::conditions::{self, reason};
 use alustan_shared::{State, Terraform};
-use kube::Api;
 use kube::runtime::controller::Action;
 
 use super::pass::Pass;
@@ -62,7 +61,7 @@ pub fn check_namespace(field: &str, own: &str, target: &Key, allowed: bool) -> R
 impl Pass<'_> {
     /// Checks `dependsOn` (namespaces, cycles) and records in [`Pass::waiting_for`] the first
     /// dependency that is not Ready.
-    pub async fn check_dependencies(&mut self) -> Result<()> {
+    pub fn check_dependencies(&mut self) -> Result<()> {
         let allowed = self.ctx.config.allow_cross_namespace_refs;
         let dependencies = graph::depends_on(self.tf);
         for (index, dependency) in dependencies.iter().enumerate() {
@@ -78,9 +77,8 @@ impl Pass<'_> {
             ));
         }
         for dependency in dependencies {
-            let api: Api<Terraform> = Api::namespaced(self.ctx.client.clone(), &dependency.namespace);
-            let why = match api.get_opt(&dependency.name).await? {
-                None => Err("does not exist".to_owned()),
+            let why = match self.ctx.cached(&dependency) {
+                None => Err("does not exist (or is in a namespace the agent does not watch)".to_owned()),
                 Some(tf) => readiness(&tf),
             };
             if let Err(why) = why {

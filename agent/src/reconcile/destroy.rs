@@ -39,6 +39,11 @@ impl Pass<'_> {
         if !skip_destroy && let Some(waiting) = self.dependants_block_deletion() {
             return Err(waiting);
         }
+        // The destroy needs the same variables as the deploy (its producers outlive it: they
+        // wait for it to go).
+        if !skip_destroy && self.tf.spec.scripts.destroy.is_some() {
+            self.read_variables_from(false).await?;
+        }
         let decision = decide_deletion(&Deletion {
             name: &self.name,
             uid: &self.uid,

@@ -20,6 +20,7 @@ pub mod results;
 pub mod scan;
 pub mod status;
 pub mod validate;
+pub mod variables_from;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,7 +140,8 @@ impl Pass<'_> {
         self.sync_runs().await?;
         self.note_resume();
         let drift = validate::sync_interval(&self.tf.spec, self.ctx.config.sync_interval)?;
-        self.check_dependencies().await?;
+        self.check_dependencies()?;
+        self.read_variables_from(self.waiting_for.is_some()).await?;
         let token = self.tf.resync_token();
         let decision = decide(&self.inputs(drift, token, None));
         if decision != Decision::Scan {
