@@ -5,10 +5,12 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+#[allow(dead_code)] // each test binary uses some of the shared helpers
 mod e2e;
 
 use std::time::Duration;
 
+use alustan_shared::RejectionReason::{FilteredOut, OutsideConstraint};
 use alustan_shared::{State, Terraform, conditions};
 use e2e::Agent;
 use k8s_openapi::api::core::v1::Pod;
@@ -40,7 +42,7 @@ esac
 
 const DESTROY: &str = "echo \"destroying $ALUSTAN_TERRAFORM\"\n";
 
-fn resource(agent: &Agent, name: &str, spec: serde_json::Value) -> Terraform {
+fn resource(agent: &Agent, name: &str, spec: &serde_json::Value) -> Terraform {
     let mut tf = agent.example();
     tf.metadata.name = Some(name.to_owned());
     tf.spec.post_deploy = None;
@@ -53,14 +55,14 @@ fn resource(agent: &Agent, name: &str, spec: serde_json::Value) -> Terraform {
 }
 
 fn network(agent: &Agent, vpc: &str) -> Terraform {
-    resource(agent, "network", json!({"variables": {"TF_VAR_vpc": vpc, "TF_VAR_token": TOKEN}}))
+    resource(agent, "network", &json!({"variables": {"TF_VAR_vpc": vpc, "TF_VAR_token": TOKEN}}))
 }
 
 fn cluster(agent: &Agent) -> Terraform {
     resource(
         agent,
         "cluster",
-        json!({
+        &json!({
             "dependsOn": [{"name": "network"}],
             "variablesFrom": [{"kind": "Terraform", "name": "network",
                                "variables": {"TF_VAR_vpc_id": "vpc_id", "TF_VAR_token": "admin_token"}}]
@@ -207,8 +209,8 @@ async fn cycles_missing_outputs_and_cross_namespace_refs_are_errors_naming_them(
     let is_error = |tf: &Terraform| tf.status.as_ref().and_then(|s| s.state) == Some(State::Error);
     let message = |tf: Terraform| tf.status.unwrap().message.unwrap_or_default();
 
-    agent.create(&resource(&agent, "a", json!({"dependsOn": [{"name": "b"}]}))).await;
-    agent.create(&resource(&agent, "b", json!({"dependsOn": [{"name": "a"}]}))).await;
+    agent.create(&resource(&agent, "a", &json!({"dependsOn": [{"name": "b"}]}))).await;
+    agent.create(&resource(&agent, "b", &json!({"dependsOn": [{"name": "a"}]}))).await;
     let a = agent.wait_for("a", "the cycle error", |tf| is_error(tf) && message(tf.clone()).contains("cycle")).await;
     assert_eq!(
         message(a),
@@ -219,7 +221,7 @@ async fn cycles_missing_outputs_and_cross_namespace_refs_are_errors_naming_them(
     let consumer = resource(
         &agent,
         "app",
-        json!({"dependsOn": [{"name": "network"}],
+        &json!({"dependsOn": [{"name": "network"}],
                "variablesFrom": [{"kind": "Terraform", "name": "network", "variables": {"TF_VAR_subnet": "subnet_id"}}]}),
     );
     agent.create(&consumer).await;
@@ -231,7 +233,7 @@ async fn cycles_missing_outputs_and_cross_namespace_refs_are_errors_naming_them(
     assert!(!serde_json::to_string(&app.status).unwrap().contains(TOKEN));
     assert_eq!(ready_reason(&app).unwrap().0, conditions::reason::VARIABLES_FROM_ERROR);
 
-    let other = resource(&agent, "remote", json!({"dependsOn": [{"name": "network", "namespace": "infra"}]}));
+    let other = resource(&agent, "remote", &json!({"dependsOn": [{"name": "network", "namespace": "infra"}]}));
     agent.create(&other).await;
     let remote = agent.wait_for("remote", "the cross-namespace refusal", is_error).await;
     assert!(
@@ -262,7 +264,7 @@ async fn build_tags_deploy_the_newest_build_of_the_newest_matching_version() {
     let tf = resource(
         &agent,
         "built",
-        json!({"containerRegistry": {
+        &json!({"containerRegistry": {
             "provider": "oci", "imageName": agent.image_name, "semanticVersion": "~1.2",
             "filterTags": {"pattern": r"^v(?P<version>\d+\.\d+\.\d+)\.(?P<build>\d{4}-\d{2}-\d{2}t\d{9}Z)\.(?P<sha>[0-9a-f]{8})$",
                            "extract": "$version"}
@@ -278,7 +280,6 @@ async fn build_tags_deploy_the_newest_build_of_the_newest_matching_version() {
     let scan = status.last_scan.unwrap();
     let rejected: Vec<(String, alustan_shared::RejectionReason)> =
         scan.rejected.into_iter().map(|r| (r.tag, r.reason)).collect();
-    use alustan_shared::RejectionReason::{FilteredOut, OutsideConstraint};
     assert_eq!(
         rejected,
         [

@@ -178,7 +178,7 @@ pub struct ContainerRegistry {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub semantic_version: String,
 
-    /// How tags are ordered to pick the newest (Flux ImagePolicy's policies): `semver` (the
+    /// How tags are ordered to pick the newest (the policies of Flux's `ImagePolicy`): `semver` (the
     /// default: the highest version satisfying `semanticVersion`), `numerical` or
     /// `alphabetical` (of the tag, or of the value `filterTags.extract` makes of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]

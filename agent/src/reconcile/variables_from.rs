@@ -130,15 +130,20 @@ impl Pass<'_> {
         let mut resolved = Resolved::default();
         for (index, source) in self.tf.spec.variables_from.iter().enumerate() {
             match source.kind {
-                VariablesSourceKind::Terraform => self.from_terraform(index, source, &mut resolved).await?,
-                VariablesSourceKind::ConfigMap => self.from_config_map(index, source, &mut resolved).await?,
-                VariablesSourceKind::Secret => self.from_secret(index, source, &mut resolved).await?,
+                VariablesSourceKind::Terraform => self.read_terraform_outputs(index, source, &mut resolved).await?,
+                VariablesSourceKind::ConfigMap => self.read_config_map(index, source, &mut resolved).await?,
+                VariablesSourceKind::Secret => self.read_secret(index, source, &mut resolved).await?,
             }
         }
         Ok(resolved)
     }
 
-    async fn from_terraform(&self, index: usize, source: &VariablesFrom, resolved: &mut Resolved) -> Result<()> {
+    async fn read_terraform_outputs(
+        &self,
+        index: usize,
+        source: &VariablesFrom,
+        resolved: &mut Resolved,
+    ) -> Result<()> {
         let key = Key::new(source.namespace.as_deref().unwrap_or(&self.namespace), &source.name);
         let allowed = self.ctx.config.allow_cross_namespace_refs;
         check_namespace(&format!("spec.variablesFrom[{index}].namespace"), &self.namespace, &key, allowed)?;
@@ -190,7 +195,7 @@ impl Pass<'_> {
         Ok(())
     }
 
-    async fn from_config_map(&self, index: usize, source: &VariablesFrom, resolved: &mut Resolved) -> Result<()> {
+    async fn read_config_map(&self, index: usize, source: &VariablesFrom, resolved: &mut Resolved) -> Result<()> {
         let api: Api<ConfigMap> = self.api();
         let Some(config_map) = api.get_opt(&source.name).await? else {
             return Err(source_error(index, format!("ConfigMap {}/{} does not exist", self.namespace, source.name)));
@@ -207,7 +212,7 @@ impl Pass<'_> {
         Ok(())
     }
 
-    async fn from_secret(&self, index: usize, source: &VariablesFrom, resolved: &mut Resolved) -> Result<()> {
+    async fn read_secret(&self, index: usize, source: &VariablesFrom, resolved: &mut Resolved) -> Result<()> {
         let api: Api<Secret> = self.api();
         let Some(secret) = api.get_opt(&source.name).await? else {
             return Err(source_error(index, format!("Secret {}/{} does not exist", self.namespace, source.name)));

@@ -20,6 +20,7 @@
 //!   keep their historic rule (the tag sorting *first*, see [`super::select`]).
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use alustan_shared::{ContainerRegistry, TagOrder, TagPolicy};
 use regex::Regex;
@@ -129,11 +130,11 @@ impl Constraint {
             let regex = Regex::new(&filter.pattern)
                 .map_err(|err| invalid("filterTags.pattern", &filter.pattern, &one_line(&err.to_string())))?;
             let extract = parse_extract(&regex, &filter.extract)?;
-            constraint.description.push_str(&format!(" of tags matching {:?}", filter.pattern));
+            let _ = write!(constraint.description, " of tags matching {:?}", filter.pattern);
             if !filter.extract.is_empty() {
-                constraint.description.push_str(&format!(" (extract {:?})", filter.extract));
+                let _ = write!(constraint.description, " (extract {:?})", filter.extract);
             }
-            constraint.identity.push_str(&format!("\0{}\0{}", filter.pattern, filter.extract));
+            let _ = write!(constraint.identity, "\0{}\0{}", filter.pattern, filter.extract);
             constraint.filter = Some(Filter { regex, extract });
         }
         Ok(constraint)

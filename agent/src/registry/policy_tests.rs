@@ -1,4 +1,4 @@
-//! The policies against Flux's documented ImagePolicy examples, and the build-tag standard.
+//! The policies against Flux's documented `ImagePolicy` examples, and the build-tag standard.
 
 use alustan_shared::{ContainerRegistry, RejectionReason};
 use serde_json::json;
