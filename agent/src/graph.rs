@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
-use alustan_shared::{Terraform, VariablesSourceKind};
+use alustan_shared::Terraform;
 use kube::ResourceExt as _;
 use kube::runtime::reflector::ObjectRef;
 
@@ -43,19 +43,12 @@ impl fmt::Display for Key {
 
 /// The `dependsOn` entries of `tf`, their namespace defaulted to its own.
 pub fn depends_on(tf: &Terraform) -> Vec<Key> {
-    let own = tf.namespace().unwrap_or_default();
-    tf.spec.depends_on.iter().map(|d| Key::new(d.namespace.as_deref().unwrap_or(&own), &d.name)).collect()
+    tf.needs().into_iter().filter(|n| !n.outputs).map(|n| Key { namespace: n.namespace, name: n.name }).collect()
 }
 
-/// The `Terraform`s whose outputs `tf` reads (`variablesFrom` of kind `Terraform`).
-pub fn consumes(tf: &Terraform) -> Vec<Key> {
-    let own = tf.namespace().unwrap_or_default();
-    tf.spec
-        .variables_from
-        .iter()
-        .filter(|v| v.kind == VariablesSourceKind::Terraform)
-        .map(|v| Key::new(v.namespace.as_deref().unwrap_or(&own), &v.name))
-        .collect()
+/// Everything `tf` needs: `dependsOn`, and the `Terraform`s whose outputs it reads.
+fn needs(tf: &Terraform) -> Vec<Key> {
+    tf.needs().into_iter().map(|n| Key { namespace: n.namespace, name: n.name }).collect()
 }
 
 #[derive(Debug, Default)]
@@ -95,7 +88,7 @@ impl Graph {
         edges.depends.remove(&key);
         if !gone {
             let depends: BTreeSet<Key> = depends_on(tf).into_iter().collect();
-            let needs: BTreeSet<Key> = depends.iter().cloned().chain(consumes(tf)).collect();
+            let needs: BTreeSet<Key> = needs(tf).into_iter().collect();
             for needed in &needs {
                 edges.needed_by.entry(needed.clone()).or_default().insert(key.clone());
             }

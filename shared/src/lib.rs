@@ -12,7 +12,7 @@ pub mod spec;
 pub mod status;
 
 pub use spec::{
-    ContainerRegistry, DependencyReference, PostDeploy, RegistryProvider, Scripts, SecretReference, TagFilter,
+    ContainerRegistry, DependencyReference, Need, PostDeploy, RegistryProvider, Scripts, SecretReference, TagFilter,
     TagOrder, TagPolicy, Terraform, TerraformSpec, VariablesFrom, VariablesSourceKind,
 };
 pub use status::{

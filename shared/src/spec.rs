@@ -296,7 +296,35 @@ mod fingerprint_tests {
     }
 }
 
+/// A `Terraform` another one needs, its namespace defaulted to the needing one's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Need {
+    pub namespace: String,
+    pub name: String,
+    /// Needed for its outputs (`variablesFrom`), not through `dependsOn`.
+    pub outputs: bool,
+}
+
 impl Terraform {
+    /// What this resource needs: its `dependsOn` entries, then the `Terraform`s whose outputs
+    /// `variablesFrom` reads.
+    pub fn needs(&self) -> Vec<Need> {
+        let own = self.metadata.namespace.as_deref().unwrap_or_default();
+        let need = |namespace: Option<&String>, name: &str, outputs| Need {
+            namespace: namespace.map_or(own, String::as_str).to_owned(),
+            name: name.to_owned(),
+            outputs,
+        };
+        let depends = self.spec.depends_on.iter().map(|d| need(d.namespace.as_ref(), &d.name, false));
+        let reads = self
+            .spec
+            .variables_from
+            .iter()
+            .filter(|v| v.kind == VariablesSourceKind::Terraform)
+            .map(|v| need(v.namespace.as_ref(), &v.name, true));
+        depends.chain(reads).collect()
+    }
+
     /// The sync request token: alustan's annotation, else Flux's; an empty one is none.
     pub fn resync_token(&self) -> Option<&str> {
         let annotations = self.metadata.annotations.as_ref()?;
