@@ -188,19 +188,9 @@ async fn deleting_a_dependency_waits_until_its_dependants_are_destroyed() {
 
 /// When the first Event of `reason` about `name` happened.
 async fn event_time(agent: &Agent, name: &str, reason: &str) -> jiff::Timestamp {
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(agent.client.clone(), "default");
-    events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name) && e.reason.as_deref() == Some(reason)
-        })
-        .filter_map(|e| e.event_time.map(|t| t.0))
-        .min()
-        .unwrap_or_else(|| panic!("no {reason} Event about {name}"))
+    let events = agent.events_about(name, reason).await;
+    let first = events.into_iter().find_map(|e| e.event_time.map(|t| t.0));
+    first.unwrap_or_else(|| panic!("no {reason} Event about {name}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

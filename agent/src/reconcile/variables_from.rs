@@ -195,39 +195,60 @@ impl Pass<'_> {
         Ok(())
     }
 
+    /// The `kind` object `name` of this namespace, with how messages name it.
+    async fn named<K>(&self, index: usize, kind: &str, name: &str) -> Result<(K, String)>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let object = format!("{kind} {}/{name}", self.namespace);
+        match self.api::<K>().get_opt(name).await? {
+            Some(found) => Ok((found, object)),
+            None => Err(source_error(index, format!("{object} does not exist"))),
+        }
+    }
+
     async fn read_config_map(&self, index: usize, source: &VariablesFrom, resolved: &mut Resolved) -> Result<()> {
-        let api: Api<ConfigMap> = self.api();
-        let Some(config_map) = api.get_opt(&source.name).await? else {
-            return Err(source_error(index, format!("ConfigMap {}/{} does not exist", self.namespace, source.name)));
-        };
+        let (config_map, object) = self.named::<ConfigMap>(index, "ConfigMap", &source.name).await?;
         let data = config_map.data.unwrap_or_default();
-        for (variable, key) in &source.variables {
-            let Some(value) = data.get(key) else {
-                let message =
-                    format!("ConfigMap {} has no key {key:?} (its keys: {})", source.name, listed(data.keys()));
-                return Err(source_error(index, message));
-            };
+        for (variable, _, value) in pick(index, &object, &data, source)? {
             resolved.plain.insert(variable.clone(), value.clone());
         }
         Ok(())
     }
 
     async fn read_secret(&self, index: usize, source: &VariablesFrom, resolved: &mut Resolved) -> Result<()> {
-        let api: Api<Secret> = self.api();
-        let Some(secret) = api.get_opt(&source.name).await? else {
-            return Err(source_error(index, format!("Secret {}/{} does not exist", self.namespace, source.name)));
-        };
+        let (secret, object) = self.named::<Secret>(index, "Secret", &source.name).await?;
         let data = secret.data.unwrap_or_default();
-        for (variable, key) in &source.variables {
-            let Some(bytes) = data.get(key) else {
-                let message = format!("Secret {} has no key {key:?} (its keys: {})", source.name, listed(data.keys()));
-                return Err(source_error(index, message));
-            };
-            let text = secret_text(index, &format!("Secret {}", source.name), key, &bytes.0)?;
+        for (variable, key, bytes) in pick(index, &object, &data, source)? {
+            let text = secret_text(index, &object, key, &bytes.0)?;
             resolved.sensitive.insert(variable.clone(), text);
         }
         Ok(())
     }
+}
+
+/// Each variable of `source` with its key and value in `data` (of `object`), or the error
+/// naming the first missing key and listing the keys there are.
+fn pick<'s, 'd, V>(
+    index: usize,
+    object: &str,
+    data: &'d BTreeMap<String, V>,
+    source: &'s VariablesFrom,
+) -> Result<Vec<(&'s String, &'s str, &'d V)>> {
+    source
+        .variables
+        .iter()
+        .map(|(variable, key)| match data.get(key) {
+            Some(value) => Ok((variable, key.as_str(), value)),
+            None => {
+                Err(source_error(index, format!("{object} has no key {key:?} (its keys: {})", listed(data.keys()))))
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
