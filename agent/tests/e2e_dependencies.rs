@@ -282,3 +282,30 @@ async fn build_tags_deploy_the_newest_build_of_the_newest_matching_version() {
     assert!(scan.constraint.starts_with("~1.2 of tags matching"), "{}", scan.constraint);
     assert!(run_logs(&agent, "built").await.contains("deploying v1.2.2.2022-01-16t090000000Z.1c2d3e4f"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_opt_in_a_dependency_in_another_namespace_releases_and_feeds_its_dependant() {
+    let scripts = [("deploy", DEPLOY), ("destroy", DESTROY)];
+    let agent = Agent::start_with(&scripts, &[], |config| config.allow_cross_namespace_refs = true).await;
+    let namespace = k8s_openapi::api::core::v1::Namespace {
+        metadata: kube::api::ObjectMeta { name: Some("infra".into()), ..Default::default() },
+        ..Default::default()
+    };
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(agent.client.clone());
+    namespaces.create(&kube::api::PostParams::default(), &namespace).await.unwrap();
+    let mut consumer = cluster(&agent);
+    consumer.spec.depends_on[0].namespace = Some("infra".into());
+    consumer.spec.variables_from[0].namespace = Some("infra".into());
+    agent.create(&consumer).await;
+    agent
+        .wait_for("cluster", "waiting for infra/network", |tf| {
+            ready_reason(tf).is_some_and(|(_, message)| message.starts_with("waiting for dependency infra/network"))
+        })
+        .await;
+    let mut producer = network(&agent, "vpc-infra");
+    producer.metadata.namespace = Some("infra".into());
+    let infra: Api<Terraform> = Api::namespaced(agent.client.clone(), "infra");
+    infra.create(&kube::api::PostParams::default(), &producer).await.unwrap();
+    let done = agent.wait_for("cluster", "deployed", |tf| output(tf, "seen_vpc") == Some(json!("vpc-infra"))).await;
+    assert_eq!(output(&done, "token_ok"), Some(json!("yes")), "the sensitive output from the other namespace");
+}
