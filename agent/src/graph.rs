@@ -71,8 +71,8 @@ impl Graph {
     }
 
     /// Records `tf` as the watch saw it (`gone`: deleted from the cluster) and returns the
-    /// resources to wake: those needing it, and when it is going away what it needed (they may
-    /// be waiting for it to go before their own deletion).
+    /// resources to wake: those needing it, and what it needed when it is going away or no
+    /// longer needs them (their deletion may be waiting for it).
     pub fn observe(&self, tf: &Terraform, gone: bool) -> Vec<ObjectRef<Terraform>> {
         let key = Key::of(tf);
         let mut edges = self.edges();
@@ -100,8 +100,12 @@ impl Graph {
             }
         }
         let mut wake: BTreeSet<Key> = edges.needed_by.get(&key).cloned().unwrap_or_default();
+        let now = edges.needs.get(&key).cloned().unwrap_or_default();
         if gone || tf.metadata.deletion_timestamp.is_some() {
             wake.extend(before);
+        } else {
+            // A dropped edge may release a deletion waiting for this resource.
+            wake.extend(before.difference(&now).cloned());
         }
         wake.iter().map(Key::object_ref).collect()
     }
@@ -200,8 +204,8 @@ mod tests {
         assert_eq!(names(&graph.observe(&deleting, false)), ["a/db", "a/network"]);
         assert_eq!(names(&graph.observe(&deleting, true)), ["a/db", "a/network"]);
         assert!(graph.needed_by(&Key::new("a", "network")).is_empty());
-        // A spec edit dropping a dependency drops its edge.
-        graph.observe(&tf("a", "db", &[], &[]), false);
+        // A spec edit dropping a dependency drops its edge, and wakes it (its deletion may wait).
+        assert_eq!(names(&graph.observe(&tf("a", "db", &[], &[]), false)), ["a/cluster", "b/iam"]);
         assert!(graph.needed_by(&Key::new("b", "iam")).is_empty());
         // A re-list starts over from what exists.
         graph.rebuild(&[std::sync::Arc::new(tf("a", "app", &["network"], &[]))]);

@@ -345,6 +345,10 @@ impl Terraform {
         };
         match &last.inputs {
             None => Some("its last deploy predates input fingerprints: a deploy may start"),
+            // The run's fingerprint also covers the values read: only the agent can compare it.
+            Some(_) if !self.spec.variables_from.is_empty() => {
+                Some("a deploy starts if the spec or a value read through variablesFrom changed since the last deploy")
+            }
             Some(inputs) if *inputs != self.spec.inputs_fingerprint() => {
                 Some("the spec changed since the last deploy: a deploy starts")
             }
@@ -415,9 +419,20 @@ mod resume_tests {
         let mut synced = suspended_after(RunResult::Succeeded, Some(fingerprint.clone()), None);
         synced.metadata.annotations = Some([(crate::meta::RESYNC_REQUESTED_AT.to_owned(), "t1".to_owned())].into());
         assert!(synced.resume_runs().unwrap().contains("sync was requested"));
-        assert!(suspended_after(RunResult::Failed, Some(fingerprint), None).resume_runs().unwrap().contains("retried"));
+        assert!(
+            suspended_after(RunResult::Failed, Some(fingerprint.clone()), None)
+                .resume_runs()
+                .unwrap()
+                .contains("retried")
+        );
         let mut fresh = unchanged.clone();
         fresh.status = None;
         assert!(fresh.resume_runs().unwrap().contains("nothing was deployed"));
+        let mut consumer = suspended_after(RunResult::Succeeded, Some(fingerprint), None);
+        consumer.spec.variables_from = serde_json::from_value(serde_json::json!(
+            [{"kind": "ConfigMap", "name": "c", "variables": {"TF_VAR_a": "a"}}]
+        ))
+        .unwrap();
+        assert!(consumer.resume_runs().unwrap().contains("variablesFrom"));
     }
 }

@@ -41,7 +41,7 @@ impl Pass<'_> {
         }
         // The destroy needs the same variables as the deploy (its producers outlive it: they
         // wait for it to go).
-        if !skip_destroy && self.tf.spec.scripts.destroy.is_some() {
+        if !skip_destroy && self.tf.spec.scripts.destroy.is_some() && self.status.applied.is_some() {
             self.read_variables_from(false).await?;
         }
         let decision = decide_deletion(&Deletion {
