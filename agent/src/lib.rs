@@ -66,7 +66,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     // it, a deletion also the ones it depended on (they may wait for it to go).
     let (dependency_wakes, woken_by_dependencies) = futures::channel::mpsc::unbounded();
     let (graph_ctx, cache) = (Arc::clone(&ctx), reader.clone());
-    let _ = ctx.cache.set(reader.clone());
+    *ctx.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reader.clone());
     let terraforms = watcher(terraforms, watcher::Config::default().page_size(LIST_PAGE_SIZE))
         .default_backoff()
         .modify(|tf| tf.metadata.managed_fields = None)
