@@ -309,3 +309,50 @@ async fn with_the_opt_in_a_dependency_in_another_namespace_releases_and_feeds_it
     let done = agent.wait_for("cluster", "deployed", |tf| output(tf, "seen_vpc") == Some(json!("vpc-infra"))).await;
     assert_eq!(output(&done, "token_ok"), Some(json!("yes")), "the sensitive output from the other namespace");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_maps_and_secrets_fill_variables_the_secret_one_only_through_the_run_secret() {
+    let deploy = r#"echo "size $TF_VAR_size"
+if [ "$TF_VAR_api_key" = "k3y-s3cret-99" ]; then ok=yes; else ok=no; fi
+cat > "$ALUSTAN_OUTPUTS" <<JSON
+{"size":{"value":"$TF_VAR_size","sensitive":false,"type":"string"},"key_ok":{"value":"$ok","sensitive":false,"type":"string"}}
+JSON
+"#;
+    let agent = Agent::start(&[("deploy", deploy)]).await;
+    let settings =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"size": "large"}});
+    let key = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api"}, "stringData": {"key": "k3y-s3cret-99"}});
+    let post = kube::api::PostParams::default();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(agent.client.clone(), "default")
+        .create(&post, &serde_json::from_value(settings).unwrap())
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(agent.client.clone(), "default")
+        .create(&post, &serde_json::from_value(key).unwrap())
+        .await
+        .unwrap();
+    let sources = |secret_key: &str| {
+        json!({"variablesFrom": [
+            {"kind": "ConfigMap", "name": "settings", "variables": {"TF_VAR_size": "size"}},
+            {"kind": "Secret", "name": "api", "variables": {"TF_VAR_api_key": secret_key}}
+        ]})
+    };
+    agent.create(&resource(&agent, "app", &sources("key"))).await;
+    let done = agent.wait_for("app", "deployed", |tf| output(tf, "key_ok").is_some()).await;
+    assert_eq!((output(&done, "size"), output(&done, "key_ok")), (Some(json!("large")), Some(json!("yes"))));
+    let job = serde_json::to_string(&agent.jobs.get(&deploy_jobs(&agent, "app").await[0]).await.unwrap()).unwrap();
+    assert!(!job.contains("k3y-s3cret-99") && job.contains("large"), "{job}");
+    assert!(!serde_json::to_string(&done.status).unwrap().contains("k3y-s3cret-99"));
+
+    // A key the Secret does not have: an error naming it and the keys there are, never values.
+    agent.create(&resource(&agent, "broken", &sources("token"))).await;
+    let broken = agent
+        .wait_for("broken", "the missing key error", |tf| {
+            tf.status.as_ref().and_then(|s| s.state) == Some(State::Error)
+        })
+        .await;
+    assert_eq!(
+        broken.status.unwrap().message.unwrap(),
+        "spec.variablesFrom[1]: Secret default/api has no key \"token\" (its keys: key)"
+    );
+}
