@@ -212,6 +212,26 @@ pub enum RegistryProvider {
     Oci,
 }
 
+impl ContainerRegistry {
+    /// The tag policy in words, as `status.lastScan.constraint` and `describe` show it:
+    /// `semanticVersion` as written, or `numerical, highest first`, then the filter if any.
+    pub fn policy_description(&self) -> String {
+        let text = match self.policy.unwrap_or_default() {
+            TagPolicy::Semver => self.semantic_version.clone(),
+            other => {
+                let name = if other == TagPolicy::Numerical { "numerical" } else { "alphabetical" };
+                let end = if self.order.unwrap_or_default() == TagOrder::Asc { "highest" } else { "lowest" };
+                format!("{name}, {end} first")
+            }
+        };
+        match &self.filter_tags {
+            Some(filter) if filter.extract.is_empty() => format!("{text} of tags matching {:?}", filter.pattern),
+            Some(filter) => format!("{text} of tags matching {:?} (extract {:?})", filter.pattern, filter.extract),
+            None => text,
+        }
+    }
+}
+
 // How tags are ordered (documented on the field).
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "lowercase")]

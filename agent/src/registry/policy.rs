@@ -122,21 +122,17 @@ impl Constraint {
                     );
                     return Err(invalid("semanticVersion", &registry.semantic_version, &message));
                 }
-                let description = format!("{name}, {} first", if highest { "highest" } else { "lowest" });
-                Self { identity: format!("{name}\0{highest}"), description, rule, filter: None }
+                Self { identity: format!("{name}\0{highest}"), description: String::new(), rule, filter: None }
             }
         };
         if let Some(filter) = &registry.filter_tags {
             let regex = Regex::new(&filter.pattern)
                 .map_err(|err| invalid("filterTags.pattern", &filter.pattern, &one_line(&err.to_string())))?;
             let extract = parse_extract(&regex, &filter.extract)?;
-            let _ = write!(constraint.description, " of tags matching {:?}", filter.pattern);
-            if !filter.extract.is_empty() {
-                let _ = write!(constraint.description, " (extract {:?})", filter.extract);
-            }
             let _ = write!(constraint.identity, "\0{}\0{}", filter.pattern, filter.extract);
             constraint.filter = Some(Filter { regex, extract });
         }
+        constraint.description = registry.policy_description();
         Ok(constraint)
     }
 

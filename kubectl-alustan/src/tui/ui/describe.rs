@@ -92,7 +92,7 @@ pub fn describe_body(object: &Terraform, now: Timestamp) -> Vec<Line<'static>> {
         field("Age:", format::age_of(object, now)),
         field("Suspended:", if spec.suspend { "yes: no runs until resumed" } else { "no" }),
         field("Image:", registry.image_name.clone()),
-        field("Constraint:", registry.semantic_version.clone()),
+        field("Constraint:", registry.policy_description()),
         field(
             "Scripts:",
             format!(
