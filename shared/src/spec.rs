@@ -281,11 +281,12 @@ pub struct SecretReference {
 }
 
 impl TerraformSpec {
-    /// A fingerprint of everything a run reads from the spec: all of it but `suspend` and
-    /// `syncInterval`, which change when runs happen, not what they do. Equal fingerprints,
-    /// equal runs: resuming a resource whose inputs did not change runs nothing.
+    /// A fingerprint of everything a run reads from the spec: all of it but `suspend`,
+    /// `syncInterval` and `dependsOn`, which change when runs happen, not what they do. Equal
+    /// fingerprints, equal runs: resuming a resource whose inputs did not change runs nothing.
+    /// (The values `variablesFrom` reads are added by the agent, which reads them.)
     pub fn inputs_fingerprint(&self) -> String {
-        let inputs = Self { suspend: false, sync_interval: None, ..self.clone() };
+        let inputs = Self { suspend: false, sync_interval: None, depends_on: Vec::new(), ..self.clone() };
         let json = serde_json::to_string(&inputs).unwrap_or_default();
         crate::fingerprint(&[&json])
     }
@@ -304,9 +305,10 @@ mod fingerprint_tests {
     }
 
     #[test]
-    fn inputs_fingerprint_ignores_suspend_and_sync_interval_only() {
+    fn inputs_fingerprint_ignores_suspend_sync_interval_and_depends_on_only() {
         let base = spec().inputs_fingerprint();
-        let when = TerraformSpec { suspend: true, sync_interval: Some("1m".into()), ..spec() };
+        let depends_on = vec![DependencyReference { name: "network".into(), namespace: None }];
+        let when = TerraformSpec { suspend: true, sync_interval: Some("1m".into()), depends_on, ..spec() };
         assert_eq!(when.inputs_fingerprint(), base);
         let mut what = spec();
         what.variables.insert("TF_VAR_a".into(), "2".into());

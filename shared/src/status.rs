@@ -261,8 +261,9 @@ pub struct RunRecord {
     /// The sync request (`alustan.io/reconcile-requested-at` or Flux's token) the run answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-    /// A fingerprint of the spec fields the run read (everything but `suspend` and
-    /// `syncInterval`): a run of the same fingerprint, digest and token applied the same inputs.
+    /// A fingerprint of the inputs the run read (the spec but `suspend`, `syncInterval` and
+    /// `dependsOn`, and the values `variablesFrom` read): a run of the same fingerprint, digest
+    /// and token applied the same inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<String>,
 }
