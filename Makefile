@@ -17,8 +17,13 @@ help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 .PHONY: demo
-demo: system-deps ## Run alustan in a local sandbox and open the TUI (NO_TUI=1: check the samples and print them; KEEP=1: keep the work dir).
-	NO_TUI="$(NO_TUI)" KEEP="$(KEEP)" demo/run.sh
+demo: system-deps ## Run alustan in a local sandbox and open the TUI (NO_TUI=1: check the samples and print them; KEEP=1: keep the work dir; CONTROL_PLANE=real: on the real control plane).
+	@if [ "$(CONTROL_PLANE)" = real ]; then \
+	  bin="$$(testenv/controlplane/build.sh)"; \
+	  ALUSTAN_CONTROLPLANE_BIN="$$bin" CONTROL_PLANE=real NO_TUI="$(NO_TUI)" KEEP="$(KEEP)" demo/run.sh; \
+	else \
+	  CONTROL_PLANE=embedded NO_TUI="$(NO_TUI)" KEEP="$(KEEP)" demo/run.sh; \
+	fi
 
 .PHONY: test
 test: deps fmt-check clippy one-crypto-provider crd-check chart-check unit ## Install what the tests need, then fmt, clippy and every test.
@@ -92,15 +97,33 @@ unit: ## Every Rust test of the workspace.
 controlplane: ## Build (once, cached in ~/.cache/alustan/controlplane) the real etcd and Kubernetes control plane from the pinned Go modules.
 	testenv/controlplane/build.sh
 
+# The agent's and the plugin's e2e suites: they run unchanged on either backend
+# (ALUSTAN_CONTROL_PLANE=embedded|real, read by testenv's TestEnv).
+AGENT_E2E := --test e2e_reconcile --test e2e_bad_input --test e2e_binary --test e2e_credentials --test e2e_failures --test e2e_leader --test e2e_run_safety
+PLUGIN_E2E := --test e2e_cli --test e2e_cluster --test e2e_tui
+# nextest ends a hung test (.config/nextest.toml); without it the whole run is bounded.
+tests = if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --locked --no-fail-fast $(1); else timeout --signal=KILL 1800 cargo test --locked --no-fail-fast $(1); fi
+
 .PHONY: test-real
-test-real: system-deps python-deps controlplane ## The real-control-plane tier: the ignored tests that start etcd, kube-apiserver, controller-manager and scheduler (and helm-install the chart on it).
-	@start=$$(date +%s); \
-	bin="$$(testenv/controlplane/build.sh)"; \
-	ALUSTAN_CONTROLPLANE_BIN="$$bin" \
-	  cargo test -p alustan-testenv --locked --test controlplane --test controlplane_node -- --ignored; \
-	ALUSTAN_CONTROLPLANE_BIN="$$bin" \
-	  cargo test -p alustan-agent --locked --test real_helm_install -- --ignored; \
+test-real: system-deps python-deps controlplane ## The real-control-plane tier: the control plane's own tests, the differential conformance run, the agent's and plugin's e2e suites on it, and the Helm chart installed for real.
+	@set -e; start=$$(date +%s); \
+	export ALUSTAN_CONTROLPLANE_BIN="$$(testenv/controlplane/build.sh)"; \
+	timeout --signal=KILL 900 cargo test -p alustan-testenv --locked --test controlplane --test controlplane_node -- --ignored; \
+	echo "real tier: control plane tests done after $$(( $$(date +%s) - start )) s"; \
+	$(PYTHON) .ci/conformance_diff.py; \
+	echo "real tier: differential conformance run done after $$(( $$(date +%s) - start )) s"; \
+	export ALUSTAN_CONTROL_PLANE=real; \
+	$(call tests,-p alustan-agent $(AGENT_E2E)); \
+	$(call tests,-p kubectl-alustan $(PLUGIN_E2E)); \
+	unset ALUSTAN_CONTROL_PLANE; \
+	echo "real tier: agent and plugin e2e suites done after $$(( $$(date +%s) - start )) s"; \
+	timeout --signal=KILL 900 cargo test -p alustan-agent --locked --test real_helm_install -- --ignored; \
 	echo "real-control-plane tier: $$(( $$(date +%s) - start )) s"
+
+.PHONY: bench-scale
+bench-scale: ## The agent at scale, run as the shipped release binary (knobs: SCALE_CRS=1000,10000 SCALE_POST_DEPLOY SCALE_SYNC_INTERVAL SCALE_QUIET_SECS; see agent/benches/scale.rs).
+	cargo build --release --locked -p alustan-agent
+	SCALE_AGENT_BIN="$${CARGO_TARGET_DIR:-target}/release/alustan-agent" cargo bench --locked -p alustan-agent --bench scale
 
 .PHONY: generate
 generate: ## Regenerate crds/terraform.yaml (and the chart's copy) and the README's CR reference from the Rust types.

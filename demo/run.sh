@@ -13,6 +13,9 @@
 #             exit non-zero naming any sample in the wrong state. What CI runs.
 #   KEEP=1    keep the work dir (logs, kubeconfig, the kubelet's pod dirs) instead of removing it.
 #   DEMO_TIMEOUT=SECONDS  how long NO_TUI=1 waits for the samples (default 240).
+#   CONTROL_PLANE=real  the same demo on the real Kubernetes control plane (etcd, kube-apiserver,
+#             controller-manager, scheduler; built once by testenv/controlplane/build.sh, which
+#             `make demo CONTROL_PLANE=real` runs first) instead of the embedded API server.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +23,13 @@ cd "$ROOT"
 NO_TUI=${NO_TUI:-}
 KEEP=${KEEP:-}
 DEMO_TIMEOUT=${DEMO_TIMEOUT:-240}
+CONTROL_PLANE=${CONTROL_PLANE:-embedded}
+case "$CONTROL_PLANE" in
+  embedded) READY_WITHIN=60 ;;
+  # etcd, kube-apiserver, the controllers electing themselves: slower on a small machine.
+  real) READY_WITHIN=300 ;;
+  *) printf 'demo: CONTROL_PLANE=%s: expected embedded or real\n' "$CONTROL_PLANE" >&2; exit 2 ;;
+esac
 REPO=alustan/infrastructure
 # Semver tags, and build tags (version.buildtime.commit) for nightly-build's filterTags.
 TAGS=(v0.9.0 v1.0.0 v1.0.1 v1.1.0 v2.0.0-rc.1 v2.0.0 latest
@@ -112,16 +122,16 @@ k() { kubectl --cache-dir "$WORK/kube-cache" "$@"; }
 
 # setsid: each server in its own session and process group, so the terminal's Ctrl-C reaches
 # only this script (whose trap stops them in order) and the group can be killed as a whole.
-log "starting alustan-testenv serve (API server, process kubelet, registry) in $WORK"
+log "starting alustan-testenv serve --control-plane $CONTROL_PLANE (API server, process kubelet, registry) in $WORK"
 : >"$WORK/env.sh"
 # TMPDIR: temp dirs that would otherwise land in /tmp go under $WORK too.
-TMPDIR="$WORK/tmp" setsid alustan-testenv serve --work-dir "$WORK/env" >"$WORK/env.sh" 2>"$WORK/testenv.log" &
+TMPDIR="$WORK/tmp" setsid alustan-testenv serve --control-plane "$CONTROL_PLANE" --work-dir "$WORK/env" >"$WORK/env.sh" 2>"$WORK/testenv.log" &
 SERVE_PID=$!
 # Ready once it has printed both exports (it does so only after everything is up).
 for ((i = 0; ; i++)); do
   [[ $(wc -l <"$WORK/env.sh") -ge 2 ]] && break
   kill -0 "$SERVE_PID" 2>/dev/null || { cat "$WORK/testenv.log" >&2; die "alustan-testenv serve exited"; }
-  ((i < 600)) || die "alustan-testenv serve was not ready within 60 s (log: $WORK/testenv.log)"
+  ((i < READY_WITHIN * 10)) || die "alustan-testenv serve was not ready within $READY_WITHIN s (log: $WORK/testenv.log)"
   sleep 0.1
 done
 # shellcheck disable=SC1091 # written above
@@ -145,6 +155,9 @@ for ((i = 0; ; i++)); do
   ((i < 300)) || die "alustan-agent did not start within 30 s (log: $WORK/agent.log)"
   sleep 0.1
 done
+
+log "applying demo/rbac.yaml (the ServiceAccount the staging-cluster sample's Jobs run as)"
+k apply -f demo/rbac.yaml >&2
 
 log "applying the samples in demo/terraforms"
 for file in demo/terraforms/*.yaml; do

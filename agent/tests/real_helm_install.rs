@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use alustan_shared::{State, Terraform, conditions};
-use alustan_testenv::RealEnv;
+use alustan_testenv::TestEnv;
 use alustan_testenv::registry::ImageConfig;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -129,9 +129,9 @@ async fn agent_log(client: &Client) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the real control plane binaries and the venv of `make deps`: run `make test-real`"]
 async fn helm_chart_installs_on_a_real_control_plane_and_its_in_cluster_agent_deploys_and_destroys() {
-    let env = RealEnv::start().await.unwrap();
+    let env = TestEnv::start_real().await.unwrap();
     let work = tempfile::tempdir().unwrap();
-    let client = env.client().await.unwrap();
+    let client = env.client().unwrap();
     let registry = env.registry().host_port().to_owned();
 
     push_images(&env, work.path()).await;
@@ -151,7 +151,7 @@ async fn helm_chart_installs_on_a_real_control_plane_and_its_in_cluster_agent_de
 }
 
 /// The agent image: the built binary where the Dockerfile puts it, as its ENTRYPOINT.
-async fn push_agent_image(env: &RealEnv, work: &Path) {
+async fn push_agent_image(env: &TestEnv, work: &Path) {
     let image_dir = work.join("agent-image");
     executable(&image_dir.join(AGENT_PATH), &std::fs::read(env!("CARGO_BIN_EXE_alustan-agent")).unwrap());
     let config = ImageConfig { entrypoint: vec![format!("/{AGENT_PATH}")], ..ImageConfig::default() };
@@ -159,7 +159,7 @@ async fn push_agent_image(env: &RealEnv, work: &Path) {
 }
 
 /// The agent image and the IaC image the Terraform names.
-async fn push_images(env: &RealEnv, work: &Path) {
+async fn push_images(env: &TestEnv, work: &Path) {
     push_agent_image(env, work).await;
     let iac_dir = work.join("iac-image");
     executable(&iac_dir.join("deploy"), format!("#!/bin/sh\n{DEPLOY}").as_bytes());
@@ -308,9 +308,9 @@ async fn deploy_and_destroy(client: &Client, registry: &str) {
 }
 
 /// Least privilege: what the agent's ServiceAccount may not do (and a little of what it may).
-async fn least_privilege(env: &RealEnv, account: &str) {
+async fn least_privilege(env: &TestEnv, account: &str) {
     let user = format!("system:serviceaccount:{RELEASE_NAMESPACE}:{account}");
-    let agent = env.control_plane().client_for(&user, &["system:serviceaccounts"]).await.unwrap();
+    let agent = env.control_plane().unwrap().client_for(&user, &["system:serviceaccounts"]).await.unwrap();
     let forbidden = |result: Result<(), kube::Error>, what: &str| match result {
         Err(kube::Error::Api(status)) if status.code == 403 => {}
         other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
@@ -346,9 +346,9 @@ async fn least_privilege(env: &RealEnv, account: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the real control plane binaries and the venv of `make deps`: run `make test-real`"]
 async fn demo_samples_reach_their_states_with_the_chart_installed_agent() {
-    let env = RealEnv::start().await.unwrap();
+    let env = TestEnv::start_real().await.unwrap();
     let work = tempfile::tempdir().unwrap();
-    let client = env.client().await.unwrap();
+    let client = env.client().unwrap();
     let registry = env.registry().host_port().to_owned();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo");
     push_agent_image(&env, work.path()).await;
@@ -369,26 +369,14 @@ async fn demo_samples_reach_their_states_with_the_chart_installed_agent() {
     let account = helm_install(&client, &registry, work.path()).await;
     agent_runs_in_cluster(&client, &account).await;
 
-    // The samples' Jobs run as their namespace's `default` ServiceAccount, and staging-cluster's
-    // deploy creates the argocd and monitoring namespaces, Secrets and Ingresses through the
-    // API (demo/image/lib.sh): on a real cluster that identity needs the operator's grant (the
-    // embedded demo server has no RBAC). Not the agent's: it only runs the Jobs.
-    let iac_rbac = json!([
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "demo-iac"},
-         "rules": [
-            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]},
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete"]},
-            {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["create", "delete"]},
-         ]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "demo-iac"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "demo-iac"},
-         "subjects": [
-            {"kind": "ServiceAccount", "name": "default", "namespace": "default"},
-            {"kind": "ServiceAccount", "name": "default", "namespace": "dev"},
-         ]},
-    ]);
-    for object in iac_rbac.as_array().unwrap() {
-        apply(&client, object).await;
+    // staging-cluster's deploy creates the argocd and monitoring namespaces, Secrets and Ingresses
+    // through the API (demo/image/lib.sh): its Jobs run as the ServiceAccount demo/rbac.yaml
+    // grants that (on a real cluster a namespace's `default` may do nothing), applied first as
+    // demo/run.sh does. Not the agent's grant: it only runs the Jobs.
+    let rbac = std::fs::read_to_string(demo.join("rbac.yaml")).unwrap();
+    for doc in serde_yaml::Deserializer::from_str(&rbac) {
+        let object: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+        apply(&client, &object).await;
     }
 
     let mut samples: Vec<(String, String, String)> = Vec::new();

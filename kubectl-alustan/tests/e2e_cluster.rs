@@ -153,6 +153,9 @@ async fn kubeconfig_resolution_like_kubectl() {
     let mut base: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(env.kubeconfig()).unwrap()).unwrap();
     let user = base["users"][0]["name"].as_str().unwrap().to_owned();
+    // The env's own context and cluster names (they differ between the backends).
+    let context = base["current-context"].as_str().unwrap().to_owned();
+    let cluster = base["clusters"][0]["name"].as_str().unwrap().to_owned();
     let first = json!({
         "apiVersion": "v1", "kind": "Config", "current-context": "broken",
         "clusters": [{"name": "nowhere", "cluster": {"server": "http://127.0.0.1:1"}}],
@@ -161,7 +164,7 @@ async fn kubeconfig_resolution_like_kubectl() {
     });
     std::fs::write(dir.path().join("first"), serde_yaml::to_string(&first).unwrap()).unwrap();
     let infra = serde_yaml::to_value(
-        json!({"name": "infra", "context": {"cluster": "testenv", "user": user, "namespace": "infra"}}),
+        json!({"name": "infra", "context": {"cluster": cluster, "user": user, "namespace": "infra"}}),
     )
     .unwrap();
     base["contexts"].as_sequence_mut().unwrap().push(infra);
@@ -176,7 +179,7 @@ async fn kubeconfig_resolution_like_kubectl() {
             .await
             .unwrap()
     };
-    let out = run(&["get", "--context", "testenv"]).await;
+    let out = run(&["get", "--context", &context]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains("staging") && !stdout(&out).contains("network"), "{}", stdout(&out));
     let out = run(&["get", "--context", "infra"]).await;

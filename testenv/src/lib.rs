@@ -8,7 +8,7 @@
 //!   bubblewrap with the image's files, pulled from the registry, as `/`.
 //! - [`controlplane`]: the real Kubernetes control plane (etcd, kube-apiserver,
 //!   kube-controller-manager, kube-scheduler built from the pinned Go modules) on loopback;
-//!   [`RealEnv`] is the stack on it.
+//!   [`TestEnv`] runs on it when asked (`ALUSTAN_CONTROL_PLANE=real`).
 //! - [`schema`]: the apiserver's custom-resource schema rules (structural checks, pruning and
 //!   validation), as documented on the CRD task page of the Kubernetes docs.
 //! - [`registry`]: a real OCI registry (Debian's `docker-registry`) on loopback, image pushes
@@ -21,4 +21,4 @@ pub mod kubelet;
 pub mod registry;
 pub mod schema;
 
-pub use harness::{RealEnv, RealEnvOptions, TestEnv, TestEnvError, TestEnvOptions, repo_crds_dir};
+pub use harness::{BACKEND_ENV, Backend, TestEnv, TestEnvError, TestEnvOptions, repo_crds_dir};

@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
-use alustan_testenv::RealEnv;
+use alustan_testenv::TestEnv;
 use alustan_testenv::registry::ImageConfig;
 use apiserver_support::kubectl;
 use futures::{AsyncBufReadExt as _, StreamExt as _, TryStreamExt as _};
@@ -31,7 +31,7 @@ fn script(dir: &Path, name: &str, body: &str) {
 }
 
 /// An image of small scripts, pushed as `iac:1.0.0`; returns its reference.
-async fn push_scripts(env: &RealEnv, dir: &Path) -> String {
+async fn push_scripts(env: &TestEnv, dir: &Path) -> String {
     let image_dir = dir.join("image");
     std::fs::create_dir_all(&image_dir).unwrap();
     script(
@@ -125,9 +125,9 @@ fn terminated(pod: &Pod) -> ContainerStateTerminated {
 #[tokio::test]
 #[ignore = "needs the real control plane binaries (slow first build): run `make test-real`"]
 async fn jobs_run_on_the_node_with_status_logs_and_service_account_tokens_through_the_real_api_server() {
-    let env = RealEnv::start().await.unwrap();
+    let env = TestEnv::start_real().await.unwrap();
     let work = tempfile::tempdir().unwrap();
-    let client = env.client().await.unwrap();
+    let client = env.client().unwrap();
 
     // The Node registered itself and is Ready, advertising its kubelet API port.
     let node = Api::<Node>::all(client.clone()).get(NODE).await.unwrap();
@@ -201,9 +201,9 @@ async fn jobs_run_on_the_node_with_status_logs_and_service_account_tokens_throug
 #[tokio::test]
 #[ignore = "needs the real control plane binaries (slow first build): run `make test-real`"]
 async fn logs_follow_a_running_container_and_deleted_pods_get_their_grace_period() {
-    let env = RealEnv::start().await.unwrap();
+    let env = TestEnv::start_real().await.unwrap();
     let work = tempfile::tempdir().unwrap();
-    let client = env.client().await.unwrap();
+    let client = env.client().unwrap();
     let image = push_scripts(&env, work.path()).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
 

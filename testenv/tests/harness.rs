@@ -15,7 +15,7 @@ use apiserver_support::kubectl;
 async fn parallel_environments_are_independent_and_have_the_crd_installed() {
     let (first, second) = tokio::join!(TestEnv::start(), TestEnv::start());
     let (first, second) = (first.unwrap(), second.unwrap());
-    assert_ne!(first.api().base_url(), second.api().base_url());
+    assert_ne!(first.server_url(), second.server_url());
     assert_ne!(first.registry().host_port(), second.registry().host_port());
     assert_ne!(first.kubeconfig(), second.kubeconfig());
 

@@ -379,13 +379,25 @@ pub fn apply(live: &Value, config: &Value, w: &Writer<'_>, force: bool) -> Resul
     Ok(merged)
 }
 
-/// The 409 message for conflicts, worded like the real server's.
+/// The 409 message for conflicts, worded like the real server's (structured-merge-diff's
+/// `Conflicts.Error`): one conflict on one line; several grouped by manager, each manager's
+/// fields as `- path` lines in path order.
 pub fn conflict_message(conflicts: &[Conflict]) -> String {
     let n = conflicts.len();
-    let plural = if n == 1 { "" } else { "s" };
-    let parts: Vec<String> =
-        conflicts.iter().map(|c| format!("conflict with {}: {}", c.manager_text(), c.field)).collect();
-    format!("Apply failed with {n} conflict{plural}: {}", parts.join(", "))
+    if let [only] = conflicts {
+        return format!("Apply failed with 1 conflict: conflict with {}: {}", only.manager_text(), only.field);
+    }
+    let mut by_manager: std::collections::BTreeMap<String, Vec<&str>> = std::collections::BTreeMap::new();
+    for c in conflicts {
+        by_manager.entry(c.manager_text()).or_default().push(&c.field);
+    }
+    let mut lines = Vec::new();
+    for (manager, mut fields) in by_manager {
+        fields.sort_unstable();
+        lines.push(format!("conflicts with {manager}:"));
+        lines.extend(fields.iter().map(|f| format!("- {f}")));
+    }
+    format!("Apply failed with {n} conflicts: {}", lines.join("\n"))
 }
 
 /// managedFields without timestamps, for no-op detection.

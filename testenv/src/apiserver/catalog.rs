@@ -204,7 +204,7 @@ impl Catalog {
                         status: bi.status,
                     }],
                     extra_subresources: match bi.plural {
-                        "pods" => vec!["log"],
+                        "pods" => vec!["binding", "log"],
                         "serviceaccounts" => vec!["token"],
                         _ => Vec::new(),
                     },

@@ -89,7 +89,15 @@ pub fn resources(cat: &Catalog, group: &str, version: &str) -> Option<Value> {
             }));
         }
         for sub in &d.extra_subresources {
-            list.push(if *sub == "token" {
+            list.push(if *sub == "binding" {
+                json!({
+                    "name": format!("{}/{sub}", d.plural),
+                    "singularName": "",
+                    "namespaced": d.namespaced,
+                    "kind": "Binding",
+                    "verbs": ["create"],
+                })
+            } else if *sub == "token" {
                 // TokenRequest lives in another group, as the real discovery document says.
                 json!({
                     "name": format!("{}/{sub}", d.plural),

@@ -2,7 +2,7 @@
 //! See <https://kubernetes.io/docs/concepts/architecture/garbage-collection/>: an object whose
 //! owners (by uid) are all gone is deleted; dangling references beside a live owner are
 //! dropped; an owner deleted in the foreground waits (finalizer `foregroundDeletion`) until its
-//! dependents are gone. A Terminating namespace is emptied, then removed.
+//! dependents that set `blockOwnerDeletion` are gone (the others are deleted, not waited for). A Terminating namespace is emptied, then removed.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use super::Shared;
 use super::catalog::{ResourceDef, Special};
 use super::delete::{after_delete, delete_object};
 use super::store::{ObjKey, Store};
-use super::util::{finalizers, is_deleting, meta_str, owner_uids};
+use super::util::{blocking_owner_uids, finalizers, is_deleting, meta_str, owner_uids};
 
 /// Runs until shutdown, collecting after every notification.
 pub async fn run(shared: Arc<Shared>) {
@@ -55,12 +55,12 @@ fn pass(shared: &Shared, st: &mut Store) -> bool {
         }
     }
     let fg_uids: HashSet<&str> = foreground.iter().map(|(_, _, u)| u.as_str()).collect();
-    let mut with_dependents: HashSet<String> = HashSet::new();
+    let mut with_blocking_dependents: HashSet<String> = HashSet::new();
     for store in &stores {
         let Some(def) = def_for(st, store) else { continue };
         for (key, obj) in st.entries(store) {
             let owners = owner_uids(&obj);
-            with_dependents.extend(owners.iter().cloned());
+            with_blocking_dependents.extend(blocking_owner_uids(&obj));
             if owners.is_empty() || is_deleting(&obj) {
                 continue;
             }
@@ -79,7 +79,7 @@ fn pass(shared: &Shared, st: &mut Store) -> bool {
         }
     }
     for (store, key, uid) in &foreground {
-        if with_dependents.contains(uid) {
+        if with_blocking_dependents.contains(uid) {
             continue;
         }
         if let (Some(def), Some(obj)) = (def_for(st, store), st.get(store, key)) {

@@ -18,7 +18,7 @@ use super::status::ApiError;
 use super::store::ObjKey;
 use super::table::{self, Include};
 use super::util::meta_str;
-use super::{delete, logs, patching, tokens, watch, write};
+use super::{binding, delete, logs, patching, tokens, watch, write};
 
 /// Everything a resource handler needs.
 pub struct Ctx<'a> {
@@ -152,7 +152,8 @@ pub fn dispatch(shared: &Arc<Shared>, req: &Request, rp: &ResourcePath, user: &U
     let result = match (verb, sub.as_str()) {
         ("get", "log") => return logs::serve(&ctx),
         ("create", "token") => tokens::token_request(&ctx),
-        (_, "log" | "token") => Err(ApiError::method_not_allowed()),
+        ("create", "binding") => binding::bind(&ctx),
+        (_, "log" | "token" | "binding") => Err(ApiError::method_not_allowed()),
         ("get", _) => get(&ctx),
         ("list", "") => list(&ctx),
         ("watch", "") => return watch::serve(&ctx),

@@ -77,6 +77,11 @@ fn start(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     let (ns, name) = (ctx.namespace().to_owned(), ctx.name().to_owned());
     let logs = ctx.shared.pod_logs.clone();
     let Some((data, finished)) = logs.read_from(&ns, &name, &container, 0) else {
+        if pod.pointer("/spec/nodeName").and_then(Value::as_str).is_none_or(str::is_empty) {
+            // As the real server: a Pod no node has been assigned has no log location yet, and
+            // its log is empty (200), not an error.
+            return Ok(Reply { status: 200, body: Body::Bytes(Vec::new(), "text/plain"), headers: Vec::new() });
+        }
         let reason = waiting_reason(&pod, &container);
         return Err(ApiError::bad_request(format!(
             "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"

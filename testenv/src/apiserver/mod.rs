@@ -10,6 +10,7 @@
 
 mod apply;
 mod auth;
+mod binding;
 mod builtins;
 mod catalog;
 mod crd;

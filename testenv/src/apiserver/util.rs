@@ -130,6 +130,22 @@ pub fn owner_uids(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The owners' uids whose references set `blockOwnerDeletion: true`: only those hold an owner
+/// deleted in the foreground (as the real garbage collector does).
+pub fn blocking_owner_uids(obj: &Value) -> Vec<String> {
+    meta(obj)
+        .and_then(|m| m.get("ownerReferences"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter(|r| r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true))
+                .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `metadata.labels` as pairs.
 pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
     meta(obj).and_then(|m| m.get("labels")).and_then(Value::as_object)

@@ -452,6 +452,15 @@ pub(super) fn finish_update(
     Ok(stored)
 }
 
+/// Stores `new` in place of `old`: a subresource's own write (e.g. a binding), past the checks
+/// of an update.
+pub(super) fn stored(ctx: &Ctx<'_>, st: &mut Store, old: &Arc<Value>, new: Value) -> Result<Arc<Value>, ApiError> {
+    let key: ObjKey = (meta_str(old, "namespace").to_owned(), meta_str(old, "name").to_owned());
+    let stored = st.write(&ctx.def.store, &key, Some(new)).ok_or_else(|| ApiError::internal("write lost"))?;
+    after_write(ctx.shared, st, &ctx.def, Some(old.as_ref()), &stored);
+    Ok(stored)
+}
+
 pub(super) fn get_existing(ctx: &Ctx<'_>, st: &Store) -> Result<Arc<Value>, ApiError> {
     st.get(&ctx.def.store, &ctx.key()).ok_or_else(|| ApiError::not_found(&ctx.def.target(ctx.name())))
 }

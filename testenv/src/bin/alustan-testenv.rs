@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alustan_testenv::registry::{Credentials, ImageConfig, PushRequest, PushTarget, push_command};
-use alustan_testenv::{RealEnv, RealEnvOptions, TestEnv, TestEnvOptions};
+use alustan_testenv::{Backend, TestEnv, TestEnvOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -102,54 +102,19 @@ async fn main() -> ExitCode {
     }
 }
 
-/// A started environment of either kind, until dropped.
-enum Running {
-    Embedded(Box<TestEnv>),
-    Real(Box<RealEnv>),
-}
-
-impl Running {
-    fn kubeconfig(&self) -> &std::path::Path {
-        match self {
-            Self::Embedded(env) => env.kubeconfig(),
-            Self::Real(env) => env.kubeconfig(),
-        }
-    }
-
-    fn registry(&self) -> &str {
-        match self {
-            Self::Embedded(env) => env.registry().host_port(),
-            Self::Real(env) => env.registry().host_port(),
-        }
-    }
-
-    fn api_server(&self) -> String {
-        match self {
-            Self::Embedded(env) => env.api().base_url(),
-            Self::Real(env) => env.control_plane().server_url(),
-        }
-    }
-}
-
-async fn start(args: ServeArgs) -> Result<Running, alustan_testenv::TestEnvError> {
-    if args.control_plane == ControlPlaneKind::Real {
-        let mut options = RealEnvOptions::default();
-        options.control_plane.port = args.port.unwrap_or(0);
-        options.control_plane.work_dir = args.work_dir.map(absolute);
-        if let Some(crds) = args.crds {
-            options.control_plane.crds_dir = Some(crds);
-        }
-        options.registry.port = args.registry_port;
-        return RealEnv::start_with(options).await.map(|env| Running::Real(Box::new(env)));
-    }
-    let mut options = TestEnvOptions::default();
+async fn start(args: ServeArgs) -> Result<TestEnv, alustan_testenv::TestEnvError> {
+    let backend = match args.control_plane {
+        ControlPlaneKind::Embedded => Backend::Embedded,
+        ControlPlaneKind::Real => Backend::Real,
+    };
+    let mut options = TestEnvOptions { backend: Some(backend), ..TestEnvOptions::default() };
     options.api.port = args.port.unwrap_or(0);
     options.registry.port = args.registry_port;
     options.work_dir = args.work_dir.map(absolute);
     if let Some(crds) = args.crds {
         options.crds_dir = Some(crds);
     }
-    TestEnv::start_with(options).await.map(|env| Running::Embedded(Box::new(env)))
+    TestEnv::start_with(options).await
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
@@ -161,11 +126,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     println!("export KUBECONFIG={}", env.kubeconfig().display());
-    println!("export ALUSTAN_REGISTRY={}", env.registry());
+    println!("export ALUSTAN_REGISTRY={}", env.registry().host_port());
     eprintln!(
         "alustan-testenv: API server {} and registry {} are up; Ctrl-C stops them",
-        env.api_server(),
-        env.registry()
+        env.server_url(),
+        env.registry().host_port()
     );
     match wait_for_stop().await {
         Ok(signal) => eprintln!("alustan-testenv: {signal}, stopping"),

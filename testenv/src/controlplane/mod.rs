@@ -13,6 +13,7 @@
 //! The binaries come from `ALUSTAN_CONTROLPLANE_BIN` (a directory) when set, else from
 //! `build.sh`, which builds them once into `~/.cache/alustan/controlplane/<version>/bin`.
 
+mod audit;
 mod pki;
 mod process;
 
@@ -33,6 +34,7 @@ use serde_json::json;
 pub use pki::{CertPair, Pki, PkiFiles};
 use process::Process;
 
+use crate::apiserver::{RequestLog, UserInfo};
 use crate::harness::repo_crds_dir;
 
 /// The Service CIDR given to the API server and controller-manager; the `kubernetes`
@@ -101,6 +103,9 @@ pub struct ControlPlaneOptions {
     pub controllers: bool,
     /// The API server's port on 127.0.0.1 (0: a free one).
     pub port: u16,
+    /// Static bearer tokens and who they authenticate as (`--token-auth-file`), as the embedded
+    /// server's `tokens`: a test's named identities, e.g. the agent's ServiceAccount.
+    pub tokens: Vec<(String, UserInfo)>,
     /// Further kube-apiserver flags.
     pub apiserver_args: Vec<String>,
     /// How long start-up may take (the first start on a busy 2-core machine is slow).
@@ -116,6 +121,7 @@ impl Default for ControlPlaneOptions {
             crds_dir: Some(repo_crds_dir()),
             controllers: true,
             port: 0,
+            tokens: Vec::new(),
             apiserver_args: Vec::new(),
             startup_timeout: Duration::from_secs(180),
         }
@@ -174,6 +180,9 @@ impl ControlPlane {
         let kubeconfig = work_dir.join("kubeconfig");
         let admin = pki.client_cert("admin", &["system:masters"])?;
         let deadline = begin + options.startup_timeout;
+        let mut extra_args = audit::apiserver_flags(&work_dir)?;
+        extra_args.push(format!("--token-auth-file={}", write_tokens(&work_dir, &options.tokens)?.display()));
+        extra_args.extend(options.apiserver_args.iter().cloned());
 
         let mut attempt = 0;
         let (processes, addr, etcd_url) = loop {
@@ -184,7 +193,7 @@ impl ControlPlane {
             let addr = SocketAddr::from(([127, 0, 0, 1], api_port));
             write_kubeconfig(&kubeconfig, &format!("https://{addr}"), pki.ca_pem(), "admin", &admin)?;
             let mut processes = vec![start_etcd(&etcd_binary, &work_dir, client_port, peer_port)?];
-            let args = apiserver_args(&files, &work_dir, addr, &etcd_url, &options.apiserver_args);
+            let args = apiserver_args(&files, &work_dir, addr, &etcd_url, &extra_args);
             let log = work_dir.join("kube-apiserver.log");
             processes.push(Process::spawn("kube-apiserver", &apiserver_binary, &args, log)?);
             match wait_ready(&mut processes, &kubeconfig, begin, deadline).await {
@@ -347,9 +356,7 @@ impl ControlPlane {
     /// Writes (and returns the path of) a kubeconfig for `user` in `groups`, authenticating
     /// with a client certificate of our CA: what RBAC then allows is up to the test.
     pub fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> Result<PathBuf, ControlPlaneError> {
-        let file_name: String =
-            user.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-        let path = self.work_dir.join(format!("kubeconfig-{file_name}"));
+        let path = self.work_dir.join(format!("kubeconfig-{}", file_name(user)));
         write_kubeconfig(&path, &self.server_url(), self.pki.ca_pem(), user, &self.pki.client_cert(user, groups)?)?;
         Ok(path)
     }
@@ -357,6 +364,50 @@ impl ControlPlane {
     /// A kube client for `user` in `groups` (see [`Self::kubeconfig_for`]).
     pub async fn client_for(&self, user: &str, groups: &[&str]) -> Result<kube::Client, ControlPlaneError> {
         client_from(&self.kubeconfig_for(user, groups)?).await
+    }
+
+    /// Writes (and returns the path of) a kubeconfig for `user` authenticating with `token`, one
+    /// of [`ControlPlaneOptions::tokens`].
+    pub fn kubeconfig_with_token(&self, user: &str, token: &str) -> Result<PathBuf, ControlPlaneError> {
+        let path = self.work_dir.join(format!("kubeconfig-{}", file_name(user)));
+        let auth = json!({"token": token});
+        write_kubeconfig_with(&path, &self.server_url(), self.pki.ca_pem(), user, &auth)?;
+        Ok(path)
+    }
+
+    /// An admin kube client (namespace `default`), made without awaiting anything.
+    pub fn admin_client(&self) -> Result<kube::Client, ControlPlaneError> {
+        let admin = self.pki.client_cert("admin", &["system:masters"])?;
+        self.client_with(&json!({
+            "client-certificate-data": base64::engine::general_purpose::STANDARD.encode(&admin.cert_pem),
+            "client-key-data": base64::engine::general_purpose::STANDARD.encode(&admin.key_pem),
+        }))
+    }
+
+    /// A kube client authenticating with `token` (namespace `default`).
+    pub fn token_client(&self, token: &str) -> Result<kube::Client, ControlPlaneError> {
+        self.client_with(&json!({"token": token}))
+    }
+
+    /// A kube client sending no credentials: `system:anonymous` to the API server.
+    pub fn anonymous_client(&self) -> Result<kube::Client, ControlPlaneError> {
+        self.client_with(&json!({}))
+    }
+
+    /// A client trusting our CA with `auth` (a kubeconfig `user` entry).
+    fn client_with(&self, auth: &serde_json::Value) -> Result<kube::Client, ControlPlaneError> {
+        let error = |message: String| ControlPlaneError::Kubeconfig { path: self.kubeconfig.clone(), message };
+        let url = self.server_url().parse().map_err(|e: http::uri::InvalidUri| error(e.to_string()))?;
+        let mut config = kube::Config::new(url);
+        "default".clone_into(&mut config.default_namespace);
+        config.root_cert = Some(vec![self.pki.ca_der().to_vec()]);
+        config.auth_info = serde_json::from_value(auth.clone()).map_err(|e| error(e.to_string()))?;
+        kube::Client::try_from(config).map_err(|e| error(e.to_string()))
+    }
+
+    /// Every request the API server answered so far, from its audit log (see `audit.rs`).
+    pub fn requests(&self) -> Result<RequestLog, ControlPlaneError> {
+        audit::requests(&self.work_dir)
     }
 
     /// The CA and the means to mint more certificates (for a node's kubelet).
@@ -598,14 +649,24 @@ fn write_kubeconfig(
     cert: &CertPair,
 ) -> Result<(), ControlPlaneError> {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let auth = json!({"client-certificate-data": b64(&cert.cert_pem), "client-key-data": b64(&cert.key_pem)});
+    write_kubeconfig_with(path, server, ca_pem, user, &auth)
+}
+
+/// A kubeconfig with the CA, `user` authenticating with `auth` and a context in `default`.
+fn write_kubeconfig_with(
+    path: &Path,
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    auth: &serde_json::Value,
+) -> Result<(), ControlPlaneError> {
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let doc = json!({
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "alustan-real", "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
-        "users": [{"name": user, "user": {
-            "client-certificate-data": b64(&cert.cert_pem),
-            "client-key-data": b64(&cert.key_pem),
-        }}],
+        "clusters": [{"name": "alustan-real", "cluster": {"server": server, "certificate-authority-data": ca}}],
+        "users": [{"name": user, "user": auth}],
         "contexts": [{"name": "alustan-real", "context": {"cluster": "alustan-real", "user": user, "namespace": "default"}}],
         "current-context": "alustan-real",
         "preferences": {},
@@ -613,6 +674,22 @@ fn write_kubeconfig(
     let text = serde_yaml::to_string(&doc)
         .map_err(|e| ControlPlaneError::Kubeconfig { path: path.to_path_buf(), message: e.to_string() })?;
     std::fs::write(path, text).map_err(|source| ControlPlaneError::io(path, source))
+}
+
+/// A user name as a file name.
+fn file_name(user: &str) -> String {
+    user.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
+/// The static token file: `token,user,uid,"group,group"` per line.
+fn write_tokens(dir: &Path, tokens: &[(String, UserInfo)]) -> Result<PathBuf, ControlPlaneError> {
+    let path = dir.join("tokens.csv");
+    let lines: Vec<String> = tokens
+        .iter()
+        .map(|(token, user)| format!("{token},{},{},\"{}\"", user.name, user.name, user.groups.join(",")))
+        .collect();
+    std::fs::write(&path, lines.join("\n")).map_err(|source| ControlPlaneError::io(&path, source))?;
+    Ok(path)
 }
 
 async fn client_from(path: &Path) -> Result<kube::Client, ControlPlaneError> {

@@ -38,6 +38,7 @@ pub struct PkiFiles {
 pub struct Pki {
     ca: Issuer<'static, KeyPair>,
     ca_cert_pem: String,
+    ca_cert_der: Vec<u8>,
     ca_key_pem: String,
     serving: CertPair,
     kubelet_client: CertPair,
@@ -70,7 +71,8 @@ impl Pki {
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages =
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let ca_cert_pem = ca_params.self_signed(&ca_key)?.pem();
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let (ca_cert_pem, ca_cert_der) = (ca_cert.pem(), ca_cert.der().to_vec());
         let ca_key_pem = ca_key.serialize_pem();
         let ca = Issuer::new(ca_params, ca_key);
 
@@ -85,13 +87,18 @@ impl Pki {
             ExtendedKeyUsagePurpose::ClientAuth,
         )?;
         let service_account = KeyPair::generate()?;
-        Ok(Self { ca, ca_cert_pem, ca_key_pem, serving, kubelet_client, service_account })
+        Ok(Self { ca, ca_cert_pem, ca_cert_der, ca_key_pem, serving, kubelet_client, service_account })
     }
 
     /// The CA certificate (PEM): what clients trust and what the API server checks client
     /// certificates against.
     pub fn ca_pem(&self) -> &str {
         &self.ca_cert_pem
+    }
+
+    /// The CA certificate, DER-encoded (what a kube client's `root_cert` holds).
+    pub fn ca_der(&self) -> &[u8] {
+        &self.ca_cert_der
     }
 
     /// A client certificate for user `user` in `groups`.

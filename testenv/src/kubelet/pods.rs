@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret, VolumeProjection};
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, ResourceExt as _};
 use oci_client::secrets::RegistryAuth;
@@ -174,6 +174,16 @@ impl PodWorker {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
         let dir = self.options.work_dir.join("pods").join(&uid);
         let Some(spec) = pod.spec.clone() else { return };
+        if self.mode == Mode::Embedded && spec.node_name.is_none() {
+            // The embedded server has no scheduler: taking the Pod binds it to this kubelet, so
+            // the API server answers for it as for a bound Pod (e.g. its log before it starts).
+            let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": self.options.node_name}});
+            let params = PostParams::default();
+            if let Err(error) = api.create_subresource::<Value, Value>("binding", &name, &params, &binding).await {
+                tracing::warn!(%error, pod = %name, "kubelet: cannot bind the pod to this node");
+            }
+        }
         let started = now();
         for container in &spec.containers {
             self.set_container(container, json!({"waiting": {"reason": "ContainerCreating"}}), false).await;

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use alustan_testenv::apiserver::{ApiServer, ApiServerOptions};
+use alustan_testenv::apiserver::{ApiServer, ApiServerOptions, RequestLog};
+use alustan_testenv::{Backend, TestEnv, TestEnvOptions};
 use tokio::io::AsyncWriteExt as _;
 
 pub const EXAMPLE_CR: &str = r#"apiVersion: alustan.io/v1alpha1
@@ -69,9 +70,11 @@ pub fn crds_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds")
 }
 
-/// A server with our CRDs loaded, a temp dir, and a kubeconfig in it.
+/// A server with our CRDs loaded, a temp dir, and a kubeconfig in it: the embedded one, or the
+/// real control plane under `ALUSTAN_CONTROL_PLANE=real` (the differential conformance run,
+/// `.ci/conformance_diff.py`, runs every test on both).
 pub struct Env {
-    pub server: ApiServer,
+    pub stack: TestEnv,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
 }
@@ -81,12 +84,54 @@ pub async fn env() -> Env {
 }
 
 pub async fn env_with(opts: ApiServerOptions) -> Env {
-    let server = ApiServer::start(opts).await.expect("start apiserver");
-    server.load_crds_from_dir(&crds_dir()).expect("load CRDs");
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig, "admin", None).expect("kubeconfig");
-    Env { server, dir, kubeconfig }
+    let options = TestEnvOptions {
+        api: opts,
+        kubelet: false,
+        crds_dir: Some(crds_dir()),
+        work_dir: Some(dir.path().join("env")),
+        ..TestEnvOptions::default()
+    };
+    let stack = TestEnv::start_with(options).await.expect("start the API server");
+    let kubeconfig = stack.kubeconfig().to_path_buf();
+    Env { stack, dir, kubeconfig }
+}
+
+impl Env {
+    /// The admin's client (on the embedded server: a request without credentials, which is the
+    /// options' `anonymous` identity, an admin by default).
+    pub fn client(&self) -> kube::Client {
+        self.stack.client().expect("admin client")
+    }
+
+    /// A client sending no credentials.
+    pub fn anonymous(&self) -> kube::Client {
+        self.stack.anonymous_client().expect("anonymous client")
+    }
+
+    /// A client authenticating with `token` (one of the options' tokens, or one issued).
+    pub fn client_for(&self, token: &str) -> kube::Client {
+        self.stack.client_for(token).expect("token client")
+    }
+
+    pub fn requests(&self) -> RequestLog {
+        self.stack.requests()
+    }
+
+    pub fn is_real(&self) -> bool {
+        self.stack.backend() == Backend::Real
+    }
+
+    /// The embedded server, for what only it can do (`needs` says what); a test calling this
+    /// is listed in `conformance-divergences.txt` and left out of the real run.
+    pub fn embedded(&self, needs: &str) -> &ApiServer {
+        self.stack.embedded().unwrap_or_else(|| panic!("this test needs the embedded server's {needs}"))
+    }
+
+    /// Makes kubectl (`kubectl_cmd` and friends) authenticate as `user` with `token`.
+    pub fn kubectl_as(&mut self, user: &str, token: &str) {
+        self.kubeconfig = self.stack.kubeconfig_for(user, token).expect("kubeconfig");
+    }
 }
 
 /// What a kubectl run printed.
