@@ -1,7 +1,8 @@
 //! Stacks that build on each other, end to end: `dependsOn` (waiting, release by the
 //! dependency's watch, cycles, deletion order, the cross-namespace opt-in), `variablesFrom`
 //! (outputs flowing from one resource to the next, sensitive ones never in the consumer's
-//! status, Events or logs, a consumed change re-running once) and tag policies on build tags.
+//! status, Events, Job or logs, nor the agent's, a consumed change re-running once) and tag
+//! policies on build tags.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -41,6 +42,39 @@ esac
 "#;
 
 const DESTROY: &str = "echo \"destroying $ALUSTAN_TERRAFORM\"\n";
+
+/// Everything the agent logs in this test process, at trace level (each test runs in its own
+/// process under nextest).
+#[derive(Clone, Default)]
+struct AgentLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for AgentLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AgentLogs {
+    fn capture() -> Self {
+        let logs = Self::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("alustan_agent=trace,kube=debug")
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .init();
+        logs
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
 
 fn resource(agent: &Agent, name: &str, spec: &serde_json::Value) -> Terraform {
     let mut tf = agent.example();
@@ -96,6 +130,7 @@ async fn run_logs(agent: &Agent, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dependant_waits_for_its_dependency_reads_its_outputs_and_reruns_once_per_consumed_change() {
+    let agent_logs = AgentLogs::capture();
     let agent = Agent::start(&[("deploy", DEPLOY), ("destroy", DESTROY)]).await;
     // The cluster first: it waits, saying for what, and runs nothing.
     agent.create(&cluster(&agent)).await;
@@ -151,6 +186,10 @@ async fn a_dependant_waits_for_its_dependency_reads_its_outputs_and_reruns_once_
     assert_eq!(deploy_jobs(&agent, "cluster").await.len(), 2, "exactly one re-run per consumed change");
     let cluster = agent.terraforms.get("cluster").await.unwrap();
     assert_eq!(cluster.status.unwrap().state, Some(State::Success));
+    // Nor the agent's own log, at trace level.
+    let agent_logs = agent_logs.text();
+    assert!(agent_logs.contains("started run") && agent_logs.contains("cluster-deploy-"), "no capture: {agent_logs}");
+    assert!(!agent_logs.contains(TOKEN), "the token is in the agent's log");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
