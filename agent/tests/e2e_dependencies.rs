@@ -233,7 +233,7 @@ async fn event_time(agent: &Agent, name: &str, reason: &str) -> jiff::Timestamp 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cycles_missing_outputs_and_cross_namespace_refs_are_errors_naming_them() {
+async fn cycles_missing_outputs_and_cross_namespace_refs_are_errors_naming_them_and_a_cycle_deletes() {
     let agent = Agent::start(&[("deploy", DEPLOY), ("destroy", DESTROY)]).await;
     let is_error = |tf: &Terraform| tf.status.as_ref().and_then(|s| s.state) == Some(State::Error);
     let message = |tf: Terraform| tf.status.unwrap().message.unwrap_or_default();
@@ -277,6 +277,13 @@ async fn cycles_missing_outputs_and_cross_namespace_refs_are_errors_naming_them(
     assert_eq!(stalled, "True", "only a spec change can fix it");
     let jobs = agent.job_names().await;
     assert!(jobs.iter().all(|j| j.starts_with("network-")), "only the network ran: {jobs:?}");
+
+    // The members of the cycle (nothing applied, nothing to destroy) do not wait for each other.
+    for name in ["a", "b"] {
+        agent.terraforms.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    agent.wait_gone("a").await;
+    agent.wait_gone("b").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,8 @@
 //!   naming them (reason `DependantsExist`): deleting a whole layer (`kubectl delete -f dir/`)
 //!   then destroys it top-down, and a network is never destroyed under a live cluster. The
 //!   `alustan.io/skip-destroy: "true"` annotation releases it at once (nothing is destroyed).
+//!   A resource with nothing to destroy (no destroy script, nothing applied) does not wait, nor
+//!   do members of a `dependsOn` cycle for each other (they would wait forever).
 
 use alustan_shared::conditions::{self, reason};
 use alustan_shared::{State, Terraform};
@@ -101,7 +103,14 @@ impl Pass<'_> {
     /// Deletion order: `Some` (the error keeping the finalizer) while others need this
     /// resource, with status naming them.
     pub fn dependants_block_deletion(&mut self) -> Option<Error> {
-        let dependants = self.ctx.graph.needed_by(&Key::of(self.tf));
+        // Nothing to destroy: nothing to destroy too early.
+        if self.tf.spec.scripts.destroy.is_none() || self.status.applied.is_none() {
+            return None;
+        }
+        let key = Key::of(self.tf);
+        // Members of a dependsOn cycle through this resource would wait for each other forever.
+        let cycle = self.ctx.graph.cycle_through(&key).unwrap_or_default();
+        let dependants: Vec<Key> = self.ctx.graph.needed_by(&key).into_iter().filter(|d| !cycle.contains(d)).collect();
         if dependants.is_empty() {
             return None;
         }
