@@ -31,7 +31,9 @@ case "$CONTROL_PLANE" in
   *) printf 'demo: CONTROL_PLANE=%s: expected embedded or real\n' "$CONTROL_PLANE" >&2; exit 2 ;;
 esac
 REPO=alustan/infrastructure
-TAGS=(v0.9.0 v1.0.0 v1.0.1 v1.1.0 v2.0.0-rc.1 v2.0.0 latest)
+# Semver tags, and build tags (version.buildtime.commit) for nightly-build's filterTags.
+TAGS=(v0.9.0 v1.0.0 v1.0.1 v1.1.0 v2.0.0-rc.1 v2.0.0 latest
+  v1.2.2.2022-01-15t161730814Z.9eabf5b5 v1.2.2.2022-01-16t090000000Z.1c2d3e4f v1.3.0.2022-01-17t090000000Z.aaaaaaaa)
 # The sample whose deletion NO_TUI=1 checks (its destroy script must run first).
 DESTROY_SAMPLE=(dev dev-sandbox)
 

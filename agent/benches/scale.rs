@@ -222,6 +222,7 @@ fn agent_shaped(
         tag: "v1.1.0",
         inputs: &inputs,
         token: None,
+        variables: &alustan_agent::reconcile::variables_from::Resolved::default(),
     };
     let settings =
         JobSettings { active_deadline_seconds: 3600, ttl_seconds_after_finished: 3600, ..JobSettings::default() };

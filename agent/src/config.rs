@@ -100,6 +100,14 @@ pub struct Config {
     /// reported without being echoed.
     #[arg(long, env = "CREDENTIAL_SOURCES", hide_env_values = true)]
     pub credential_sources: Option<String>,
+
+    /// Let `dependsOn` and `variablesFrom` name a `Terraform` in another namespace. Off by
+    /// default: such a reference reads another team's outputs, which namespaces usually
+    /// separate (Helm value `allowCrossNamespaceRefs`; Flux's `--no-cross-namespace-refs`
+    /// inverted).
+    #[arg(long, env = "ALLOW_CROSS_NAMESPACE_REFS", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub allow_cross_namespace_refs: bool,
 }
 
 /// The log line format.
@@ -123,6 +131,8 @@ mod tests {
         assert_eq!(config.lease_name, "alustan-agent");
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.credential_sources, None);
+        assert!(!config.allow_cross_namespace_refs, "cross-namespace references need the opt-in");
+        assert!(Config::parse_from(["alustan-agent", "--allow-cross-namespace-refs"]).allow_cross_namespace_refs);
     }
 
     #[test]

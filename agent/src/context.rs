@@ -40,6 +40,11 @@ pub struct Context {
     /// Wakes a resource whose background scan ended (the controller's `reconcile_on` stream;
     /// [`crate::run`] connects it).
     pub scan_wakes: Mutex<UnboundedSender<ObjectRef<Terraform>>>,
+    /// Who depends on whom (`dependsOn`, `variablesFrom`), fed by the controller's watch.
+    pub graph: crate::graph::Graph,
+    /// The controller's cache of every `Terraform` (set by each [`crate::run`]): dependencies
+    /// and producers of outputs are read from it, not fetched one by one.
+    pub cache: Mutex<Option<kube::runtime::reflector::Store<Terraform>>>,
 }
 
 /// How many runs may hold a pad in memory at once (see [`Context::pad_slots`]).
@@ -99,7 +104,16 @@ impl Context {
             pad_slots: tokio::sync::Semaphore::new(PAD_SLOTS),
             // Nothing listens until `run` connects the controller.
             scan_wakes: Mutex::new(futures::channel::mpsc::unbounded().0),
+            graph: crate::graph::Graph::default(),
+            cache: Mutex::new(None),
         })
+    }
+
+    /// `key`'s resource as the controller's cache holds it (`None`: not there, or no
+    /// controller runs).
+    pub fn cached(&self, key: &crate::graph::Key) -> Option<std::sync::Arc<Terraform>> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.as_ref()?.get(&ObjectRef::new(&key.name).within(&key.namespace))
     }
 
     /// A new wake channel for the controller (replacing any earlier one).

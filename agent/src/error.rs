@@ -24,6 +24,10 @@ pub enum Error {
     #[error("{field}: {message}")]
     InvalidSpec { field: String, message: String },
 
+    /// `spec.variablesFrom` cannot be read (names only, never values).
+    #[error("{0}")]
+    VariablesFrom(String),
+
     #[error("finalizer: {0}")]
     Finalizer(String),
 
@@ -71,6 +75,7 @@ impl Error {
             Self::Rejected { .. } => "rejected",
             Self::Scan(err) => err.metric_label(),
             Self::InvalidSpec { .. } => "invalid_spec",
+            Self::VariablesFrom(_) => "variables_from",
             Self::Finalizer(_) => "finalizer",
             Self::Serialize(_) => "serialize",
             Self::MissingField(_) => "missing_field",
@@ -87,6 +92,7 @@ impl Error {
             Self::Scan(_) => reason::REGISTRY_ERROR,
             Self::InvalidSpec { .. } | Self::MissingField(_) => reason::INVALID_SPEC,
             Self::Seal(_) => reason::SEAL_CONFLICT,
+            Self::VariablesFrom(_) => reason::VARIABLES_FROM_ERROR,
             Self::Kube(_)
             | Self::Finalizer(_)
             | Self::Serialize(_)

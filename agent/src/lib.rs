@@ -14,6 +14,7 @@
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod graph;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
@@ -22,7 +23,7 @@ pub mod runs;
 
 use std::sync::Arc;
 
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::{Controller, WatchStreamExt as _, controller, reflector, watcher};
 use kube::{Api, api::ListParams};
@@ -61,15 +62,34 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     // large as the status itself) it costs far less memory. Smaller LIST pages and bounded
     // concurrency keep the start-up peak low with thousands of resources.
     let (reader, writer) = reflector::store();
+    // The same watch feeds the dependency index: a change wakes the resources that depend on
+    // it, a deletion also the ones it depended on (they may wait for it to go).
+    let (dependency_wakes, woken_by_dependencies) = futures::channel::mpsc::unbounded();
+    let (graph_ctx, cache) = (Arc::clone(&ctx), reader.clone());
+    *ctx.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reader.clone());
     let terraforms = watcher(terraforms, watcher::Config::default().page_size(LIST_PAGE_SIZE))
         .default_backoff()
         .modify(|tf| tf.metadata.managed_fields = None)
         .reflect(writer)
+        .inspect_ok(move |event| {
+            let (tf, gone) = match event {
+                watcher::Event::Apply(tf) | watcher::Event::InitApply(tf) => (tf, false),
+                watcher::Event::Delete(tf) => (tf, true),
+                // A (re-)list ended: deletions missed while disconnected drop out.
+                watcher::Event::InitDone => return graph_ctx.graph.rebuild(&cache.state()),
+                watcher::Event::Init => return,
+            };
+            for dependant in graph_ctx.graph.observe(tf, gone) {
+                // A closed channel: the controller stopped; nothing to wake.
+                let _ = dependency_wakes.unbounded_send(dependant);
+            }
+        })
         .applied_objects();
     let pruner = tokio::spawn(prune_scans(Arc::clone(&ctx)));
     let scans_ended = ctx.connect_scan_wakes();
     Controller::for_stream(terraforms, reader)
         .reconcile_on(scans_ended)
+        .reconcile_on(woken_by_dependencies)
         .owns(jobs, watcher::Config::default().labels(&managed).page_size(LIST_PAGE_SIZE))
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .graceful_shutdown_on(shutdown)

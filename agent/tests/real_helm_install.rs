@@ -353,7 +353,18 @@ async fn demo_samples_reach_their_states_with_the_chart_installed_agent() {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo");
     push_agent_image(&env, work.path()).await;
     let config = ImageConfig { working_dir: Some("/".into()), ..ImageConfig::default() };
-    let tags = ["v0.9.0", "v1.0.0", "v1.0.1", "v1.1.0", "v2.0.0-rc.1", "v2.0.0", "latest"];
+    let tags = [
+        "v0.9.0",
+        "v1.0.0",
+        "v1.0.1",
+        "v1.1.0",
+        "v2.0.0-rc.1",
+        "v2.0.0",
+        "latest",
+        "v1.2.2.2022-01-15t161730814Z.9eabf5b5",
+        "v1.2.2.2022-01-16t090000000Z.1c2d3e4f",
+        "v1.3.0.2022-01-17t090000000Z.aaaaaaaa",
+    ];
     env.registry().push_dir(IAC_REPO, &tags, &demo.join("image"), &config).await.unwrap();
     let account = helm_install(&client, &registry, work.path()).await;
     agent_runs_in_cluster(&client, &account).await;
@@ -388,7 +399,7 @@ async fn demo_samples_reach_their_states_with_the_chart_installed_agent() {
             }
         }
     }
-    assert_eq!(samples.len(), 4, "{samples:?}");
+    assert_eq!(samples.len(), 7, "{samples:?}");
 
     let terraforms: Api<Terraform> = Api::all(client.clone());
     let settled = eventually("every demo sample in its expected state", Duration::from_secs(240), async || {

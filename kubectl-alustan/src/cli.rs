@@ -86,6 +86,8 @@ pub enum Command {
     },
     /// Show a resource in detail: applied image and why, conditions, outputs, runs, events
     Describe { name: String },
+    /// Show the dependency graph around a resource (dependsOn, variablesFrom) with states
+    Tree { name: String },
     /// Trigger a run now (sets the resync annotation)
     Sync {
         name: String,

@@ -50,6 +50,12 @@ pub mod reason {
     /// The resource was released without running destroy (skip annotation, or a namespace
     /// being deleted refused the destroy Job).
     pub const DESTROY_SKIPPED: &str = "DestroySkipped";
+    /// A `dependsOn` entry is not `Ready` at its current generation (or does not exist).
+    pub const DEPENDENCY_NOT_READY: &str = "DependencyNotReady";
+    /// Other resources still depend on this one being deleted: it waits for them to go.
+    pub const DEPENDANTS_EXIST: &str = "DependantsExist";
+    /// `variablesFrom` cannot be read (a missing output, key, ConfigMap or Secret).
+    pub const VARIABLES_FROM_ERROR: &str = "VariablesFromError";
     /// Destroy succeeded; the resource is released.
     pub const DESTROYED: &str = "Destroyed";
 }

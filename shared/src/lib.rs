@@ -11,7 +11,10 @@ mod schema;
 pub mod spec;
 pub mod status;
 
-pub use spec::{ContainerRegistry, PostDeploy, RegistryProvider, Scripts, SecretReference, Terraform, TerraformSpec};
+pub use spec::{
+    ContainerRegistry, DependencyReference, Need, PostDeploy, RegistryProvider, Scripts, SecretReference, TagFilter,
+    TagOrder, TagPolicy, Terraform, TerraformSpec, VariablesFrom, VariablesSourceKind,
+};
 pub use status::{
     AppliedImage, Credential, RegistryScan, RejectedTag, RejectionReason, RunAction, RunRecord, RunResult,
     SecretKeyReference, State, TerraformStatus,

@@ -69,6 +69,61 @@ pub struct TerraformSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub sync_interval: Option<String>,
+
+    /// Other `Terraform` resources that must be `Ready` at their current generation before
+    /// this one runs (Flux's `dependsOn`). While one is not, status says which (reason
+    /// `DependencyNotReady`); its change wakes this resource. A cycle is an error naming it.
+    /// Deleting a resource waits while others still depend on it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<DependencyReference>,
+
+    /// Variables filled from another `Terraform`'s outputs (non-sensitive ones from its status,
+    /// sensitive ones from its outputs Secret), a ConfigMap or a Secret. Values read from
+    /// Secrets reach the run through a Secret, never this resource's status, Events or logs. A
+    /// change of a consumed value re-runs the deploy once, as a spec change does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables_from: Vec<VariablesFrom>,
+}
+
+/// A `Terraform` this one depends on.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+pub struct DependencyReference {
+    /// The `Terraform`'s name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Its namespace; this resource's when absent. Another namespace is refused unless the
+    /// agent runs with `--allow-cross-namespace-refs` (Helm value `allowCrossNamespaceRefs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Where some variables come from.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct VariablesFrom {
+    /// `Terraform` (its outputs), `ConfigMap` or `Secret` (their data).
+    pub kind: VariablesSourceKind,
+    /// The object's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The object's namespace, for `kind: Terraform` only; this resource's when absent (see
+    /// `dependsOn[].namespace` for the opt-in another namespace needs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Variable name → the output (or data key) that fills it, e.g.
+    /// `TF_VAR_vpc_id: vpc_id`. A missing output or key is an error naming it.
+    #[schemars(length(min = 1))]
+    pub variables: BTreeMap<String, String>,
+}
+
+// The kind of object variables are read from (documented on the field).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum VariablesSourceKind {
+    /// Another `Terraform`'s outputs.
+    Terraform,
+    /// A ConfigMap's `data`.
+    ConfigMap,
+    /// A Secret's `data` (values are treated as sensitive).
+    Secret,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -119,9 +174,25 @@ pub struct ContainerRegistry {
 
     /// A semantic version constraint the chosen tag must satisfy, e.g. `~1.0.0`, `^2`,
     /// `>=1.2, <2`. Tags may carry a `v` prefix; prereleases only match a constraint that names
-    /// a prerelease of the same major.minor.patch.
-    #[schemars(length(min = 1))]
+    /// a prerelease of the same major.minor.patch. Required by `policy: semver` (the default).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub semantic_version: String,
+
+    /// How tags are ordered to pick the newest (the policies of Flux's `ImagePolicy`): `semver` (the
+    /// default: the highest version satisfying `semanticVersion`), `numerical` or
+    /// `alphabetical` (of the tag, or of the value `filterTags.extract` makes of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<TagPolicy>,
+
+    /// For `numerical` and `alphabetical`: `asc` (the default) picks the highest value, `desc`
+    /// the lowest, as in Flux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<TagOrder>,
+
+    /// Only tags matching `pattern` are candidates; `extract` makes the value the policy orders
+    /// by (Flux's `filterTags`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_tags: Option<TagFilter>,
 
     /// A Secret of type `kubernetes.io/dockerconfigjson` in this namespace with credentials for
     /// the registry, overriding the agent-wide registry secret.
@@ -141,6 +212,66 @@ pub enum RegistryProvider {
     Oci,
 }
 
+impl ContainerRegistry {
+    /// The tag policy in words, as `status.lastScan.constraint` and `describe` show it:
+    /// `semanticVersion` as written, or `numerical, highest first`, then the filter if any.
+    pub fn policy_description(&self) -> String {
+        let text = match self.policy.unwrap_or_default() {
+            TagPolicy::Semver => self.semantic_version.clone(),
+            other => {
+                let name = if other == TagPolicy::Numerical { "numerical" } else { "alphabetical" };
+                let end = if self.order.unwrap_or_default() == TagOrder::Asc { "highest" } else { "lowest" };
+                format!("{name}, {end} first")
+            }
+        };
+        match &self.filter_tags {
+            Some(filter) if filter.extract.is_empty() => format!("{text} of tags matching {:?}", filter.pattern),
+            Some(filter) => format!("{text} of tags matching {:?} (extract {:?})", filter.pattern, filter.extract),
+            None => text,
+        }
+    }
+}
+
+// How tags are ordered (documented on the field).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TagPolicy {
+    /// Semantic version precedence, within `semanticVersion`.
+    #[default]
+    Semver,
+    /// As numbers (integers or decimals).
+    Numerical,
+    /// Byte-wise, as strings.
+    Alphabetical,
+}
+
+// Which end of the order wins (documented on the field).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TagOrder {
+    /// The highest value wins.
+    #[default]
+    Asc,
+    /// The lowest value wins.
+    Desc,
+}
+
+/// Which tags are candidates, and what of them is ordered.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub struct TagFilter {
+    /// A regular expression (Go RE2 syntax, as Flux; named groups `(?P<name>…)`) a tag must
+    /// match somewhere to be a candidate; anchor it with `^…$` to match the whole tag.
+    #[schemars(length(min = 1))]
+    pub pattern: String,
+    /// A template of the pattern's groups (`$name`, `${name}`, `$1`) giving the value the
+    /// policy orders by, e.g. `$version`; the whole tag when empty. The tag applied is always
+    /// the full original tag. Ties (e.g. many builds of one version) go to the tag that
+    /// sorts last, which in `v1.2.2.2022-01-15t161730814Z.9eabf5b5`-style build tags is the
+    /// newest build.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub extract: String,
+}
+
 // A reference to a Secret in the resource's namespace (documented on each field using it).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub struct SecretReference {
@@ -150,11 +281,12 @@ pub struct SecretReference {
 }
 
 impl TerraformSpec {
-    /// A fingerprint of everything a run reads from the spec: all of it but `suspend` and
-    /// `syncInterval`, which change when runs happen, not what they do. Equal fingerprints,
-    /// equal runs: resuming a resource whose inputs did not change runs nothing.
+    /// A fingerprint of everything a run reads from the spec: all of it but `suspend`,
+    /// `syncInterval` and `dependsOn`, which change when runs happen, not what they do. Equal
+    /// fingerprints, equal runs: resuming a resource whose inputs did not change runs nothing.
+    /// (The values `variablesFrom` reads are added by the agent, which reads them.)
     pub fn inputs_fingerprint(&self) -> String {
-        let inputs = Self { suspend: false, sync_interval: None, ..self.clone() };
+        let inputs = Self { suspend: false, sync_interval: None, depends_on: Vec::new(), ..self.clone() };
         let json = serde_json::to_string(&inputs).unwrap_or_default();
         crate::fingerprint(&[&json])
     }
@@ -173,9 +305,10 @@ mod fingerprint_tests {
     }
 
     #[test]
-    fn inputs_fingerprint_ignores_suspend_and_sync_interval_only() {
+    fn inputs_fingerprint_ignores_suspend_sync_interval_and_depends_on_only() {
         let base = spec().inputs_fingerprint();
-        let when = TerraformSpec { suspend: true, sync_interval: Some("1m".into()), ..spec() };
+        let depends_on = vec![DependencyReference { name: "network".into(), namespace: None }];
+        let when = TerraformSpec { suspend: true, sync_interval: Some("1m".into()), depends_on, ..spec() };
         assert_eq!(when.inputs_fingerprint(), base);
         let mut what = spec();
         what.variables.insert("TF_VAR_a".into(), "2".into());
@@ -185,7 +318,35 @@ mod fingerprint_tests {
     }
 }
 
+/// A `Terraform` another one needs, its namespace defaulted to the needing one's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Need {
+    pub namespace: String,
+    pub name: String,
+    /// Needed for its outputs (`variablesFrom`), not through `dependsOn`.
+    pub outputs: bool,
+}
+
 impl Terraform {
+    /// What this resource needs: its `dependsOn` entries, then the `Terraform`s whose outputs
+    /// `variablesFrom` reads.
+    pub fn needs(&self) -> Vec<Need> {
+        let own = self.metadata.namespace.as_deref().unwrap_or_default();
+        let need = |namespace: Option<&String>, name: &str, outputs| Need {
+            namespace: namespace.map_or(own, String::as_str).to_owned(),
+            name: name.to_owned(),
+            outputs,
+        };
+        let depends = self.spec.depends_on.iter().map(|d| need(d.namespace.as_ref(), &d.name, false));
+        let reads = self
+            .spec
+            .variables_from
+            .iter()
+            .filter(|v| v.kind == VariablesSourceKind::Terraform)
+            .map(|v| need(v.namespace.as_ref(), &v.name, true));
+        depends.chain(reads).collect()
+    }
+
     /// The sync request token: alustan's annotation, else Flux's; an empty one is none.
     pub fn resync_token(&self) -> Option<&str> {
         let annotations = self.metadata.annotations.as_ref()?;
@@ -206,6 +367,10 @@ impl Terraform {
         };
         match &last.inputs {
             None => Some("its last deploy predates input fingerprints: a deploy may start"),
+            // The run's fingerprint also covers the values read: only the agent can compare it.
+            Some(_) if !self.spec.variables_from.is_empty() => {
+                Some("a deploy starts if the spec or a value read through variablesFrom changed since the last deploy")
+            }
             Some(inputs) if *inputs != self.spec.inputs_fingerprint() => {
                 Some("the spec changed since the last deploy: a deploy starts")
             }
@@ -276,9 +441,20 @@ mod resume_tests {
         let mut synced = suspended_after(RunResult::Succeeded, Some(fingerprint.clone()), None);
         synced.metadata.annotations = Some([(crate::meta::RESYNC_REQUESTED_AT.to_owned(), "t1".to_owned())].into());
         assert!(synced.resume_runs().unwrap().contains("sync was requested"));
-        assert!(suspended_after(RunResult::Failed, Some(fingerprint), None).resume_runs().unwrap().contains("retried"));
+        assert!(
+            suspended_after(RunResult::Failed, Some(fingerprint.clone()), None)
+                .resume_runs()
+                .unwrap()
+                .contains("retried")
+        );
         let mut fresh = unchanged.clone();
         fresh.status = None;
         assert!(fresh.resume_runs().unwrap().contains("nothing was deployed"));
+        let mut consumer = suspended_after(RunResult::Succeeded, Some(fingerprint), None);
+        consumer.spec.variables_from = serde_json::from_value(serde_json::json!(
+            [{"kind": "ConfigMap", "name": "c", "variables": {"TF_VAR_a": "a"}}]
+        ))
+        .unwrap();
+        assert!(consumer.resume_runs().unwrap().contains("variablesFrom"));
     }
 }

@@ -160,7 +160,8 @@ pub struct RegistryScan {
     pub time: Time,
     /// The repository scanned, as a full reference without tag (`registry/repository`).
     pub image: String,
-    /// The constraint the tags were matched against.
+    /// The constraint the tags were matched against (`semanticVersion`), or the policy and
+    /// order (`numerical, highest first`); with `filterTags`, its pattern and extract too.
     pub constraint: String,
     /// How many tags the repository has.
     pub tag_count: i64,
@@ -192,12 +193,16 @@ pub struct RejectedTag {
 /// Why a tag was not a candidate.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum RejectionReason {
-    /// Not a semantic version (e.g. `latest`, `production`, build tags).
+    /// Not a semantic version (e.g. `latest`, `production`, build tags without `filterTags`).
     NotSemver,
     /// A semantic version outside the constraint.
     OutsideConstraint,
     /// A prerelease, and the constraint names no prerelease of the same major.minor.patch.
     Prerelease,
+    /// Does not match `filterTags.pattern`.
+    FilteredOut,
+    /// `policy: numerical`, and the tag (or its extracted value) is not a number.
+    NotNumerical,
 }
 
 /// What a run did.
@@ -256,8 +261,9 @@ pub struct RunRecord {
     /// The sync request (`alustan.io/reconcile-requested-at` or Flux's token) the run answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-    /// A fingerprint of the spec fields the run read (everything but `suspend` and
-    /// `syncInterval`): a run of the same fingerprint, digest and token applied the same inputs.
+    /// A fingerprint of the inputs the run read (the spec but `suspend`, `syncInterval` and
+    /// `dependsOn`, and the values `variablesFrom` read): a run of the same fingerprint, digest
+    /// and token applied the same inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<String>,
 }

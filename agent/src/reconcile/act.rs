@@ -49,6 +49,7 @@ impl Pass<'_> {
                 self.note(conditions::FALSE, reason::SUSPENDED, "suspended: no runs until spec.suspend is false");
                 Ok(Action::await_change())
             }
+            (Decision::WaitingForDependency { dependency }, _) => Ok(self.wait_for_dependency(&dependency)),
             (Decision::Backoff { after, .. }, _) => Ok(Action::requeue(after.min(sync))),
             (Decision::Stalled { action, failures }, _) => {
                 let last = self.status.history.iter().find(|r| r.action == action).and_then(|r| r.message.clone());
@@ -133,10 +134,11 @@ impl Pass<'_> {
         why: Option<Why>,
     ) -> Result<bool> {
         let inputs = self.fingerprint.clone();
-        let run = RunSpec { action, name, script, extra_args, image, tag, inputs: &inputs, token };
+        let variables = &self.resolved;
+        let run = RunSpec { action, name, script, extra_args, image, tag, inputs: &inputs, token, variables };
         let job = jobs::build(self.tf, &run, &self.ctx.jobs)?;
         let label = action_label(run.action);
-        match start(self.ctx, &job).await? {
+        match start(self.ctx, &job, &self.resolved.sensitive).await? {
             Started::New => {
                 self.ctx.metrics.job_started(label);
                 tracing::info!(job = %run.name, action = label, "started run");

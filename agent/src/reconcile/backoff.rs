@@ -85,7 +85,10 @@ pub fn next(last: Option<&ScanFailure>, trigger: Trigger, now: jiff::Timestamp) 
 /// change, which wakes the resource anyway). "No tag satisfies" is not an error of the scan:
 /// it waits for the next scheduled scan.
 pub fn retried(err: &ScanError) -> bool {
-    !matches!(err, ScanError::InvalidConstraint { .. } | ScanError::InvalidImageName { .. })
+    !matches!(
+        err,
+        ScanError::InvalidConstraint { .. } | ScanError::InvalidTagPolicy { .. } | ScanError::InvalidImageName { .. }
+    )
 }
 
 pub use alustan_shared::duration::human;

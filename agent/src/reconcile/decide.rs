@@ -6,6 +6,11 @@
 //! edit, a new tag, a sync request, suspend, deletion). When the run ends, the *newest* inputs
 //! are decided once; inputs that came and went while it ran are skipped, not queued.
 //!
+//! **Dependencies.** While a `dependsOn` entry is not Ready ([`Inputs::waiting_for`]), no
+//! deploy or post-deploy starts ([`Decision::WaitingForDependency`]); a resource that is up to
+//! date stays so (its dependency re-deploying is no reason to flap), and a run already going
+//! goes on.
+//!
 //! A deploy applies the wanted inputs when its record carries the same spec fingerprint, image
 //! digest and sync token ([`Wanted`]); records written before those fields existed are matched
 //! by their deterministic Job name (see [`crate::runs::jobs`]). Only the newest deploy counts:
@@ -56,6 +61,8 @@ pub struct Inputs<'a> {
     pub now: jiff::Timestamp,
     pub drift_interval: Duration,
     pub retry: Retry,
+    /// The first `dependsOn` entry that is not Ready, and why (e.g. `ns/network: Deploying`).
+    pub waiting_for: Option<&'a str>,
 }
 
 /// Why a deploy starts (or waits behind a running run).
@@ -115,6 +122,8 @@ pub enum Decision {
     Destroy { key: String, round: u32 },
     /// The resource may be released (deletion only).
     Release(Release),
+    /// A run is due but a dependency is not Ready (which one, and why).
+    WaitingForDependency { dependency: String },
 }
 
 /// The run still going, if any (the newest record that is running, of any action).
@@ -195,6 +204,16 @@ impl Inputs<'_> {
 
 /// What to do for a resource that is not being deleted.
 pub fn decide(input: &Inputs<'_>) -> Decision {
+    match (decide_runs(input), input.waiting_for) {
+        (Decision::Deploy { .. } | Decision::PostDeploy { .. }, Some(dependency)) => {
+            Decision::WaitingForDependency { dependency: dependency.to_owned() }
+        }
+        (decision, _) => decision,
+    }
+}
+
+/// What to do, dependencies aside.
+fn decide_runs(input: &Inputs<'_>) -> Decision {
     let status = input.status;
     if let Some(run) = running(status) {
         let behind = if run.action == RunAction::Destroy { None } else { input.change_since(run) };

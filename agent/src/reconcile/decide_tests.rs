@@ -26,6 +26,7 @@ fn inputs(status: &TerraformStatus) -> Inputs<'_> {
         now: at(100),
         drift_interval: HOUR,
         retry: RETRY,
+        waiting_for: None,
     }
 }
 
@@ -337,4 +338,32 @@ fn a_destroy_stalled_on_a_broken_script_starts_over_once_the_spec_is_fixed() {
     assert!(matches!(decide_deletion(&deletion(&status)), Decision::Stalled { .. }));
     let fixed = Deletion { fingerprint: "fp2", ..deletion(&status) };
     assert_eq!(decide_deletion(&fixed), Decision::Destroy { key: destroy_key("uid", "sha256:a", "fp2"), round: 0 });
+}
+
+#[test]
+fn a_dependency_not_ready_holds_every_run_due_but_not_an_up_to_date_resource() {
+    let waiting = Some("default/network: not Ready (Deploying)");
+    let empty = TerraformStatus::default();
+    let new = Inputs { waiting_for: waiting, ..inputs(&empty) };
+    let held = Decision::WaitingForDependency { dependency: "default/network: not Ready (Deploying)".into() };
+    assert_eq!(decide(&new), held, "a new resource waits");
+    // The scan still happens first: only a run due waits.
+    let unscanned = Inputs { wanted: Wanted { digest: None, ..WANTED }, ..new.clone() };
+    assert_eq!(decide(&unscanned), Decision::Scan);
+    let status = deployed();
+    let up_to_date = Inputs { waiting_for: waiting, ..inputs(&status) };
+    assert!(matches!(decide(&up_to_date), Decision::Nothing { .. }), "up to date stays up to date");
+    let changed = Inputs { wanted: Wanted { generation: 2, fingerprint: "fp2", ..WANTED }, ..up_to_date.clone() };
+    assert_eq!(decide(&changed), held, "a spec change waits");
+    let drift = Inputs { now: at(3600), ..up_to_date.clone() };
+    assert_eq!(decide(&drift), held, "drift correction waits");
+    // Released: the change deploys.
+    assert!(matches!(decide(&Inputs { waiting_for: None, ..changed }), Decision::Deploy { why: Why::SpecChanged, .. }));
+    // A run going goes on.
+    let running = status_with_running();
+    assert!(matches!(decide(&Inputs { waiting_for: waiting, ..inputs(&running) }), Decision::Busy { .. }));
+}
+
+fn status_with_running() -> TerraformStatus {
+    status(vec![deploy(WANTED, 0, RunResult::Running, 1)])
 }

@@ -36,6 +36,14 @@ impl Pass<'_> {
             return Ok(self.release(Release::SkipDestroy).await);
         }
         synced?;
+        if !skip_destroy && let Some(waiting) = self.dependants_block_deletion() {
+            return Err(waiting);
+        }
+        // The destroy needs the same variables as the deploy (its producers outlive it: they
+        // wait for it to go).
+        if !skip_destroy && self.tf.spec.scripts.destroy.is_some() && self.status.applied.is_some() {
+            self.read_variables_from(false).await?;
+        }
         let decision = decide_deletion(&Deletion {
             name: &self.name,
             uid: &self.uid,

@@ -13,12 +13,14 @@
 pub mod act;
 pub mod backoff;
 pub mod decide;
+pub mod dependencies;
 pub mod destroy;
 pub mod pass;
 pub mod results;
 pub mod scan;
 pub mod status;
 pub mod validate;
+pub mod variables_from;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,6 +140,8 @@ impl Pass<'_> {
         self.sync_runs().await?;
         self.note_resume();
         let drift = validate::sync_interval(&self.tf.spec, self.ctx.config.sync_interval)?;
+        self.check_dependencies()?;
+        self.read_variables_from(self.waiting_for.is_some()).await?;
         let token = self.tf.resync_token();
         let decision = decide(&self.inputs(drift, token, None));
         if decision != Decision::Scan {
@@ -176,6 +180,7 @@ impl Pass<'_> {
             now: jiff::Timestamp::now(),
             drift_interval: drift,
             retry: self.ctx.retry(),
+            waiting_for: self.waiting_for.as_deref(),
         }
     }
 

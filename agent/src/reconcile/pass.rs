@@ -26,6 +26,10 @@ pub struct Pass<'a> {
     before: TerraformStatus,
     /// The status the pass will write.
     pub status: TerraformStatus,
+    /// The first `dependsOn` entry not Ready, and why (see [`super::dependencies`]).
+    pub waiting_for: Option<String>,
+    /// The values `spec.variablesFrom` read for the pass's run (see [`super::variables_from`]).
+    pub resolved: super::variables_from::Resolved,
 }
 
 impl<'a> Pass<'a> {
@@ -43,7 +47,31 @@ impl<'a> Pass<'a> {
             fingerprint: tf.spec.inputs_fingerprint(),
             status: before.clone(),
             before,
+            waiting_for: None,
+            resolved: super::variables_from::Resolved::default(),
         })
+    }
+
+    /// Reads `spec.variablesFrom` and folds the values into the inputs fingerprint, so a
+    /// changed value is a change of inputs. `tolerate`: a failure is only logged (a dependency
+    /// is not Ready: its outputs may not exist yet, and nothing runs anyway).
+    pub async fn read_variables_from(&mut self, tolerate: bool) -> Result<()> {
+        if self.tf.spec.variables_from.is_empty() {
+            return Ok(());
+        }
+        match self.resolve_variables().await {
+            Ok(resolved) => {
+                let spec = self.tf.spec.inputs_fingerprint();
+                self.fingerprint = alustan_shared::fingerprint(&[&spec, &resolved.fingerprint(&self.uid)]);
+                self.resolved = resolved;
+                Ok(())
+            }
+            Err(err) if tolerate && !err.needs_change() => {
+                tracing::debug!(error = %err, "variablesFrom not readable while a dependency is not Ready");
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// An API of the resource's namespace.

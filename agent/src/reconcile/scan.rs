@@ -122,7 +122,7 @@ impl Pass<'_> {
     async fn scan(&mut self, max_age: Duration) -> Result<Polled, ScanError> {
         let registry = &self.tf.spec.container_registry;
         let image = ImageRef::parse(&registry.image_name, registry.provider)?;
-        let constraint = Constraint::parse(&registry.semantic_version)?;
+        let constraint = Constraint::from_registry(registry)?;
         let resource_config = match &registry.secret_ref {
             Some(secret) => Some(self.read_docker_config(&secret.name).await?),
             None => None,

@@ -66,18 +66,26 @@ fn env_name_ok(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-fn variables(variables: &BTreeMap<String, String>) -> Result<()> {
-    if let Some(bad) = variables.keys().find(|name| !env_name_ok(name)) {
+/// A variable name (spec field `field`) a run can carry and the agent does not own.
+pub fn variable_name(field: &str, name: &str) -> Result<()> {
+    if !env_name_ok(name) {
         return Err(Error::invalid_spec(
-            format!("spec.variables[{bad:?}]"),
+            field,
             "not a valid environment variable name (letters, digits, '_', '-', '.'; not starting with a digit)",
         ));
     }
-    if let Some(ours) = variables.keys().find(|name| name.starts_with("ALUSTAN_")) {
+    if name.starts_with("ALUSTAN_") {
         return Err(Error::invalid_spec(
-            format!("spec.variables[{ours:?}]"),
+            field,
             "names starting with ALUSTAN_ are the agent's own (see the README's run contract)",
         ));
+    }
+    Ok(())
+}
+
+fn variables(variables: &BTreeMap<String, String>) -> Result<()> {
+    for name in variables.keys() {
+        variable_name(&format!("spec.variables[{name:?}]"), name)?;
     }
     let size: usize = variables.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > VARIABLES_MAX_BYTES {

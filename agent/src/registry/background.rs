@@ -183,7 +183,7 @@ impl Scanner {
         let inner = &self.inner;
         let key = RequestKey {
             scan: inner.key(&request.as_request()),
-            constraint: request.constraint.as_str().to_owned(),
+            constraint: request.constraint.identity().to_owned(),
             force: request.force,
         };
         let stale = {

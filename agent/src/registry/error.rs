@@ -18,6 +18,10 @@ pub enum ScanError {
     #[error("invalid semanticVersion {constraint:?}: {message}")]
     InvalidConstraint { constraint: String, message: String },
 
+    /// `policy`, `order` or `filterTags` cannot be used; `field` names the one to fix.
+    #[error("invalid {field} {value:?}: {message}")]
+    InvalidTagPolicy { field: &'static str, value: String, message: String },
+
     #[error("malformed registry credentials in {secret}: {reason}")]
     MalformedSecret { secret: SecretSource, reason: String },
 
@@ -165,6 +169,7 @@ impl ScanError {
         match self {
             Self::InvalidImageName { .. } => "invalid_image_name",
             Self::InvalidConstraint { .. } => "invalid_constraint",
+            Self::InvalidTagPolicy { .. } => "invalid_tag_policy",
             Self::MalformedSecret { .. } => "malformed_secret",
             Self::UnsupportedCredential { .. } => "unsupported_credential",
             Self::Unauthorized { .. } => "unauthorized",

@@ -12,7 +12,8 @@
 //! - [`credentials`]: docker `config.json` Secrets; secret values never printed.
 //! - [`client`]: HTTP, timeouts, retries (`Retry-After`), auth handshake, insecure registries.
 //! - [`tags`]: every tag, following `Link` pagination.
-//! - [`select`]: the semver choice and its explanation (the prerelease and build-metadata
+//! - [`policy`]: `semanticVersion`, `policy`, `order` and `filterTags`, parsed.
+//! - [`select`]: the choice and its explanation (the prerelease and build-metadata
 //!   rules are documented there).
 //! - [`digest`]: tag → manifest digest.
 //! - [`report`]: what a scan reports ([`ScanReport`], `status.lastScan`).
@@ -26,6 +27,7 @@ pub mod credentials;
 pub mod digest;
 pub mod error;
 mod hosts;
+pub mod policy;
 pub mod reference;
 pub mod report;
 pub mod retry;

@@ -1,4 +1,5 @@
-//! Choosing the tag: the highest semantic version satisfying `semanticVersion`, and why.
+//! Choosing the tag: the highest semantic version satisfying `semanticVersion` (or the newest
+//! by another [`Constraint`] policy, see [`super::policy`]), and why.
 //!
 //! # Rules (README-ready)
 //!
@@ -21,15 +22,17 @@
 //!   the registry lists tags in. (OCI tags cannot contain `+`; build metadata only reaches
 //!   alustan from registries that relax the tag grammar.)
 //!
-//! Every tag is parsed once, without regular expressions: selection over 10,000 tags takes a
-//! fraction of a millisecond (see `benches/registry.rs`).
+//! Every tag is parsed once (through the `filterTags` regex when one is set): selection over
+//! 10,000 tags takes about a millisecond (see `benches/registry.rs`).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use alustan_shared::{RejectedTag, RejectionReason};
-use semver::{Version, VersionReq};
+use semver::Version;
 
-use super::error::ScanError;
+pub use super::policy::Constraint;
+use super::policy::Rule;
 
 /// The newest matching tags kept in a [`Selection`].
 pub const MAX_NEWEST_MATCHING: usize = 5;
@@ -38,46 +41,14 @@ pub const MAX_REJECTED: usize = 10;
 /// The newest tags listed by a "no tag matches" error.
 pub const MAX_NEWEST_SEEN: usize = 5;
 
-/// A parsed `semanticVersion`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Constraint {
-    raw: String,
-    req: VersionReq,
-}
-
-impl Constraint {
-    /// Parses a constraint; the error carries the parser's own message.
-    pub fn parse(raw: &str) -> Result<Self, ScanError> {
-        let req = VersionReq::parse(raw.trim())
-            .map_err(|err| ScanError::InvalidConstraint { constraint: raw.to_owned(), message: err.to_string() })?;
-        Ok(Self { raw: raw.to_owned(), req })
-    }
-
-    /// The constraint as written.
-    pub fn as_str(&self) -> &str {
-        &self.raw
-    }
-
-    fn matches(&self, version: &Version) -> bool {
-        self.req.matches(version)
-    }
-
-    /// Why a version that does not match was rejected (see the module docs).
-    fn reason(&self, version: &Version) -> RejectionReason {
-        if !version.pre.is_empty() && self.matches(&Version::new(version.major, version.minor, version.patch)) {
-            RejectionReason::Prerelease
-        } else {
-            RejectionReason::OutsideConstraint
-        }
-    }
-}
-
 /// Counts of rejected tags by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RejectionCounts {
     pub not_semver: usize,
     pub outside_constraint: usize,
     pub prerelease: usize,
+    pub not_numerical: usize,
+    pub filtered_out: usize,
 }
 
 /// The outcome of matching a repository's tags against a constraint, with its explanation.
@@ -87,8 +58,9 @@ pub struct Selection {
     pub constraint: String,
     /// Tags considered (every tag of the repository).
     pub tag_count: usize,
-    /// Tags that are semantic versions.
-    pub semver_count: usize,
+    /// Tags the policy could order: through the filter, and a semantic version (semver) or a
+    /// number (numerical).
+    pub parsed_count: usize,
     /// Tags satisfying the constraint.
     pub matching_count: usize,
     /// The chosen tag, exactly as in the registry.
@@ -96,24 +68,58 @@ pub struct Selection {
     /// The newest matching tags, newest (the winner) first; at most [`MAX_NEWEST_MATCHING`].
     pub newest_matching: Vec<String>,
     /// Some rejected tags, at most [`MAX_REJECTED`]: every reason that occurred is
-    /// represented (taken in turn, newest first within a reason), then listed semantic
-    /// versions first, newest first, then non-semver tags in descending byte order.
+    /// represented (taken in turn, newest first within a reason), then listed ordered values
+    /// first, newest first, then unparsed and filtered-out tags in descending byte order.
     pub rejected: Vec<RejectedTag>,
     pub rejected_counts: RejectionCounts,
-    /// The newest tags seen whatever the constraint (semantic versions first, then others),
+    /// The newest tags seen whatever the constraint (ordered values first, then others),
     /// at most [`MAX_NEWEST_SEEN`]: what a "no tag matches" message shows.
     pub newest_seen: Vec<String>,
 }
 
-/// A tag that parsed as a semantic version.
-struct Parsed<'a> {
-    tag: &'a str,
-    version: Version,
+/// What a tag is ordered by.
+enum Key<'a> {
+    Version(Version),
+    Number(f64),
+    Text(Cow<'a, str>),
 }
 
-/// "Newer first": higher precedence first; equal precedence → smaller tag string first.
-fn newer_first(a: &Parsed<'_>, b: &Parsed<'_>) -> Ordering {
-    b.version.cmp_precedence(&a.version).then_with(|| a.tag.cmp(b.tag))
+/// A tag the policy could order.
+struct Parsed<'a> {
+    tag: &'a str,
+    key: Key<'a>,
+}
+
+/// How [`Parsed`] tags compare, "newer first".
+#[derive(Clone, Copy)]
+struct Order {
+    /// `order: asc`: the highest value is the newest.
+    highest: bool,
+    /// Equal values: the tag sorting last wins (with a filter or another policy than semver).
+    ties_to_last: bool,
+}
+
+impl Order {
+    fn of(constraint: &Constraint) -> Self {
+        let highest = match constraint.rule {
+            Rule::Semver(_) => true,
+            Rule::Numerical { highest } | Rule::Alphabetical { highest } => highest,
+        };
+        let ties_to_last = constraint.filtered() || !matches!(constraint.rule, Rule::Semver(_));
+        Self { highest, ties_to_last }
+    }
+
+    fn newer_first(self, a: &Parsed<'_>, b: &Parsed<'_>) -> Ordering {
+        let by_value = match (&a.key, &b.key) {
+            (Key::Version(x), Key::Version(y)) => y.cmp_precedence(x),
+            (Key::Number(x), Key::Number(y)) => y.total_cmp(x),
+            (Key::Text(x), Key::Text(y)) => y.cmp(x),
+            // One policy makes one kind of key.
+            _ => Ordering::Equal,
+        };
+        let by_value = if self.highest { by_value } else { by_value.reverse() };
+        by_value.then_with(|| if self.ties_to_last { b.tag.cmp(a.tag) } else { a.tag.cmp(b.tag) })
+    }
 }
 
 /// The version of a tag, accepting one leading `v`.
@@ -121,77 +127,132 @@ pub fn parse_tag(tag: &str) -> Option<Version> {
     Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()
 }
 
+/// A decimal number (Go's `ParseFloat` as Flux uses it), finite.
+fn parse_number(value: &str) -> Option<f64> {
+    value.parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+/// Where one tag ends up.
+enum Class<'a> {
+    Matching(Parsed<'a>),
+    /// Ordered, but outside the constraint (semver: outside or a prerelease).
+    Rejected(Parsed<'a>, RejectionReason),
+    /// Not ordered at all: not a version or number, or filtered out.
+    Unordered(&'a str, RejectionReason),
+}
+
+fn classify<'a>(tag: &'a str, constraint: &Constraint) -> Class<'a> {
+    let Some(value) = constraint.value(tag) else { return Class::Unordered(tag, RejectionReason::FilteredOut) };
+    match constraint.rule {
+        Rule::Semver(_) => match parse_tag(&value) {
+            None => Class::Unordered(tag, RejectionReason::NotSemver),
+            Some(version) if constraint.matches(&version) => {
+                Class::Matching(Parsed { tag, key: Key::Version(version) })
+            }
+            Some(version) => {
+                let release = Version::new(version.major, version.minor, version.patch);
+                let reason = if !version.pre.is_empty() && constraint.matches(&release) {
+                    RejectionReason::Prerelease
+                } else {
+                    RejectionReason::OutsideConstraint
+                };
+                Class::Rejected(Parsed { tag, key: Key::Version(version) }, reason)
+            }
+        },
+        Rule::Numerical { .. } => match parse_number(&value) {
+            Some(number) => Class::Matching(Parsed { tag, key: Key::Number(number) }),
+            None => Class::Unordered(tag, RejectionReason::NotNumerical),
+        },
+        Rule::Alphabetical { .. } => Class::Matching(Parsed { tag, key: Key::Text(value) }),
+    }
+}
+
 /// Chooses the newest tag satisfying `constraint` and explains the choice.
 pub fn select<S: AsRef<str>>(tags: &[S], constraint: &Constraint) -> Selection {
+    let order = Order::of(constraint);
     let mut matching = Vec::new();
     let mut outside = Vec::new();
     let mut prerelease = Vec::new();
-    let mut not_semver = Vec::new();
+    let mut unparsed = Vec::new();
+    let mut filtered = Vec::new();
+    let mut counts = RejectionCounts::default();
     for tag in tags {
-        let tag = tag.as_ref();
-        match parse_tag(tag) {
-            None => not_semver.push(tag),
-            Some(version) if constraint.matches(&version) => matching.push(Parsed { tag, version }),
-            Some(version) => match constraint.reason(&version) {
-                RejectionReason::Prerelease => prerelease.push(Parsed { tag, version }),
-                _ => outside.push(Parsed { tag, version }),
-            },
+        match classify(tag.as_ref(), constraint) {
+            Class::Matching(parsed) => matching.push(parsed),
+            Class::Rejected(parsed, RejectionReason::Prerelease) => prerelease.push(parsed),
+            Class::Rejected(parsed, _) => outside.push(parsed),
+            Class::Unordered(tag, RejectionReason::FilteredOut) => filtered.push(tag),
+            Class::Unordered(tag, reason) => {
+                match reason {
+                    RejectionReason::NotNumerical => counts.not_numerical += 1,
+                    _ => counts.not_semver += 1,
+                }
+                unparsed.push((tag, reason));
+            }
         }
     }
-    let rejected_counts = RejectionCounts {
-        not_semver: not_semver.len(),
-        outside_constraint: outside.len(),
-        prerelease: prerelease.len(),
-    };
+    counts.outside_constraint = outside.len();
+    counts.prerelease = prerelease.len();
+    counts.filtered_out = filtered.len();
     let matching_count = matching.len();
     let newest_matching: Vec<String> =
-        newest(&mut matching, MAX_NEWEST_MATCHING).iter().map(|p| p.tag.to_owned()).collect();
-    let newest_outside = newest(&mut outside, MAX_REJECTED);
-    let newest_pre = newest(&mut prerelease, MAX_REJECTED);
-    let newest_not_semver = top_bytes_desc(&mut not_semver, MAX_REJECTED);
-    let rejected = bounded_rejections(newest_outside, newest_pre, newest_not_semver);
+        newest(&mut matching, MAX_NEWEST_MATCHING, order).iter().map(|p| p.tag.to_owned()).collect();
+    let newest_outside = newest(&mut outside, MAX_REJECTED, order);
+    let newest_pre = newest(&mut prerelease, MAX_REJECTED, order);
+    let top_unparsed: Vec<RejectedTag> = top_bytes_desc(&mut unparsed, MAX_REJECTED);
+    let mut filtered: Vec<(&str, RejectionReason)> =
+        filtered.into_iter().map(|t| (t, RejectionReason::FilteredOut)).collect();
+    let top_filtered = top_bytes_desc(&mut filtered, MAX_REJECTED);
+    let unordered = [top_unparsed.as_slice(), top_filtered.as_slice()];
+    let rejected = bounded_rejections(order, newest_outside, newest_pre, unordered);
     let newest_seen =
-        if matching_count == 0 { newest_overall(newest_outside, newest_pre, newest_not_semver) } else { Vec::new() };
+        if matching_count == 0 { newest_overall(order, newest_outside, newest_pre, unordered) } else { Vec::new() };
     Selection {
         constraint: constraint.as_str().to_owned(),
         tag_count: tags.len(),
-        semver_count: tags.len() - not_semver.len(),
+        parsed_count: tags.len() - counts.not_semver - counts.not_numerical - counts.filtered_out,
         matching_count,
         winner: newest_matching.first().cloned(),
         newest_matching,
         rejected,
-        rejected_counts,
+        rejected_counts: counts,
         newest_seen,
     }
 }
 
 /// Sorts the `k` newest to the front (partial selection, then a sort of those `k` only) and
 /// returns them.
-fn newest<'s, 'a>(items: &'s mut [Parsed<'a>], k: usize) -> &'s [Parsed<'a>] {
+fn newest<'s, 'a>(items: &'s mut [Parsed<'a>], k: usize, order: Order) -> &'s [Parsed<'a>] {
     if items.len() > k && k > 0 {
-        items.select_nth_unstable_by(k - 1, newer_first);
+        items.select_nth_unstable_by(k - 1, |a, b| order.newer_first(a, b));
     }
     let len = k.min(items.len());
     let top = &mut items[..len];
-    top.sort_unstable_by(newer_first);
+    top.sort_unstable_by(|a, b| order.newer_first(a, b));
     top
 }
 
-fn top_bytes_desc<'s, 'a>(items: &'s mut [&'a str], k: usize) -> &'s [&'a str] {
+/// The `k` tags sorting last byte-wise, last first, as rejections.
+fn top_bytes_desc(items: &mut [(&str, RejectionReason)], k: usize) -> Vec<RejectedTag> {
     if items.len() > k && k > 0 {
-        items.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+        items.select_nth_unstable_by(k - 1, |a, b| b.0.cmp(a.0));
     }
     let len = k.min(items.len());
     let top = &mut items[..len];
-    top.sort_unstable_by(|a, b| b.cmp(a));
-    top
+    top.sort_unstable_by(|a, b| b.0.cmp(a.0));
+    top.iter().map(|(tag, reason)| RejectedTag { tag: (*tag).to_owned(), reason: *reason }).collect()
 }
 
 /// Takes from each reason in turn so every reason present shows up, then orders the result
-/// for reading: versions newest first, then the non-semver tags.
-fn bounded_rejections(outside: &[Parsed<'_>], pre: &[Parsed<'_>], not_semver: &[&str]) -> Vec<RejectedTag> {
-    let available = [outside.len(), pre.len(), not_semver.len()];
-    let mut taken = [0; 3];
+/// for reading: ordered values newest first, then the unordered tags.
+fn bounded_rejections(
+    order: Order,
+    outside: &[Parsed<'_>],
+    pre: &[Parsed<'_>],
+    [unparsed, filtered]: [&[RejectedTag]; 2],
+) -> Vec<RejectedTag> {
+    let available = [outside.len(), pre.len(), unparsed.len(), filtered.len()];
+    let mut taken = [0; 4];
     let mut total = 0;
     while total < MAX_REJECTED && taken != available {
         for (taken, available) in taken.iter_mut().zip(available) {
@@ -201,27 +262,33 @@ fn bounded_rejections(outside: &[Parsed<'_>], pre: &[Parsed<'_>], not_semver: &[
             }
         }
     }
-    let [o, p, n] = taken;
-    let mut versions: Vec<(&Parsed<'_>, RejectionReason)> = outside[..o]
+    let [o, p, u, f] = taken;
+    let mut ordered: Vec<(&Parsed<'_>, RejectionReason)> = outside[..o]
         .iter()
         .map(|v| (v, RejectionReason::OutsideConstraint))
         .chain(pre[..p].iter().map(|v| (v, RejectionReason::Prerelease)))
         .collect();
-    versions.sort_unstable_by(|a, b| newer_first(a.0, b.0));
-    versions
+    ordered.sort_unstable_by(|a, b| order.newer_first(a.0, b.0));
+    ordered
         .into_iter()
         .map(|(v, reason)| RejectedTag { tag: v.tag.to_owned(), reason })
-        .chain(not_semver[..n].iter().map(|t| RejectedTag { tag: (*t).to_owned(), reason: RejectionReason::NotSemver }))
+        .chain(unparsed[..u].iter().cloned())
+        .chain(filtered[..f].iter().cloned())
         .collect()
 }
 
-fn newest_overall(outside: &[Parsed<'_>], pre: &[Parsed<'_>], not_semver: &[&str]) -> Vec<String> {
-    let mut versions: Vec<&Parsed<'_>> = outside.iter().chain(pre).collect();
-    versions.sort_unstable_by(|a, b| newer_first(a, b));
-    versions
+fn newest_overall(
+    order: Order,
+    outside: &[Parsed<'_>],
+    pre: &[Parsed<'_>],
+    [unparsed, filtered]: [&[RejectedTag]; 2],
+) -> Vec<String> {
+    let mut ordered: Vec<&Parsed<'_>> = outside.iter().chain(pre).collect();
+    ordered.sort_unstable_by(|a, b| order.newer_first(a, b));
+    ordered
         .into_iter()
         .map(|p| p.tag)
-        .chain(not_semver.iter().copied())
+        .chain(unparsed.iter().chain(filtered).map(|r| r.tag.as_str()))
         .take(MAX_NEWEST_SEEN)
         .map(str::to_owned)
         .collect()
@@ -245,7 +312,7 @@ mod tests {
         let s = run(&["v1.0.0", "v1.0.3", "1.0.2", "v1.1.0", "latest"], "~1.0.0");
         assert_eq!(s.winner.as_deref(), Some("v1.0.3"));
         assert_eq!(s.newest_matching, ["v1.0.3", "1.0.2", "v1.0.0"]);
-        assert_eq!((s.tag_count, s.semver_count, s.matching_count), (5, 4, 3));
+        assert_eq!((s.tag_count, s.parsed_count, s.matching_count), (5, 4, 3));
         assert_eq!(reasons(&s), [("v1.1.0", OutsideConstraint), ("latest", NotSemver)]);
         // Only a lowercase `v`, and only one.
         assert_eq!(run(&["V1.0.0", "vv1.0.0", "v"], "*").rejected_counts.not_semver, 3);
@@ -256,7 +323,7 @@ mod tests {
         let build_tag = "v1.2.2.2022-01-15t161730814Z.9eabf5b5";
         let s = run(&[build_tag, "latest", "production", "1.2", "01.2.3", "1.2.1"], ">=1");
         assert_eq!(s.winner.as_deref(), Some("1.2.1"));
-        assert_eq!(s.rejected_counts, RejectionCounts { not_semver: 5, outside_constraint: 0, prerelease: 0 });
+        assert_eq!(s.rejected_counts, RejectionCounts { not_semver: 5, ..RejectionCounts::default() });
         assert_eq!(
             reasons(&s),
             [
@@ -342,7 +409,10 @@ mod tests {
         tags.extend((0..5).map(|i| format!("build-{i}")));
         tags.push("1.0.0".into());
         let s = select(&tags, &Constraint::parse("^1").unwrap());
-        assert_eq!(s.rejected_counts, RejectionCounts { not_semver: 5, outside_constraint: 30, prerelease: 5 });
+        assert_eq!(
+            s.rejected_counts,
+            RejectionCounts { not_semver: 5, outside_constraint: 30, prerelease: 5, ..RejectionCounts::default() }
+        );
         assert_eq!(s.rejected.len(), MAX_REJECTED);
         let got = reasons(&s);
         assert_eq!(

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use alustan_shared::{RunAction, RunRecord, RunResult, Terraform, meta};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, LocalObjectReference, Pod, PodSpec, PodTemplateSpec, SecretVolumeSource,
-    Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath, LocalObjectReference, Pod, PodSpec,
+    PodTemplateSpec, SecretKeySelector, SecretVolumeSource, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::{Resource as _, ResourceExt as _};
@@ -117,6 +117,8 @@ pub struct RunSpec<'a> {
     pub inputs: &'a str,
     /// The sync request token it answers.
     pub token: Option<&'a str>,
+    /// `spec.variablesFrom`'s values; sensitive ones are read from the run's seal Secret.
+    pub variables: &'a crate::reconcile::variables_from::Resolved,
 }
 
 impl RunSpec<'_> {
@@ -215,7 +217,8 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
     let generation = tf.metadata.generation.unwrap_or_default().to_string();
     let labels = labels(tf, run.action);
     let (begin, end) = markers(&run.name);
-    let mut env: Vec<EnvVar> = tf.spec.variables.iter().map(|(k, v)| env_var(k, v)).collect();
+    let seal_name = meta::seal_secret_name(&run.name);
+    let mut env = variables_env(tf, run.variables, &seal_name);
     env.extend([
         env_var(meta::ENV_OUTPUTS_FILE, &format!("{OUTPUTS_DIR}/outputs.json")),
         env_var(meta::ENV_SEAL_FILE, &format!("{SEAL_DIR}/{}", meta::SEAL_KEY)),
@@ -287,15 +290,7 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
                             empty_dir: Some(EmptyDirVolumeSource::default()),
                             ..Volume::default()
                         },
-                        // The pad: created by the agent before the Job (see `crate::runs::launch`).
-                        Volume {
-                            name: SEAL_VOLUME.into(),
-                            secret: Some(SecretVolumeSource {
-                                secret_name: Some(meta::seal_secret_name(&run.name)),
-                                ..SecretVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
+                        seal_volume(seal_name),
                     ]),
                     ..PodSpec::default()
                 }),
@@ -304,6 +299,52 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
         }),
         status: None,
     })
+}
+
+/// The pad, created by the agent before the Job (see `crate::runs::start`); only its pad key:
+/// the Secret also holds sensitive variables, read as env.
+fn seal_volume(seal_name: String) -> Volume {
+    Volume {
+        name: SEAL_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(seal_name),
+            items: Some(vec![KeyToPath {
+                key: meta::SEAL_KEY.to_owned(),
+                path: meta::SEAL_KEY.to_owned(),
+                ..KeyToPath::default()
+            }]),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+/// The variables of a run: the spec's, then `variablesFrom`'s, whose sensitive values the
+/// container reads from the run's seal Secret (never written in the Job).
+fn variables_env(
+    tf: &Terraform,
+    resolved: &crate::reconcile::variables_from::Resolved,
+    seal_name: &str,
+) -> Vec<EnvVar> {
+    let mut env: Vec<EnvVar> = tf.spec.variables.iter().chain(&resolved.plain).map(|(k, v)| env_var(k, v)).collect();
+    env.extend(resolved.sensitive.keys().map(|name| EnvVar {
+        name: name.clone(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: seal_name.to_owned(),
+                key: sensitive_key(name),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+    }));
+    env
+}
+
+/// The seal Secret's key holding sensitive variable `name`.
+pub fn sensitive_key(name: &str) -> String {
+    format!("variable.{name}")
 }
 
 fn env_var(name: &str, value: &str) -> EnvVar {
@@ -353,6 +394,7 @@ mod tests {
             tag: "v1",
             inputs: "fp",
             token: Some("t1"),
+            variables: &crate::reconcile::variables_from::Resolved::default(),
         };
         let settings = JobSettings {
             active_deadline_seconds: 60,

@@ -32,8 +32,13 @@ pub enum Started {
     Busy(Box<RunRecord>),
 }
 
-/// Starts `job` (with its seal Secret) unless another Job of the same resource is active.
-pub async fn start(ctx: &Context, job: &Job) -> Result<Started> {
+/// Starts `job` (with its seal Secret, which also carries the run's `sensitive` variables)
+/// unless another Job of the same resource is active.
+pub async fn start(
+    ctx: &Context,
+    job: &Job,
+    sensitive: &std::collections::BTreeMap<String, String>,
+) -> Result<Started> {
     let client = &ctx.client;
     let namespace = job.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let name = job.metadata.name.clone().ok_or(Error::MissingField("metadata.name"))?;
@@ -49,13 +54,17 @@ pub async fn start(ctx: &Context, job: &Job) -> Result<Started> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let seal_name = meta::seal_secret_name(&name);
     let pad = Pad::generate()?;
-    let secret = pad.to_secret(ObjectMeta {
+    let mut secret = pad.to_secret(ObjectMeta {
         name: Some(seal_name.clone()),
         namespace: Some(namespace.clone()),
         labels: job.metadata.labels.clone(),
         owner_references: job.metadata.owner_references.clone(),
         ..ObjectMeta::default()
     });
+    let data = secret.data.get_or_insert_default();
+    for (name, value) in sensitive {
+        data.insert(jobs::sensitive_key(name), k8s_openapi::ByteString(value.clone().into_bytes()));
+    }
     match secrets.create(&PostParams::default(), &secret).await {
         Ok(_) => {}
         // A pad of this run from before (a retried reconcile, a restarted agent): keep it, but

@@ -337,6 +337,13 @@ impl Agent {
     /// Warning Events about `name` with `reason`, as (note, count) oldest first; `count` folds
     /// in the repeats the recorder aggregated into an event series.
     pub async fn warnings(&self, name: &str, reason: &str) -> Vec<(String, i32)> {
+        let events = self.events_about(name, reason).await;
+        let warnings = events.into_iter().filter(|e| e.type_.as_deref() == Some("Warning"));
+        warnings.map(|e| (e.note.unwrap_or_default(), e.series.map_or(1, |s| s.count))).collect()
+    }
+
+    /// The `events.k8s.io` Events about `name` with `reason`, oldest first.
+    pub async fn events_about(&self, name: &str, reason: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
         let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), "default");
         let mut events: Vec<_> = events
             .list(&ListParams::default())
@@ -346,12 +353,11 @@ impl Agent {
             .into_iter()
             .filter(|e| {
                 e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-                    && e.type_.as_deref() == Some("Warning")
                     && e.reason.as_deref() == Some(reason)
             })
             .collect();
         events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
-        events.into_iter().map(|e| (e.note.unwrap_or_default(), e.series.map_or(1, |s| s.count))).collect()
+        events
     }
 }
 

@@ -7,6 +7,7 @@ pub mod logs;
 pub mod outputs;
 pub mod suspend;
 pub mod sync;
+pub mod tree;
 pub mod version;
 
 use alustan_shared::Terraform;
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Get { name, watch, output, selector } => get::run(&conn, name, watch, output, selector).await,
         Command::Describe { name } => describe::run(&conn, &name).await,
+        Command::Tree { name } => tree::run(&conn, &name).await,
         Command::Sync { name, wait, timeout } => sync::run(&conn, &name, sync::Kind::Sync, wait, timeout).await,
         Command::Resync { name, wait } => {
             sync::run(&conn, &name, sync::Kind::Resync, wait, sync::DEFAULT_TIMEOUT).await

@@ -55,11 +55,16 @@ pub fn terraform(namespace: &str, name: &str, age: i64) -> Terraform {
             provider: None,
             image_name: "alustan/infrastructure".to_owned(),
             semantic_version: "~1.0.0".to_owned(),
+            policy: None,
+            order: None,
+            filter_tags: None,
             secret_ref: None,
         },
         suspend: false,
         service_account_name: None,
         sync_interval: None,
+        depends_on: Vec::new(),
+        variables_from: Vec::new(),
     };
     let mut object = Terraform::new(name, spec);
     object.metadata.namespace = Some(namespace.to_owned());

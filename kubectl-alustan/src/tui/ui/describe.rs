@@ -16,7 +16,13 @@ pub fn draw_describe(frame: &mut Frame, area: Rect, state: &State) {
     let Some((key, object)) = state.target().and_then(|k| Some((k, state.object(k)?))) else {
         return missing(frame, area, "Describe");
     };
-    scrolled_text(frame, area, &format!("Describe({key})"), describe(object, state.now), state.view().scroll);
+    let mut lines = describe(object, state.now);
+    let relations = crate::commands::tree::relation_lines(object, state.objects.values());
+    if !relations.is_empty() {
+        lines.push(section("Dependencies"));
+        lines.extend(relations.into_iter().map(|l| Line::from(format!("  {l}"))));
+    }
+    scrolled_text(frame, area, &format!("Describe({key})"), lines, state.view().scroll);
 }
 
 pub fn draw_yaml(frame: &mut Frame, area: Rect, state: &State) {
@@ -86,7 +92,7 @@ pub fn describe_body(object: &Terraform, now: Timestamp) -> Vec<Line<'static>> {
         field("Age:", format::age_of(object, now)),
         field("Suspended:", if spec.suspend { "yes: no runs until resumed" } else { "no" }),
         field("Image:", registry.image_name.clone()),
-        field("Constraint:", registry.semantic_version.clone()),
+        field("Constraint:", registry.policy_description()),
         field(
             "Scripts:",
             format!(
@@ -107,6 +113,7 @@ pub fn describe_body(object: &Terraform, now: Timestamp) -> Vec<Line<'static>> {
         let names: Vec<&str> = spec.variables.keys().map(String::as_str).collect();
         lines.push(field("Variables:", names.join(", ")));
     }
+    lines.extend(crate::commands::tree::spec_lines(object).into_iter().map(|(label, value)| field(label, value)));
     if let Some(interval) = &spec.sync_interval {
         lines.push(field("Sync interval:", interval.clone()));
     }
@@ -207,6 +214,8 @@ fn describe_scan(lines: &mut Vec<Line<'static>>, scan: &RegistryScan, now: Times
                     RejectionReason::NotSemver => "not semver",
                     RejectionReason::OutsideConstraint => "outside constraint",
                     RejectionReason::Prerelease => "prerelease",
+                    RejectionReason::FilteredOut => "filtered out",
+                    RejectionReason::NotNumerical => "not numerical",
                 };
                 format!("{} ({why})", r.tag)
             })
