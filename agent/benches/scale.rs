@@ -394,18 +394,63 @@ const WRITE_VERBS: [&str; 6] = ["create", "update", "patch", "delete", "deleteco
 
 /// The agent's API requests among `records`: total, and writes by verb and resource.
 fn agent_requests(records: &[RequestRecord]) -> (usize, BTreeMap<String, usize>) {
+    let (total, by_kind) = requests_by_kind(records);
+    let writes =
+        by_kind.into_iter().filter(|(what, _)| WRITE_VERBS.iter().any(|verb| what.starts_with(verb))).collect();
+    (total, writes)
+}
+
+/// The agent's API requests among `records`: total, and counts by `verb resource[/subresource]`.
+fn requests_by_kind(records: &[RequestRecord]) -> (usize, BTreeMap<String, usize>) {
     let mine: Vec<&RequestRecord> = records.iter().filter(|r| r.user == AGENT_USER).collect();
-    let mut writes = BTreeMap::new();
-    for r in mine.iter().filter(|r| WRITE_VERBS.contains(&r.verb.as_str())) {
+    let mut by_kind = BTreeMap::new();
+    for r in &mine {
         let what =
             if r.subresource.is_empty() { r.resource.clone() } else { format!("{}/{}", r.resource, r.subresource) };
-        *writes.entry(format!("{} {what}", r.verb)).or_insert(0) += 1;
+        *by_kind.entry(format!("{} {what}", r.verb)).or_insert(0) += 1;
     }
-    (mine.len(), writes)
+    (mine.len(), by_kind)
 }
 
 fn write_total(writes: &BTreeMap<String, usize>) -> usize {
     writes.values().sum()
+}
+
+/// `n` per resource of `crs`.
+fn per_resource(n: usize, crs: usize) -> f64 {
+    f64::from(u32::try_from(n).unwrap_or(u32::MAX)) / f64::from(u32::try_from(crs.max(1)).unwrap_or(u32::MAX))
+}
+
+/// Step 3: the agent's writes while nothing changes, per resource per sync interval when the
+/// quiet period crosses one.
+async fn quiet_period(stack: &Stack, settings: &Settings, crs: usize) -> BoxResult<()> {
+    let per = |n: usize| {
+        f64::from(u32::try_from(n).unwrap_or(u32::MAX)) / f64::from(u32::try_from(crs.max(1)).unwrap_or(u32::MAX))
+    };
+    let mark = stack.env.requests().records().len();
+    tokio::time::sleep(settings.quiet).await;
+    let (requests, writes) = agent_requests(&stack.env.requests().records()[mark..]);
+    let interval =
+        alustan_shared::duration::parse_duration(&settings.sync_interval).unwrap_or(Duration::from_secs(3600));
+    let intervals = settings.quiet.as_secs_f64() / interval.as_secs_f64();
+    let status_writes =
+        writes.iter().filter(|(what, _)| what.ends_with("terraforms/status")).map(|(_, n)| n).sum::<usize>();
+    if intervals >= 1.0 {
+        println!(
+            "    quiet {:?} = {intervals:.1} sync intervals: {} API writes {writes:?}, {requests} requests; status writes {:.2} per Terraform per interval  (goal ≤ 1 beyond its drift run's own objects)",
+            settings.quiet,
+            write_total(&writes),
+            per(status_writes) / intervals
+        );
+    } else {
+        println!(
+            "    quiet {:?} after convergence (no sync interval crossed): {} API writes {writes:?}, {requests} requests  (goal 0)",
+            settings.quiet,
+            write_total(&writes)
+        );
+    }
+
+    Ok(())
 }
 
 /// Steps 2 to 4.
@@ -465,28 +510,15 @@ async fn agent_run(crs: usize, settings: &Settings, floor: Option<Duration>) -> 
         per(write_total(&writes))
     );
 
-    let mark = stack.env.requests().records().len();
-    tokio::time::sleep(settings.quiet).await;
-    let (requests, writes) = agent_requests(&stack.env.requests().records()[mark..]);
-    let interval =
-        alustan_shared::duration::parse_duration(&settings.sync_interval).unwrap_or(Duration::from_secs(3600));
-    let intervals = settings.quiet.as_secs_f64() / interval.as_secs_f64();
-    let status_writes =
-        writes.iter().filter(|(what, _)| what.ends_with("terraforms/status")).map(|(_, n)| n).sum::<usize>();
-    if intervals >= 1.0 {
-        println!(
-            "    quiet {:?} = {intervals:.1} sync intervals: {} API writes {writes:?}, {requests} requests; status writes {:.2} per Terraform per interval  (goal ≤ 1 beyond its drift run's own objects)",
-            settings.quiet,
-            write_total(&writes),
-            per(status_writes) / intervals
-        );
-    } else {
-        println!(
-            "    quiet {:?} after convergence (no sync interval crossed): {} API writes {writes:?}, {requests} requests  (goal 0)",
-            settings.quiet,
-            write_total(&writes)
-        );
-    }
+    let (_, by_kind) = requests_by_kind(&stack.env.requests().records());
+    let reads: Vec<String> = by_kind
+        .iter()
+        .filter(|(what, _)| !WRITE_VERBS.iter().any(|verb| what.starts_with(verb)))
+        .map(|(what, n)| format!("{what} {:.1}", per(*n)))
+        .collect();
+    println!("    reads per resource: {}", reads.join(", "));
+
+    quiet_period(&stack, settings, crs).await?;
 
     agent.kill().await?;
     let mark = stack.env.requests().records().len();
