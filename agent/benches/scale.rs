@@ -424,9 +424,7 @@ fn per_resource(n: usize, crs: usize) -> f64 {
 /// Step 3: the agent's writes while nothing changes, per resource per sync interval when the
 /// quiet period crosses one.
 async fn quiet_period(stack: &Stack, settings: &Settings, crs: usize) -> BoxResult<()> {
-    let per = |n: usize| {
-        f64::from(u32::try_from(n).unwrap_or(u32::MAX)) / f64::from(u32::try_from(crs.max(1)).unwrap_or(u32::MAX))
-    };
+    let per = |n: usize| per_resource(n, crs);
     let mark = stack.env.requests().records().len();
     tokio::time::sleep(settings.quiet).await;
     let (requests, writes) = agent_requests(&stack.env.requests().records()[mark..]);
@@ -490,9 +488,7 @@ async fn agent_run(crs: usize, settings: &Settings, floor: Option<Duration>) -> 
     let metric_listings = agent.metric("alustan_registry_listings_total").await?;
     let (hwm, sampled) = agent.rss_mib()?;
     let (requests, writes) = agent_requests(&stack.env.requests().records());
-    let per = |n: usize| {
-        f64::from(u32::try_from(n).unwrap_or(u32::MAX)) / f64::from(u32::try_from(crs.max(1)).unwrap_or(u32::MAX))
-    };
+    let per = |n: usize| per_resource(n, crs);
     println!("  agent: {}, a separate process, --sync-interval {}", settings.profile, settings.sync_interval);
     println!("    created {crs} Terraforms in {created:.1?} ({CREATE_CONCURRENCY} in parallel)");
     let ratio = floor
