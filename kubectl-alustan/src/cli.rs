@@ -89,7 +89,7 @@ pub enum Command {
     /// Trigger a run now (sets the resync annotation)
     Sync {
         name: String,
-        /// Follow the run's log and progress until it ends; exit 1 if it failed
+        /// Follow the run's log and progress until it ends (exit codes: README)
         #[arg(long)]
         wait: bool,
         /// How long --wait waits, e.g. `90s`, `10m`, `1h30m`
@@ -99,9 +99,12 @@ pub enum Command {
     /// Rescan the registry (bypassing its cache), then run
     Resync {
         name: String,
-        /// Follow the run until it ends; exit 1 if it failed
+        /// Follow the run's log and progress until it ends (exit codes: README)
         #[arg(long)]
         wait: bool,
+        /// How long --wait waits, e.g. `90s`, `10m`, `1h30m`
+        #[arg(long, requires = "wait", value_parser = parse_duration, default_value = "30m")]
+        timeout: Duration,
     },
     /// Print the terraform outputs of the last successful deploy
     Outputs {
@@ -256,7 +259,10 @@ mod tests {
 
     #[test]
     fn resync_outputs_credentials_logs() {
-        assert_eq!(ok("resync a --wait").command, Command::Resync { name: "a".into(), wait: true });
+        assert_eq!(
+            ok("resync a --wait --timeout 2m").command,
+            Command::Resync { name: "a".into(), wait: true, timeout: Duration::from_secs(120) }
+        );
         assert_eq!(
             ok("outputs a -o json").command,
             Command::Outputs { name: "a".into(), output: Some(DataFormat::Json) }

@@ -25,11 +25,21 @@ pub enum CliError {
     NotFound { name: String, namespace: String, similar: Vec<String> },
     #[error("{0}")]
     Usage(String),
-    /// The run the command waited for ended badly.
+    /// The run the command waited for ended badly (exit 1).
     #[error("{0}")]
     RunFailed(String),
+    /// `--wait` ran out of time (exit 3).
     #[error("timed out after {0}; the run may still be going: `kubectl alustan describe` shows its state")]
     Timeout(String),
+    /// `--wait` on a suspended resource: no run can start (exit 4).
+    #[error("{0}")]
+    Suspended(String),
+    /// `--wait` on a resource whose spec the agent refused: no run can start (exit 5).
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// `--wait` while no agent holds its Lease: no run can start (exit 6).
+    #[error("{0}")]
+    AgentDown(String),
     #[error(
         "cannot reach the cluster to {what}: {source}\n  fix: check the context (`kubectl config current-context`, --context) and that the API server answers (`kubectl cluster-info`)"
     )]
@@ -64,9 +74,17 @@ fn similar_hint(similar: &[String]) -> String {
 }
 
 impl CliError {
-    /// kubectl's convention: 2 for usage errors, 1 for everything else.
+    /// kubectl's convention (2 for usage errors, 1 for everything else), plus one code per
+    /// reason a `--wait` ended without a run (README, "Errors and exit codes").
     pub fn exit_code(&self) -> u8 {
-        if matches!(self, CliError::Usage(_)) { 2 } else { 1 }
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Timeout(_) => 3,
+            CliError::Suspended(_) => 4,
+            CliError::InvalidSpec(_) => 5,
+            CliError::AgentDown(_) => 6,
+            _ => 1,
+        }
     }
 
     /// Turns an API error into one naming the verb, resource and namespace it concerned.
@@ -136,5 +154,10 @@ mod tests {
     fn exit_codes() {
         assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
         assert_eq!(CliError::CrdMissing.exit_code(), 1);
+        assert_eq!(CliError::RunFailed("x".into()).exit_code(), 1);
+        assert_eq!(CliError::Timeout("x".into()).exit_code(), 3);
+        assert_eq!(CliError::Suspended("x".into()).exit_code(), 4);
+        assert_eq!(CliError::InvalidSpec("x".into()).exit_code(), 5);
+        assert_eq!(CliError::AgentDown("x".into()).exit_code(), 6);
     }
 }

@@ -12,4 +12,6 @@ pub mod completion;
 pub mod errors;
 pub mod kube_client;
 pub mod logging;
+pub mod outlook;
+pub mod output;
 pub mod tui;

@@ -200,6 +200,7 @@ async fn sync_wait_streams_the_runs_log() {
     let client = env.client().unwrap();
     create(&client, "default", "staging").await;
     set_status(&client, "default", "staging", completed_status("default")).await;
+    let _agent = e2e_support::agent_up(&client).await;
     let child = tokio::process::Command::new(BIN)
         .args(["sync", "staging", "--wait", "--timeout", "90s", "--kubeconfig"])
         .arg(env.kubeconfig())

@@ -14,7 +14,7 @@ pub async fn run(conn: &Connection, name: &str, reveal: bool) -> Result<(), CliE
     let object = super::get(conn, name).await?;
     let credentials = object.status.map(|s| s.credentials).unwrap_or_default();
     if credentials.is_empty() {
-        eprintln!("no credentials reported for {}/{name}", conn.namespace);
+        crate::errln!("no credentials reported for {}/{name}", conn.namespace);
         return Ok(());
     }
     let header: Vec<String> = ["NAME", "USERNAME", "PASSWORD", "SECRET"].map(str::to_owned).to_vec();
@@ -40,9 +40,9 @@ pub async fn run(conn: &Connection, name: &str, reveal: bool) -> Result<(), CliE
             format!("{}/{} key {}", r.namespace, r.name, r.key),
         ]);
     }
-    print!("{}", super::get::render(&header, &rows));
+    crate::out!("{}", super::get::render(&header, &rows));
     if !reveal {
-        eprintln!("passwords masked; --reveal reads them with your own permissions");
+        crate::errln!("passwords masked; --reveal reads them with your own permissions");
     }
     if problems.is_empty() {
         return Ok(());

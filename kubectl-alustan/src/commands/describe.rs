@@ -19,7 +19,7 @@ pub async fn run(conn: &Connection, name: &str) -> Result<(), CliError> {
     let mut text = body_text(&object, now);
     text.push_str("Events:\n");
     text.push_str(&events(conn, &object, now).await);
-    print!("{text}");
+    crate::out!("{text}");
     Ok(())
 }
 

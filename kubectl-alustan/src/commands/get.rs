@@ -41,7 +41,7 @@ pub async fn run(
         GetFormat::Json | GetFormat::Yaml => print_data(&objects, name.is_some(), output)?,
         GetFormat::Table | GetFormat::Wide => {
             if objects.is_empty() && !watch {
-                eprintln!(
+                crate::errln!(
                     "No resources found{}.",
                     conn.scope().map(|n| format!(" in {n} namespace")).unwrap_or_default()
                 );
@@ -49,7 +49,7 @@ pub async fn run(
             }
             let now = Timestamp::now();
             let rows: Vec<Vec<String>> = objects.iter().map(|o| row(o, now, namespaces, wide)).collect();
-            print!("{}", render(&header(namespaces, wide), &rows));
+            crate::out!("{}", render(&header(namespaces, wide), &rows));
         }
     }
     if watch { follow(conn, name, selector, &objects, output).await } else { Ok(()) }
@@ -127,7 +127,7 @@ fn print_data(objects: &[Terraform], single: bool, output: GetFormat) -> Result<
         serde_yaml::to_string(&value).map_err(|e| e.to_string())
     }
     .map_err(|e| CliError::Other(format!("encoding: {e}")))?;
-    print!("{text}");
+    crate::out!("{text}");
     Ok(())
 }
 
@@ -173,7 +173,7 @@ async fn follow(
             GetFormat::Table | GetFormat::Wide => {
                 let cells = row(&object, Timestamp::now(), conn.all_namespaces, wide);
                 let widths: Vec<usize> = header(conn.all_namespaces, wide).iter().map(|h| h.len().max(12)).collect();
-                print!("{}", line_of(&cells, &widths));
+                crate::out!("{}", line_of(&cells, &widths));
             }
         }
         let _ = std::io::stdout().flush();

@@ -155,16 +155,16 @@ pub async fn follow_job(conn: Connection, namespace: String, job: String) {
                 let mut lines = std::pin::pin!(stream.lines());
                 let mut sealed = SealedBlocks::default();
                 while let Some(Ok(line)) = lines.next().await {
-                    sealed.push(line).iter().for_each(|line| println!("│ {line}"));
+                    sealed.push(line).iter().for_each(|line| crate::outln!("│ {line}"));
                 }
-                sealed.finish().iter().for_each(|line| println!("│ {line}"));
+                sealed.finish().iter().for_each(|line| crate::outln!("│ {line}"));
                 return;
             }
             Err(error) => last_error = error,
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    eprintln!("(no log for Job {job}: {last_error})");
+    crate::errln!("(no log for Job {job}: {last_error})");
 }
 
 pub async fn run(conn: &Connection, name: &str, run: u32, follow: bool) -> Result<(), CliError> {
@@ -174,9 +174,9 @@ pub async fn run(conn: &Connection, name: &str, run: u32, follow: bool) -> Resul
     let mut sealed = SealedBlocks::default();
     while let Some(line) = lines.next().await {
         let line = line.map_err(|e| CliError::Other(format!("reading the log: {e}")))?;
-        sealed.push(line).iter().for_each(|line| println!("{line}"));
+        sealed.push(line).iter().for_each(|line| crate::outln!("{line}"));
     }
-    sealed.finish().iter().for_each(|line| println!("{line}"));
+    sealed.finish().iter().for_each(|line| crate::outln!("{line}"));
     Ok(())
 }
 

@@ -29,9 +29,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Get { name, watch, output, selector } => get::run(&conn, name, watch, output, selector).await,
         Command::Describe { name } => describe::run(&conn, &name).await,
-        Command::Sync { name, wait, timeout } => sync::run(&conn, &name, sync::Kind::Sync, wait, timeout).await,
-        Command::Resync { name, wait } => {
-            sync::run(&conn, &name, sync::Kind::Resync, wait, sync::DEFAULT_TIMEOUT).await
+        Command::Sync { name, wait, timeout } => {
+            let request = sync::Request { kind: sync::Kind::Sync, wait, timeout };
+            sync::run(&conn, &name, request, cli.kube.agent_namespace.as_deref()).await
+        }
+        Command::Resync { name, wait, timeout } => {
+            let request = sync::Request { kind: sync::Kind::Resync, wait, timeout };
+            sync::run(&conn, &name, request, cli.kube.agent_namespace.as_deref()).await
         }
         Command::Outputs { name, output } => outputs::run(&conn, &name, output).await,
         Command::Credentials { name, reveal } => credentials::run(&conn, &name, reveal).await,

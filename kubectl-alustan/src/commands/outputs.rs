@@ -15,7 +15,7 @@ pub async fn run(conn: &Connection, name: &str, output: Option<DataFormat>) -> R
         None => {
             if outputs.is_empty() {
                 let state = status.state.map_or("Pending", alustan_shared::State::as_str);
-                eprintln!("no outputs yet for {}/{name} (state: {state})", conn.namespace);
+                crate::errln!("no outputs yet for {}/{name} (state: {state})", conn.namespace);
                 return Ok(());
             }
             let header = vec!["NAME".to_owned(), "VALUE".to_owned()];
@@ -24,9 +24,9 @@ pub async fn run(conn: &Connection, name: &str, output: Option<DataFormat>) -> R
         }
     }
     .map_err(|e| CliError::Other(format!("encoding the outputs: {e}")))?;
-    print!("{text}");
+    crate::out!("{text}");
     if let Some(secret) = &status.sensitive_outputs_secret {
-        eprintln!("sensitive outputs are in Secret {}/{secret} (not shown)", conn.namespace);
+        crate::errln!("sensitive outputs are in Secret {}/{secret} (not shown)", conn.namespace);
     }
     Ok(())
 }

@@ -198,10 +198,13 @@ fn run(state: &mut State, command: Command) -> Vec<Effect> {
         Command::Outputs => return open(state, ViewKind::Outputs),
         Command::Credentials => return open(state, ViewKind::Credentials),
         Command::Logs => return open(state, ViewKind::Logs),
-        Command::Sync => ask(state, |key, _| (format!("Sync {key}? A run starts now."), Effect::RequestSync(key))),
-        Command::Resync => ask(state, |key, _| {
-            (format!("Resync {key}? The registry is rescanned, then a run starts."), Effect::RequestResync(key))
-        }),
+        Command::Sync | Command::Resync => {
+            let (agent, now, resync) = (state.header.agent.clone(), state.now, command == Command::Resync);
+            ask(state, |key, object| {
+                let question = crate::outlook::question(&key.to_string(), object, &agent, now, resync);
+                (question, if resync { Effect::RequestResync(key) } else { Effect::RequestSync(key) })
+            });
+        }
         Command::ToggleSuspend => ask(state, |key, object| {
             let suspended = object.spec.suspend;
             let question = if suspended {

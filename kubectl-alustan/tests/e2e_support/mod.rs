@@ -171,3 +171,51 @@ pub async fn agent_lease(client: &kube::Client, namespace: &str, holder: &str, r
     let params = PatchParams::apply("agent-test").force();
     api.patch("alustan-agent", &params, &Patch::Apply(&lease)).await.unwrap();
 }
+
+/// The agent as its Lease shows it while it runs: renewed every 2 s until the task is aborted
+/// (a `--wait` ends at once, exit 6, when no agent holds its Lease).
+pub async fn agent_up(client: &kube::Client) -> tokio::task::JoinHandle<()> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    if namespaces.get_opt("alustan-system").await.unwrap().is_none() {
+        namespace(client, "alustan-system").await;
+    }
+    agent_lease(client, "alustan-system", "alustan-agent-0", Duration::ZERO).await;
+    let client = client.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            agent_lease(&client, "alustan-system", "alustan-agent-0", Duration::ZERO).await;
+        }
+    })
+}
+
+/// A PATH on which kubectl finds this build's plugin, as after `cargo install`.
+pub fn plugin_path() -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubectl-plugin-path");
+    std::fs::create_dir_all(&dir).unwrap();
+    let completer = env!("CARGO_BIN_EXE_kubectl_complete-alustan");
+    for (name, target) in [("kubectl-alustan", BIN), ("kubectl_complete-alustan", completer)] {
+        // Tests run in parallel processes: another one may have made the link already.
+        let _ = std::os::unix::fs::symlink(target, dir.join(name));
+    }
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+/// `kubectl alustan ARGS…` through kubectl's own plugin look-up, with `kubeconfig` only.
+pub fn kubectl_alustan(kubeconfig: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("kubectl");
+    command
+        .arg("alustan")
+        .args(args)
+        .env("PATH", plugin_path())
+        .env("KUBECONFIG", kubeconfig)
+        .env("KUBECACHEDIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubectl-cache"))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `kubectl alustan ARGS…` to the end.
+pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    kubectl_alustan(kubeconfig, args).output().await.unwrap()
+}

@@ -1,0 +1,188 @@
+//! The plugin as a daily tool (issue 14), always through kubectl's own plugin mechanism
+//! (`kubectl alustan …` with the plugin on PATH): quiet on a closed pipe, `--wait` ending as
+//! soon as its outcome is known with one exit code per cause, progress of the request's own run.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod e2e_support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use alustan_shared::Terraform;
+use alustan_shared::meta::RESYNC_REQUESTED_AT;
+use alustan_testenv::TestEnv;
+use e2e_support::{
+    agent_lease, agent_up, code, completed_status, condition, create, kubectl, set_status, stderr, stdout,
+};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+/// Every command whose reader went away (`| head -1` after one line; here: before any) ends
+/// quietly with 0, as kubectl does, instead of panicking with exit 101.
+#[tokio::test]
+async fn a_closed_stdout_ends_every_command_quietly() {
+    let env = TestEnv::start().await.unwrap();
+    let client = env.client().unwrap();
+    create(&client, "default", "staging").await;
+    set_status(&client, "default", "staging", completed_status("default")).await;
+    e2e_support::run_job(&env, "staging-deploy-2").await;
+    let commands: [&[&str]; 10] = [
+        &["logs", "staging"],
+        &["logs", "staging", "--run", "1"],
+        &["completion", "bash"],
+        &["get", "-A"],
+        &["get", "staging", "-o", "yaml"],
+        &["describe", "staging"],
+        &["outputs", "staging"],
+        &["credentials", "staging"],
+        &["version"],
+        &["--help"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = e2e_support::kubectl_alustan(env.kubeconfig(), args)
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(code(&out), 0, "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+}
+
+/// Nobody runs anything for the request: `--wait` says why at once with that cause's exit code
+/// (4 suspended, 5 invalid spec, 6 agent not running), and plain `sync` says it on stderr.
+#[tokio::test]
+async fn wait_ends_at_once_when_no_run_can_follow() {
+    let env =
+        TestEnv::start_with(alustan_testenv::TestEnvOptions { kubelet: false, ..Default::default() }).await.unwrap();
+    let client = env.client().unwrap();
+    let kc = env.kubeconfig();
+    create(&client, "default", "staging").await;
+    set_status(&client, "default", "staging", completed_status("default")).await;
+
+    // No agent Lease anywhere: exit 6, well before the 10 minutes asked for.
+    let started = Instant::now();
+    let out = kubectl(kc, &["sync", "staging", "--wait", "--timeout", "10m"]).await;
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing runs now: the agent is not running (agent: not found)"), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let out = kubectl(kc, &["sync", "staging"]).await;
+    assert_eq!(code(&out), 0, "the request is recorded");
+    assert!(stderr(&out).contains("note: terraform default/staging: nothing runs now: the agent is not running"));
+
+    // The agent stopped renewing its Lease 3 minutes ago: stale, exit 6.
+    e2e_support::namespace(&client, "alustan-system").await;
+    agent_lease(&client, "alustan-system", "alustan-agent-0", Duration::from_secs(181)).await;
+    let out = kubectl(kc, &["resync", "staging", "--wait"]).await;
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(stderr(&out).contains("(agent: stale 3m"), "{}", stderr(&out));
+
+    let agent = agent_up(&client).await;
+    // Suspended: exit 4 and how to resume.
+    let api: Api<Terraform> = Api::namespaced(client.clone(), "default");
+    api.patch("staging", &PatchParams::default(), &Patch::Merge(json!({"spec": {"suspend": true}}))).await.unwrap();
+    let out = kubectl(kc, &["sync", "staging", "--wait"]).await;
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "it is suspended; the request is kept and runs once it is resumed (`kubectl alustan resume staging`)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = kubectl(kc, &["sync", "staging"]).await;
+    assert_eq!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("note: terraform default/staging: nothing runs now: it is suspended"),
+        "{}",
+        stderr(&out)
+    );
+    api.patch("staging", &PatchParams::default(), &Patch::Merge(json!({"spec": {"suspend": false}}))).await.unwrap();
+
+    // The agent refused this generation's spec: exit 5 with its reason.
+    let generation = api.get("staging").await.unwrap().metadata.generation.unwrap();
+    let mut stalled =
+        condition("Stalled", "True", "InvalidSpec", "postDeploy.args names TF_VAR_nope, not in spec.variables");
+    stalled["observedGeneration"] = json!(generation);
+    set_status(&client, "default", "staging", json!({"state": "Error", "conditions": [stalled]})).await;
+    let out = kubectl(kc, &["sync", "staging", "--wait"]).await;
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(stderr(&out).contains("its spec is invalid (postDeploy.args names TF_VAR_nope"), "{}", stderr(&out));
+
+    // Nobody answers a valid request: the timeout, exit 3.
+    set_status(&client, "default", "staging", completed_status("default")).await;
+    let out = kubectl(kc, &["sync", "staging", "--wait", "--timeout", "2s"]).await;
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("timed out after 2s"), "{}", stderr(&out));
+
+    // The agent stops while the wait goes on: exit 6 at the next look at its Lease.
+    let waiting = e2e_support::kubectl_alustan(kc, &["sync", "staging", "--wait", "--timeout", "10m"]).output();
+    let waiting = tokio::spawn(waiting);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    agent.abort();
+    agent_lease(&client, "alustan-system", "alustan-agent-0", Duration::from_secs(60)).await;
+    let out = tokio::time::timeout(Duration::from_secs(30), waiting).await.unwrap().unwrap().unwrap();
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(stderr(&out).contains("the run cannot go on: the agent is not running"), "{}", stderr(&out));
+}
+
+/// `resync --wait` after a failed run: the old `Failed` is not shown as progress; the lines
+/// start with the run the request caused.
+#[tokio::test]
+async fn wait_shows_progress_of_the_requested_run_only() {
+    let env =
+        TestEnv::start_with(alustan_testenv::TestEnvOptions { kubelet: false, ..Default::default() }).await.unwrap();
+    let client = env.client().unwrap();
+    create(&client, "default", "edge").await;
+    let failed = json!({"state": "Failed", "message": "deploy failed: Error: InvalidVpc.Range",
+        "conditions": [condition("Ready", "False", "ScriptFailed", "deploy failed"),
+                       condition("Reconciling", "False", "ScriptFailed", "")]});
+    set_status(&client, "default", "edge", failed).await;
+    let _agent = agent_up(&client).await;
+    let waiting = tokio::spawn(
+        e2e_support::kubectl_alustan(env.kubeconfig(), &["resync", "edge", "--wait", "--timeout", "60s"]).output(),
+    );
+    let api: Api<Terraform> = Api::namespaced(client.clone(), "default");
+    let token = loop {
+        let annotations = api.get("edge").await.unwrap().metadata.annotations.unwrap_or_default();
+        if let Some(token) = annotations.get(RESYNC_REQUESTED_AT) {
+            break token.clone();
+        }
+        if waiting.is_finished() {
+            let out = waiting.await.unwrap().unwrap();
+            panic!("the plugin ended before requesting: {}\n{}", stdout(&out), stderr(&out));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Give the plugin time to see (and not print) the old state.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    set_status(
+        &client,
+        "default",
+        "edge",
+        json!({"state": "Progressing", "message": "deploying 1.0.4 (sync requested)", "lastHandledReconcileAt": token,
+               "conditions": [condition("Reconciling", "True", "Deploying", "deploying 1.0.4")]}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    set_status(
+        &client,
+        "default",
+        "edge",
+        json!({"state": "Success", "message": "up to date: 1.0.4 applied",
+               "conditions": [condition("Ready", "True", "Succeeded", ""), condition("Reconciling", "False", "Succeeded", "")]}),
+    )
+    .await;
+    let out = tokio::time::timeout(Duration::from_secs(60), waiting).await.unwrap().unwrap().unwrap();
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}\n{}", stderr(&out));
+    let progress: Vec<&str> = text.lines().skip(1).collect();
+    assert!(progress[0].ends_with("Progressing (Deploying): deploying 1.0.4 (sync requested)"), "{text}");
+    assert!(!text.contains("Failed"), "the previous run is not this request's progress: {text}");
+    assert!(text.contains("run ended Success"), "{text}");
+}
