@@ -1,4 +1,4 @@
-//! Golden screens: each view rendered with `TestBackend` at 80×24 and 200×50, compared with
+//! Golden screens: each view rendered with `TestBackend` at 80×24, 160×45 and 200×50, compared with
 //! the committed insta snapshots (`tests/snapshots/`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -8,7 +8,7 @@ use common::{char_key, press, render, samples, select, state_of};
 use kubectl_alustan::tui::action::Action;
 use kubectl_alustan::tui::state::State;
 
-const SIZES: [(u16, u16); 2] = [(80, 24), (200, 50)];
+const SIZES: [(u16, u16); 3] = [(80, 24), (160, 45), (200, 50)];
 
 /// Snapshots `prepare(state)` at both sizes, as `<name>_<width>x<height>`.
 fn screens(name: &str, make: impl Fn() -> State, prepare: impl Fn(&mut State)) {
@@ -124,6 +124,23 @@ fn confirm_modal() {
         select(state, "staging-cluster");
         press(state, char_key('s'));
     });
+}
+
+/// The agent's Lease is 16 s old: the question says nothing runs, not "A run starts now".
+#[test]
+fn confirm_sync_while_the_agent_is_stale() {
+    screens(
+        "confirm_agent_stale",
+        || {
+            let mut state = samples();
+            state.header.agent = common::leader(16);
+            state
+        },
+        |state| {
+            select(state, "staging-cluster");
+            press(state, char_key('s'));
+        },
+    );
 }
 
 #[test]
