@@ -124,7 +124,7 @@ pub enum Command {
     Logs {
         name: String,
         /// Which run, counting back from the latest (1 = latest)
-        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_run)]
         run: u32,
         /// Keep streaming the log
         #[arg(short = 'f', long)]
@@ -175,6 +175,15 @@ pub enum GetFormat {
 pub enum DataFormat {
     Json,
     Yaml,
+}
+
+/// `--run N`: 1 is the latest run, 2 the one before, …
+fn parse_run(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) => Err("runs count back from 1 (the latest run); 2 is the one before it".to_owned()),
+        Ok(run) => Ok(run),
+        Err(_) => Err(format!("`{text}` is not a run number: 1 is the latest run, 2 the one before it")),
+    }
 }
 
 /// The process exit code of a parse failure: 0 for `--help`/`--version`, 2 for usage errors.

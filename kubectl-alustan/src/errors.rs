@@ -21,8 +21,26 @@ pub enum CliError {
         namespace.as_deref().map(|n| format!(" -n {n}")).unwrap_or_default()
     )]
     Forbidden { verb: String, resource: String, namespace: Option<String>, message: String },
-    #[error("terraform \"{name}\" not found in namespace \"{namespace}\"{}", similar_hint(similar))]
-    NotFound { name: String, namespace: String, similar: Vec<String> },
+    /// `namespace`: `None` when every namespace was searched (`-A`); `elsewhere`: namespaces
+    /// holding that exact name.
+    #[error(
+        "terraform \"{name}\" not found {}{}",
+        in_namespace(namespace.as_deref()).trim_start(),
+        not_found_hint(namespace.as_deref(), similar, elsewhere)
+    )]
+    NotFound { name: String, namespace: Option<String>, similar: Vec<String>, elsewhere: Vec<String> },
+    /// `--context`/`--cluster`/`--user` names an entry the kubeconfig does not have.
+    #[error(
+        "{kind} \"{name}\" is not in the kubeconfig{}\n  fix: pass one of them with --{kind}; `kubectl config {}` lists them",
+        listed(known),
+        if *kind == "context" { "get-contexts" } else { "view" }
+    )]
+    NoSuchEntry { kind: &'static str, name: String, known: Vec<String> },
+    /// The server refused a label selector (`-l`).
+    #[error(
+        "invalid label selector \"{selector}\": {message}\n  fix: write it as kubectl does: `key=value`, `key!=value`, `key in (a,b)`, `key notin (a)`, `key`, `!key`, joined with commas"
+    )]
+    BadSelector { selector: String, message: String },
     #[error("{0}")]
     Usage(String),
     /// The run the command waited for ended badly (exit 1).
@@ -48,12 +66,9 @@ pub enum CliError {
         #[source]
         source: kube::Error,
     },
-    #[error("{what}: {source}")]
-    Api {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
+    /// The API server refused a request: what it said (its message and reason, never a dump).
+    #[error("cannot {what}: {message}")]
+    Api { what: String, message: String },
     #[error("{0}")]
     Other(String),
 }
@@ -62,9 +77,19 @@ fn in_namespace(namespace: Option<&str>) -> String {
     namespace.map_or_else(|| " in any namespace".to_owned(), |n| format!(" in namespace \"{n}\""))
 }
 
-fn similar_hint(similar: &[String]) -> String {
+fn listed(known: &[String]) -> String {
+    if known.is_empty() { " (it has none)".to_owned() } else { format!(" (it has: {})", known.join(", ")) }
+}
+
+/// What to try next: the namespaces holding that name, else close names, else how to list.
+fn not_found_hint(namespace: Option<&str>, similar: &[String], elsewhere: &[String]) -> String {
+    if !elsewhere.is_empty() {
+        let flags: Vec<String> = elsewhere.iter().map(|n| format!("-n {n}")).collect();
+        return format!("\n  it exists in namespace {}: add {}", elsewhere.join(", "), flags.join(" or "));
+    }
     if similar.is_empty() {
-        return "\n  fix: `kubectl alustan get` lists the names there; -A searches every namespace".to_owned();
+        let list = if namespace.is_some() { "get" } else { "get -A" };
+        return format!("\n  fix: `kubectl alustan {list}` lists the names there");
     }
     let mut text = String::from("\n  did you mean:");
     for name in similar {
@@ -96,9 +121,10 @@ impl CliError {
                 namespace: namespace.map(str::to_owned),
                 message: status.message.clone(),
             },
-            kube::Error::Api(_) => {
-                CliError::Api { what: format!("{verb} {resource}{}", in_namespace(namespace)), source: error }
-            }
+            kube::Error::Api(status) => CliError::Api {
+                what: format!("{verb} {resource}{}", in_namespace(namespace)),
+                message: format!("{} ({} {})", status.message, status.code, status.reason),
+            },
             _ => CliError::Unreachable { what: format!("{verb} {resource}{}", in_namespace(namespace)), source: error },
         }
     }

@@ -186,3 +186,67 @@ async fn wait_shows_progress_of_the_requested_run_only() {
     assert!(!text.contains("Failed"), "the previous run is not this request's progress: {text}");
     assert!(text.contains("run ended Success"), "{text}");
 }
+
+/// Hints that are true: `-A NAME` finds the one namespace holding NAME, a miss names where the
+/// name does exist, a wrong `--context` lists the contexts, `logs` without runs says so, `--run 0`
+/// and a bad `-l` are said in plain words.
+#[tokio::test]
+async fn hints_are_true_and_errors_plain() {
+    let env =
+        TestEnv::start_with(alustan_testenv::TestEnvOptions { kubelet: false, ..Default::default() }).await.unwrap();
+    let client = env.client().unwrap();
+    let kc = env.kubeconfig();
+    e2e_support::namespace(&client, "infra").await;
+    create(&client, "infra", "dev-sandbox").await;
+    create(&client, "default", "fresh").await;
+    create(&client, "default", "staging").await;
+    set_status(&client, "default", "staging", completed_status("default")).await;
+
+    let out = kubectl(kc, &["describe", "-A", "dev-sandbox"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("Namespace:     infra"), "{}", stdout(&out));
+    let out = kubectl(kc, &["sync", "dev-sandbox", "-A"]).await;
+    assert!(stdout(&out).contains("terraform infra/dev-sandbox: sync requested"), "{}", stdout(&out));
+    let out = kubectl(kc, &["describe", "dev-sandbox"]).await;
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains(
+            "terraform \"dev-sandbox\" not found in namespace \"default\"\n  it exists in namespace infra: add -n infra"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = kubectl(kc, &["describe", "-A", "nowhere"]).await;
+    assert!(stderr(&out).contains("terraform \"nowhere\" not found in any namespace"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("-A searches"), "{}", stderr(&out));
+
+    let out = kubectl(kc, &["get", "--context", "nope"]).await;
+    assert_eq!(code(&out), 1);
+    let text = stderr(&out);
+    assert!(text.contains("context \"nope\" is not in the kubeconfig (it has: "), "{text}");
+    assert!(text.contains("kubectl config get-contexts") && !text.contains("--kubeconfig"), "{text}");
+
+    let out = kubectl(kc, &["logs", "fresh"]).await;
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("default/fresh has no runs yet, so no log (state Pending)"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("goes further back"), "{}", stderr(&out));
+    let out = kubectl(kc, &["logs", "staging", "--run", "5"]).await;
+    assert!(
+        stderr(&out).contains("has 2 recorded run(s)") && stderr(&out).contains("pick --run 1 to 2"),
+        "{}",
+        stderr(&out)
+    );
+    let out = kubectl(kc, &["logs", "staging", "--run", "0"]).await;
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("runs count back from 1 (the latest run)"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("4294967295"), "{}", stderr(&out));
+
+    let out = kubectl(kc, &["get", "-l", "team in (a"]).await;
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("invalid label selector \"team in (a\""), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("Status {"), "{}", stderr(&out));
+
+    let out = kubectl(kc, &["resume", "--all", "--yes"]).await;
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).contains("nothing to resume: every resource in scope is already running"), "{}", stdout(&out));
+}

@@ -92,14 +92,25 @@ impl SealedBlocks {
 
 /// The Job of the `run`-th newest run (1 = latest).
 pub fn job_of(object: &Terraform, run: u32) -> Result<String, CliError> {
-    let history = object.status.as_ref().map(|s| s.history.as_slice()).unwrap_or_default();
+    let status = object.status.as_ref();
+    let history = status.map(|s| s.history.as_slice()).unwrap_or_default();
     let index = usize::try_from(run).unwrap_or(usize::MAX).saturating_sub(1);
+    let name = object.metadata.name.as_deref().unwrap_or_default();
     history.get(index).map(|r| r.job_name.clone()).ok_or_else(|| {
+        if history.is_empty() {
+            let state = status.and_then(|s| s.state).map_or("Pending", alustan_shared::State::as_str);
+            let message = status.and_then(|s| s.message.as_deref()).and_then(|m| m.lines().next()).unwrap_or_default();
+            let said = if message.is_empty() { String::new() } else { format!(": {message}") };
+            return CliError::Other(format!(
+                "{} has no runs yet, so no log (state {state}{said})\n  fix: `kubectl alustan describe {name}` says why nothing ran",
+                super::key(object)
+            ));
+        }
         CliError::Other(format!(
-            "{} has {} recorded run(s); --run {run} goes further back\n  fix: `kubectl alustan describe {}` lists the runs",
+            "{} has {} recorded run(s) (the history keeps the latest 10); --run {run} goes further back\n  fix: pick --run 1 to {}; `kubectl alustan describe {name}` lists them",
             super::key(object),
             history.len(),
-            object.metadata.name.as_deref().unwrap_or_default()
+            history.len()
         ))
     })
 }

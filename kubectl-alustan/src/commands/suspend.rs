@@ -24,7 +24,8 @@ pub async fn run(conn: &Connection, target: Target, suspend: bool) -> Result<(),
             .filter_map(|o| Some((o.metadata.namespace.clone()?, o.metadata.name.clone()?)))
             .collect();
         if names.is_empty() {
-            crate::outln!("nothing to {verb}: every resource in scope already is");
+            let already = if suspend { "suspended" } else { "running (none is suspended)" };
+            crate::outln!("nothing to {verb}: every resource in scope is already {already}");
             return Ok(());
         }
         let scope = conn.scope().map_or_else(|| "every namespace".to_owned(), |n| format!("namespace {n}"));
