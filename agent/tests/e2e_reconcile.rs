@@ -184,7 +184,13 @@ async fn failing_deploy_is_failed_with_the_log_tail_then_stalled() {
     agent.create(&tf).await;
     let failed = agent.wait_for("staging-cluster", "Failed", is_state(State::Failed)).await;
     let message = failed.status.unwrap().message.unwrap();
-    assert!(message.contains("UnauthorizedOperation") && message.contains("exit code 1"), "{message}");
+    // One concise cause: the failing step and Terraform's `Error:` line; the tail is in the run.
+    assert_eq!(
+        message,
+        "deploy failed: exit code 1: Error: creating VPC: UnauthorizedOperation (see `kubectl alustan logs staging-cluster`)"
+    );
+    let record = failed_record(&agent).await;
+    assert!(record.contains("planning") && record.contains("UnauthorizedOperation"), "{record}");
     let warnings = agent.warnings("staging-cluster", "ScriptFailed").await;
     assert!(warnings.iter().any(|(note, _)| note.contains("UnauthorizedOperation")), "{warnings:?}");
     // Two attempts (the test's retry budget), then Stalled until something changes.
@@ -197,6 +203,12 @@ async fn failing_deploy_is_failed_with_the_log_tail_then_stalled() {
         })
         .await;
     let status = stalled.status.unwrap();
+    let message = status.message.clone().unwrap();
+    assert!(
+        message.starts_with("deploy failed 2 times, last: Error: creating VPC: UnauthorizedOperation; giving up"),
+        "the cause leads: {message}"
+    );
+    assert!(!message.contains("planning"), "the log tail is in the run record only: {message}");
     assert_eq!(status.history.len(), 2);
     assert!(status.history.iter().all(|r| r.result == RunResult::Failed));
     assert_eq!(agent.job_names().await.len(), 2);
@@ -435,4 +447,10 @@ async fn a_malformed_registry_secret_is_an_error_that_never_quotes_it() {
         "{events:?}"
     );
     assert!(agent.job_names().await.is_empty());
+}
+
+/// The newest run record's message of `staging-cluster`.
+async fn failed_record(agent: &Agent) -> String {
+    let tf = agent.terraforms.get("staging-cluster").await.unwrap();
+    tf.status.and_then(|s| s.history.first().and_then(|r| r.message.clone())).unwrap_or_default()
 }
