@@ -115,13 +115,13 @@ pub fn describe_body(object: &Terraform, now: Timestamp) -> Vec<Line<'static>> {
     }
     lines.push(Line::default());
     match &object.status {
-        Some(status) => describe_status(&mut lines, status, now),
+        Some(status) => describe_status(&mut lines, status, object.metadata.name.as_deref().unwrap_or_default(), now),
         None => lines.push(field("State:", "Pending: the agent has not written a status yet")),
     }
     lines
 }
 
-fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, now: Timestamp) {
+fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, name: &str, now: Timestamp) {
     let state = status.state.map_or("Pending", alustan_shared::State::as_str);
     lines.push(Line::from(vec![
         Span::styled(format!("{:<15}", "State:"), label_style()),
@@ -151,7 +151,13 @@ fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, now
         for c in &status.conditions {
             let age = format::age(c.last_transition_time.0, now);
             let cells = format!("  {:<12}{:<8}{:<18}{:<7}", c.type_, c.status, c.reason, age);
-            row_with_message(lines, &cells, &c.message);
+            // The conditions usually repeat the status message: said once, above.
+            let message = if !c.message.is_empty() && status.message.as_deref() == Some(c.message.as_str()) {
+                "(the message above)"
+            } else {
+                c.message.as_str()
+            };
+            row_with_message(lines, &cells, message);
         }
     }
     if !status.output.is_empty() || status.sensitive_outputs_secret.is_some() {
@@ -184,7 +190,7 @@ fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, now
         let pretty = serde_json::to_string_pretty(output).unwrap_or_else(|_| output.to_string());
         lines.extend(pretty.lines().map(|l| Line::from(format!("  {l}"))));
     }
-    describe_runs(lines, &status.history, now);
+    describe_runs(lines, &status.history, name, now);
 }
 
 /// WHY this version: what the last registry scan saw and chose.
@@ -221,7 +227,7 @@ fn describe_scan(lines: &mut Vec<Line<'static>>, scan: &RegistryScan, now: Times
     lines.push(field("  Selected:", selected));
 }
 
-fn describe_runs(lines: &mut Vec<Line<'static>>, history: &[RunRecord], now: Timestamp) {
+fn describe_runs(lines: &mut Vec<Line<'static>>, history: &[RunRecord], name: &str, now: Timestamp) {
     if history.is_empty() {
         return;
     }
@@ -230,7 +236,9 @@ fn describe_runs(lines: &mut Vec<Line<'static>>, history: &[RunRecord], now: Tim
         format!("  {:<12}{:<10}{:<10}{:<8}{:<9}MESSAGE", "ACTION", "RESULT", "TAG", "AGE", "TOOK"),
         label_style(),
     ));
-    for run in history {
+    // One log tail in full (the newest run's that has one); the others say where theirs is.
+    let mut tail_shown = false;
+    for (index, run) in history.iter().enumerate() {
         let action = format!("{:?}", run.action);
         let result = format!("{:?}", run.result);
         let took =
@@ -240,7 +248,15 @@ fn describe_runs(lines: &mut Vec<Line<'static>>, history: &[RunRecord], now: Tim
             run.tag.as_deref().unwrap_or("-"),
             format::age(run.start_time.0, now),
         );
-        row_with_message(lines, &cells, run.message.as_deref().unwrap_or(""));
+        let message = run.message.as_deref().unwrap_or("");
+        let more = message.lines().count().saturating_sub(1);
+        if more > 0 && std::mem::replace(&mut tail_shown, true) {
+            let first = message.lines().next().unwrap_or_default();
+            let hint = format!("{first} (+{more} log lines: `kubectl alustan logs {name} --run {}`)", index + 1);
+            row_with_message(lines, &cells, &hint);
+        } else {
+            row_with_message(lines, &cells, message);
+        }
     }
 }
 
