@@ -77,12 +77,15 @@ pub enum Command {
         /// Stream changes after the first listing
         #[arg(short = 'w', long)]
         watch: bool,
-        /// Output format
-        #[arg(short = 'o', long, value_enum, default_value_t = GetFormat::Table)]
+        /// Output format: table, wide, yaml, json, name, jsonpath=TEMPLATE, custom-columns=HEADER:PATH,…
+        #[arg(short = 'o', long, value_name = "FORMAT", value_parser = parse_get_format, default_value = "table")]
         output: GetFormat,
         /// Label selector, e.g. `team=platform,env!=prod`
         #[arg(short = 'l', long, value_name = "SELECTOR")]
         selector: Option<String>,
+        /// Keep metadata.managedFields in -o yaml|json (hidden by default, as kubectl does)
+        #[arg(long)]
+        show_managed_fields: bool,
     },
     /// Show a resource in detail: applied image and why, conditions, outputs, runs, events
     Describe { name: String },
@@ -163,12 +166,58 @@ pub struct Target {
     pub yes: bool,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+/// `get -o`: kubectl's formats.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GetFormat {
     Table,
     Wide,
     Yaml,
     Json,
+    /// `terraform.alustan.io/NAME` per line.
+    Name,
+    /// `jsonpath=TEMPLATE` (checked when parsed).
+    JsonPath(String),
+    /// `custom-columns=HEADER:PATH,…` (checked when parsed).
+    CustomColumns(String),
+}
+
+impl GetFormat {
+    /// Whether rows are printed as a table (with a header).
+    pub fn is_table(&self) -> bool {
+        matches!(self, GetFormat::Table | GetFormat::Wide | GetFormat::CustomColumns(_))
+    }
+}
+
+/// The `-o` values `get` takes, for errors and completion.
+pub const GET_FORMATS: &[&str] = &["table", "wide", "yaml", "json", "name", "jsonpath=", "custom-columns="];
+
+fn parse_get_format(text: &str) -> Result<GetFormat, String> {
+    let format = match text {
+        "table" => GetFormat::Table,
+        "wide" => GetFormat::Wide,
+        "yaml" => GetFormat::Yaml,
+        "json" => GetFormat::Json,
+        "name" => GetFormat::Name,
+        _ => {
+            if let Some(template) = text.strip_prefix("jsonpath=") {
+                crate::commands::template::Template::parse(template)?;
+                GetFormat::JsonPath(template.to_owned())
+            } else if let Some(columns) = text.strip_prefix("custom-columns=") {
+                crate::commands::template::columns(columns)?;
+                GetFormat::CustomColumns(columns.to_owned())
+            } else {
+                return Err(format!(
+                    "`{text}` is not an output format; use one of: {}",
+                    GET_FORMATS
+                        .iter()
+                        .map(|f| if f.ends_with('=') { format!("{f}…") } else { (*f).to_owned() })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    };
+    Ok(format)
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +276,13 @@ mod tests {
         assert_eq!(cli.kube.scope(), None);
         assert_eq!(
             cli.command,
-            Command::Get { name: None, watch: false, output: GetFormat::Wide, selector: Some("team=platform".into()) }
+            Command::Get {
+                name: None,
+                watch: false,
+                output: GetFormat::Wide,
+                selector: Some("team=platform".into()),
+                show_managed_fields: false
+            }
         );
     }
 

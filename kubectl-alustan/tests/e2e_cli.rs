@@ -50,7 +50,7 @@ async fn get_describe_outputs_credentials_suspend() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["NAMESPACE", "NAME", "STATE", "VERSION", "READY", "AGE"]
+        ["NAMESPACE", "NAME", "STATE", "VERSION", "READY", "SUSPENDED", "AGE"]
     );
     assert!(
         lines.iter().any(|l| l.split_whitespace().take(5).eq(["default", "staging", "Completed", "1.0.3", "True"])),

@@ -250,3 +250,76 @@ async fn hints_are_true_and_errors_plain() {
     assert_eq!(code(&out), 0);
     assert!(stdout(&out).contains("nothing to resume: every resource in scope is already running"), "{}", stdout(&out));
 }
+
+/// `get` as kubectl users expect: a SUSPENDED column, VERSION naming the tag a failed deploy
+/// tried, `-o name`, `-o jsonpath=`, `-o custom-columns=`, managedFields only on request, and
+/// `-w` rows under the header's columns.
+#[tokio::test]
+async fn get_speaks_kubectl() {
+    let env =
+        TestEnv::start_with(alustan_testenv::TestEnvOptions { kubelet: false, ..Default::default() }).await.unwrap();
+    let client = env.client().unwrap();
+    let kc = env.kubeconfig();
+    create(&client, "default", "edge").await;
+    let tried = json!({"state": "Failed", "message": "deploy failed: exit code 1: Error: InvalidVpc.Range",
+        "history": [{"action": "Deploy", "jobName": "edge-deploy-1", "image": "iac@sha256:00", "tag": "1.0.2",
+                     "startTime": "2026-01-10T10:00:00Z", "completionTime": "2026-01-10T10:01:00Z", "result": "Failed"}]});
+    set_status(&client, "default", "edge", tried).await;
+    create(&client, "default", "staging").await;
+    set_status(&client, "default", "staging", completed_status("default")).await;
+    let api: Api<Terraform> = Api::namespaced(client.clone(), "default");
+    // A server-side apply leaves managedFields, as kubectl apply does.
+    let apply = json!({"apiVersion": "alustan.io/v1alpha1", "kind": "Terraform", "metadata": {"name": "staging"},
+                       "spec": {"suspend": true}});
+    api.patch("staging", &PatchParams::apply("e2e"), &Patch::Apply(apply)).await.unwrap();
+
+    let out = kubectl(kc, &["get"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "STATE", "VERSION", "READY", "SUSPENDED", "AGE"], "{text}");
+    assert_eq!(rows[1][..5], ["edge", "Failed", "<none>→1.0.2", "Unknown", "False"], "{text}");
+    assert_eq!(rows[2][..5], ["staging", "Completed", "1.0.3", "True", "True"], "{text}");
+
+    let out = kubectl(kc, &["get", "-o", "name"]).await;
+    assert_eq!(stdout(&out), "terraform.alustan.io/edge\nterraform.alustan.io/staging\n");
+    let template = r#"jsonpath={range .items[*]}{.metadata.name}={.status.applied.tag}{"\n"}{end}"#;
+    let out = kubectl(kc, &["get", "-o", template]).await;
+    assert_eq!(stdout(&out), "edge=\nstaging=1.0.3\n", "{}", stderr(&out));
+    let out = kubectl(kc, &["get", "staging", "-o", "jsonpath={.spec.containerRegistry.imageName}"]).await;
+    assert_eq!(stdout(&out), "alustan/infrastructure");
+    let out = kubectl(kc, &["get", "-o", "custom-columns=NAME:.metadata.name,TAG:.status.applied.tag"]).await;
+    let rows: Vec<Vec<String>> =
+        stdout(&out).lines().map(|l| l.split_whitespace().map(str::to_owned).collect()).collect();
+    assert_eq!(rows, [["NAME", "TAG"], ["edge", "<none>"], ["staging", "1.0.3"]]);
+    let out = kubectl(kc, &["get", "-o", "jsonpath={.items[*]"]).await;
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("unclosed `{`"), "{}", stderr(&out));
+    let out = kubectl(kc, &["get", "-o", "xml"]).await;
+    assert!(stderr(&out).contains("`xml` is not an output format; use one of: table, wide"), "{}", stderr(&out));
+
+    let out = kubectl(kc, &["get", "staging", "-o", "yaml"]).await;
+    assert!(!stdout(&out).contains("managedFields"), "{}", stdout(&out));
+    let out = kubectl(kc, &["get", "staging", "-o", "yaml", "--show-managed-fields"]).await;
+    assert!(stdout(&out).contains("managedFields"), "{}", stdout(&out));
+
+    // -w: the row of a change is cut to the first listing's columns.
+    let mut child = e2e_support::kubectl_alustan(kc, &["get", "-w"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut next =
+        async || tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let header = next().await;
+    next().await;
+    next().await;
+    set_status(&client, "default", "edge", json!({"state": "Progressing"})).await;
+    let changed = next().await;
+    let changed: Vec<char> = changed.chars().collect();
+    for column in ["STATE", "VERSION", "READY", "SUSPENDED", "AGE"] {
+        let at = header.chars().count() - header[header.find(column).unwrap()..].chars().count();
+        assert!(
+            changed[at - 1] == ' ' && changed[at] != ' ',
+            "{column} starts under its header:\n{header}\n{changed:?}"
+        );
+    }
+    child.kill().await.unwrap();
+}

@@ -7,6 +7,7 @@ pub mod logs;
 pub mod outputs;
 pub mod suspend;
 pub mod sync;
+pub mod template;
 pub mod version;
 
 use alustan_shared::Terraform;
@@ -32,7 +33,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         conn = conn.in_namespace(object.metadata.namespace.as_deref().unwrap_or_default());
     }
     match cli.command {
-        Command::Get { name, watch, output, selector } => get::run(&conn, name, watch, output, selector).await,
+        Command::Get { name, watch, output, selector, show_managed_fields } => {
+            let query = get::Query { name, selector, output, show_managed_fields };
+            get::run(&conn, query, watch).await
+        }
         Command::Describe { name } => describe::run(&conn, &name).await,
         Command::Sync { name, wait, timeout } => {
             let request = sync::Request { kind: sync::Kind::Sync, wait, timeout };

@@ -67,7 +67,7 @@ pub async fn run(
     if let Some(blocker) = outlook::blocker(&before, &agent, Timestamp::now()) {
         let text = format!("terraform {}: nothing runs now: {}", key(&before), blocker.sentence(name));
         if request.wait {
-            return Err(blocked(blocker, text));
+            return Err(blocked(&blocker, text));
         }
         crate::errln!("note: {text}");
         return Ok(());
@@ -95,7 +95,7 @@ pub async fn run(
 }
 
 /// The error (and so the exit code) of a request no run can follow.
-fn blocked(blocker: Blocker, text: String) -> CliError {
+fn blocked(blocker: &Blocker, text: String) -> CliError {
     match blocker {
         Blocker::Suspended => CliError::Suspended(text),
         Blocker::InvalidSpec(_) => CliError::InvalidSpec(text),
@@ -174,7 +174,7 @@ impl Wait<'_> {
                     let agent = agent::health(&conn.client, self.agent_namespace).await;
                     if let Some(blocker @ Blocker::AgentDown(_)) = outlook::agent_down(&agent, Timestamp::now()) {
                         let text = format!("terraform {}/{}: the run cannot go on: {}", conn.namespace, self.name, blocker.sentence(self.name));
-                        return Err(blocked(blocker, text));
+                        return Err(blocked(&blocker, text));
                     }
                     continue;
                 }
@@ -207,14 +207,14 @@ impl Wait<'_> {
                 if object.spec.suspend {
                     let blocker = Blocker::Suspended;
                     let text = format!("terraform {}: nothing runs now: {}", key(&object), blocker.sentence(self.name));
-                    return Err(blocked(blocker, text));
+                    return Err(blocked(&blocker, text));
                 }
                 continue;
             }
             if let Some(why) = outlook::invalid_spec(&object) {
                 let blocker = Blocker::InvalidSpec(why);
                 let text = format!("terraform {}: no run: {}", key(&object), blocker.sentence(self.name));
-                return Err(blocked(blocker, text));
+                return Err(blocked(&blocker, text));
             }
             for job in new_runs {
                 let namespace = object.metadata.namespace.clone().unwrap_or_else(|| conn.namespace.clone());

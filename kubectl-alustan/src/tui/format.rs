@@ -32,8 +32,26 @@ pub fn state(object: &Terraform) -> &'static str {
     object.status.as_ref().and_then(|s| s.state).map_or("Pending", alustan_shared::State::as_str)
 }
 
-pub fn version(object: &Terraform) -> &str {
+/// The applied tag, or `<none>`.
+pub fn applied(object: &Terraform) -> &str {
     object.status.as_ref().and_then(|s| s.applied.as_ref()).map_or("<none>", |a| a.tag.as_str())
+}
+
+/// The applied tag, and the tag of a newer deploy being tried or that failed: `1.0.1→1.0.3`
+/// (`<none>→1.0.3` before anything was applied).
+pub fn version(object: &Terraform) -> String {
+    let status = object.status.as_ref();
+    let applied = status.and_then(|s| s.applied.as_ref()).map(|a| a.tag.as_str());
+    let tried = status
+        .and_then(|s| s.history.iter().find(|r| r.action == alustan_shared::RunAction::Deploy))
+        .filter(|r| r.result != alustan_shared::RunResult::Succeeded)
+        .and_then(|r| r.tag.as_deref())
+        .filter(|tag| Some(*tag) != applied);
+    match (applied, tried) {
+        (applied, Some(tried)) => format!("{}→{tried}", applied.unwrap_or("<none>")),
+        (Some(applied), None) => applied.to_owned(),
+        (None, None) => "<none>".to_owned(),
+    }
 }
 
 pub fn ready(object: &Terraform) -> &str {
