@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod completion;
 pub mod errors;
+pub mod events;
 pub mod kube_client;
 pub mod logging;
 pub mod outlook;

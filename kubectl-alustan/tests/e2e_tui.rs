@@ -74,6 +74,22 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     .unwrap();
     Api::<Secret>::namespaced(client.clone(), "default").create(&PostParams::default(), &secret).await.unwrap();
     create(&client, "default", "payments").await;
+    // Two deploys' Events: describe's Events pane shows the reason once, with the latest note.
+    let uid = api_uid(&client, "staging").await;
+    for (name, note, at) in [
+        ("staging.1", "deploying 1.0.2 (new resource)", "2026-01-10T10:59:00Z"),
+        ("staging.2", "deploying 1.0.3 (new image)", "2026-01-10T11:00:00Z"),
+    ] {
+        let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": "default"},
+            "involvedObject": {"apiVersion": "alustan.io/v1alpha1", "kind": "Terraform", "name": "staging",
+                               "namespace": "default", "uid": uid},
+            "reason": "Deploying", "message": note, "type": "Normal", "source": {"component": "alustan-agent"},
+            "count": 1, "firstTimestamp": at, "lastTimestamp": at,
+        }))
+        .unwrap();
+        Api::namespaced(client.clone(), "default").create(&PostParams::default(), &event).await.unwrap();
+    }
     // The agent's Lease, renewed every 2 s as the agent does, until the test stops renewing it.
     e2e_support::namespace(&client, "alustan-system").await;
     let stop_renewing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -106,8 +122,21 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     tmux.wait_for("the filter", |s| s.contains("staging") && !s.contains("payments")).await;
     tmux.keys(&["d"]).await;
     tmux.wait_for("describe", |s| s.contains("Why this version") && s.contains("~1.0.0 matched 3 of 6 tags")).await;
+    tmux.keys(&["End"]).await;
+    tmux.wait_for("the Events pane, one row per reason with its latest note", |s| {
+        s.contains("Deploying")
+            && s.contains("(x2 over")
+            && s.contains("deploying 1.0.3 (new image)")
+            && !s.contains("deploying 1.0.2")
+    })
+    .await;
+    tmux.keys(&["Home"]).await;
     tmux.keys(&["s"]).await;
-    tmux.wait_for("the confirmation", |s| s.contains("Sync default/staging?")).await;
+    // The agent's Lease is stale: the question says nothing runs, not "A run starts now".
+    tmux.wait_for("the confirmation", |s| {
+        s.contains("Sync default/staging?") && s.contains("the agent is not running")
+    })
+    .await;
     tmux.keys(&["y"]).await;
     let api: Api<Terraform> = Api::namespaced(client.clone(), "default");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -142,4 +171,8 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     assert!(!screen.contains("Why this version"), "{screen}");
     let log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(log.contains("tui starting"), "logs go to the file: {log}");
+}
+
+async fn api_uid(client: &kube::Client, name: &str) -> String {
+    Api::<Terraform>::namespaced(client.clone(), "default").get(name).await.unwrap().metadata.uid.unwrap()
 }

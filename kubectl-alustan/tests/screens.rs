@@ -77,6 +77,32 @@ fn describe() {
     });
 }
 
+/// The describe view's Events pane, scrolled to: each reason once, its latest note, `xN over`.
+#[test]
+fn describe_events() {
+    screens("describe_events", samples, |state| {
+        select(state, "network");
+        press(state, char_key('d'));
+        let event = |reason: &str, type_: &str, note: &str, minutes_ago: i64, count: i32| {
+            let at = (kubectl_alustan::tui::fixtures::NOW - jiff::SignedDuration::from_mins(minutes_ago)).to_string();
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("network.{minutes_ago}")}, "involvedObject": {},
+                "type": type_, "reason": reason, "message": note, "count": count,
+                "firstTimestamp": at, "lastTimestamp": at, "source": {"component": "alustan-agent"},
+            }))
+            .unwrap()
+        };
+        let events: Vec<k8s_openapi::api::core::v1::Event> = vec![
+            event("Deploying", "Normal", "deploying v1.0.1 (new resource)", 40, 1),
+            event("Deploying", "Normal", "deploying v1.0.3 (new image)", 15, 1),
+            event("ScriptFailed", "Warning", "deploy failed: exit code 1: Error: VpcLimitExceeded", 10, 3),
+        ];
+        let object = kubectl_alustan::tui::state::ObjectKey::new("infra", "network");
+        press(state, Action::Events { object, events: kubectl_alustan::events::fold(&events) });
+        press(state, common::code(crossterm::event::KeyCode::End));
+    });
+}
+
 #[test]
 fn describe_failed() {
     screens("describe_failed", samples, |state| {

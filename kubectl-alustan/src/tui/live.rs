@@ -21,7 +21,7 @@ use super::state::{AgentHealth, Header, ObjectKey, State};
 use super::update::Effect;
 use crate::agent;
 use crate::cli::KubeFlags;
-use crate::commands::{self, credentials, logs, sync};
+use crate::commands::{self, credentials, describe, logs, sync};
 use crate::errors::CliError;
 use crate::kube_client::Connection;
 
@@ -137,6 +137,16 @@ async fn effects_task(
                     task.abort();
                 }
                 continue;
+            }
+            Effect::LoadEvents(key) => {
+                let cached = store.get(&ObjectRef::new(&key.name).within(&key.namespace)).map(|o| (*o).clone());
+                match cached {
+                    Some(object) => match describe::list_events(&conn.client, &object).await {
+                        Ok(events) => Action::Events { object: key, events: crate::events::fold(&events) },
+                        Err(error) => Action::Flash(format!("cannot list events: {}", first_line(&error))),
+                    },
+                    None => continue,
+                }
             }
             Effect::SwitchNamespace(namespace) => {
                 watch.abort();

@@ -163,6 +163,8 @@ pub struct State {
     pub credential: usize,
     pub revealed: Option<Revealed>,
     pub logs: Logs,
+    /// The described object's Events, folded per reason (`None` until loaded).
+    pub events: Option<(ObjectKey, Vec<crate::events::Folded>)>,
 }
 
 /// The followed run log.
@@ -197,6 +199,7 @@ impl State {
             credential: 0,
             revealed: None,
             logs: Logs::default(),
+            events: None,
         }
     }
 

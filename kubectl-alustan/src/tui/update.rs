@@ -37,6 +37,8 @@ pub enum Effect {
     StopLogs,
     /// Restart the watch in another namespace (`None`: all namespaces).
     SwitchNamespace(Option<String>),
+    /// List an object's Events; answer with `Events`.
+    LoadEvents(ObjectKey),
     Quit,
 }
 
@@ -45,7 +47,13 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     match action {
         Action::Key(event) => on_key(state, event),
         Action::Applied(object) => {
-            applied(state, *object);
+            let key = ObjectKey::of(&object);
+            let changed = applied(state, *object);
+            // A change of the described object often comes with an Event: look again.
+            let view = state.view();
+            if changed && view.kind == ViewKind::Describe && view.object.as_ref() == Some(&key) {
+                return vec![Effect::LoadEvents(key)];
+            }
             Vec::new()
         }
         Action::Deleted(key) => {
@@ -116,23 +124,30 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.logs.ended = true;
             Vec::new()
         }
+        Action::Events { object, events } => {
+            state.events = Some((object, events));
+            Vec::new()
+        }
     }
 }
 
-fn applied(state: &mut State, object: Terraform) {
+/// Stores a watched object; `true` when it changed after the initial listing.
+fn applied(state: &mut State, object: Terraform) -> bool {
     let key = ObjectKey::of(&object);
     if let Some(seen) = state.relisted.as_mut() {
         seen.push(key.clone());
     }
     let old = state.objects.insert(key.clone(), object);
     // Rows that change after the initial listing are highlighted for a moment.
-    if state.synced && old.is_some_and(|old| Some(&old) != state.objects.get(&key)) {
+    let changed = state.synced && old.is_some_and(|old| Some(&old) != state.objects.get(&key));
+    if changed {
         state.changed.insert(key, state.now);
     }
     // Sorting 5,000 rows per event during the initial listing would be quadratic.
     if state.synced {
         state.refresh_rows();
     }
+    changed
 }
 
 pub fn flash(state: &mut State, text: impl Into<String>, level: FlashLevel) {
@@ -279,6 +294,11 @@ fn open(state: &mut State, kind: ViewKind) -> Vec<Effect> {
     if kind == ViewKind::Logs {
         state.logs = super::state::Logs::default();
         return vec![Effect::StartLogs { object: key, follow: true }];
+    }
+    if kind == ViewKind::Describe {
+        // Never show another object's Events while this one's load.
+        state.events = None;
+        return vec![Effect::LoadEvents(key)];
     }
     Vec::new()
 }

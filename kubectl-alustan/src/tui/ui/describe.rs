@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{frame_block, label_style, missing, scrolled_text, state_style};
+use crate::events::Folded;
 use crate::tui::format;
 use crate::tui::state::State;
 
@@ -16,7 +17,8 @@ pub fn draw_describe(frame: &mut Frame, area: Rect, state: &State) {
     let Some((key, object)) = state.target().and_then(|k| Some((k, state.object(k)?))) else {
         return missing(frame, area, "Describe");
     };
-    scrolled_text(frame, area, &format!("Describe({key})"), describe(object, state.now), state.view().scroll);
+    let events = state.events.as_ref().filter(|(of, _)| of == key).map(|(_, events)| events.as_slice());
+    scrolled_text(frame, area, &format!("Describe({key})"), describe(object, events, state.now), state.view().scroll);
 }
 
 pub fn draw_yaml(frame: &mut Frame, area: Rect, state: &State) {
@@ -66,12 +68,14 @@ fn short_digest(digest: &str) -> String {
     digest.char_indices().nth(19).map_or_else(|| digest.to_owned(), |(i, _)| format!("{}…", &digest[..i]))
 }
 
-/// Every line of the describe view (pure: tests may read it directly).
-pub fn describe(object: &Terraform, now: Timestamp) -> Vec<Line<'static>> {
+/// Every line of the describe view (pure: tests may read it directly); `events`: `None` while
+/// they load.
+pub fn describe(object: &Terraform, events: Option<&[Folded]>, now: Timestamp) -> Vec<Line<'static>> {
     let mut lines = describe_body(object, now);
-    if object.status.is_some() {
-        lines.push(section("Events"));
-        lines.push(Line::from("  (`kubectl alustan describe` lists them)"));
+    lines.push(section("Events"));
+    match events {
+        Some(events) => lines.extend(crate::events::table(events, now).lines().map(|l| Line::from(l.to_owned()))),
+        None => lines.push(Line::from("  (loading…)")),
     }
     lines
 }
