@@ -333,22 +333,13 @@ async fn describe_folds_events_per_reason_with_the_latest_note() {
     let client = env.client().unwrap();
     let staging = create(&client, "default", "staging").await;
     let uid = staging.metadata.uid.clone().unwrap();
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
-    for (name, reason, type_, note, at, count) in [
+    for event in [
         ("staging.1", "Deploying", "Normal", "deploying v1.0.1 (new resource)", "2026-01-10T10:00:00Z", 1),
         ("staging.2", "Deploying", "Normal", "deploying v1.0.2 (new image)", "2026-01-10T10:30:00Z", 1),
         ("staging.3", "ScriptFailed", "Warning", "deploy failed: exit code 1: Error: quota", "2026-01-10T10:40:00Z", 2),
         ("staging.4", "Deploying", "Normal", "deploying v1.0.4 (new image)", "2026-01-10T11:00:00Z", 2),
     ] {
-        let event = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": "default"},
-            "involvedObject": {"apiVersion": "alustan.io/v1alpha1", "kind": "Terraform", "name": "staging",
-                               "namespace": "default", "uid": uid},
-            "reason": reason, "message": note, "type": type_, "source": {"component": "alustan-agent"},
-            "count": count, "firstTimestamp": at, "lastTimestamp": at,
-        }))
-        .unwrap();
-        events.create(&kube::api::PostParams::default(), &event).await.unwrap();
+        e2e_support::staging_event(&client, &uid, event).await;
     }
     let out = kubectl(env.kubeconfig(), &["describe", "staging"]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));

@@ -75,21 +75,7 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     Api::<Secret>::namespaced(client.clone(), "default").create(&PostParams::default(), &secret).await.unwrap();
     create(&client, "default", "payments").await;
     // Two deploys' Events: describe's Events pane shows the reason once, with the latest note.
-    let uid = api_uid(&client, "staging").await;
-    for (name, note, at) in [
-        ("staging.1", "deploying 1.0.2 (new resource)", "2026-01-10T10:59:00Z"),
-        ("staging.2", "deploying 1.0.3 (new image)", "2026-01-10T11:00:00Z"),
-    ] {
-        let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": "default"},
-            "involvedObject": {"apiVersion": "alustan.io/v1alpha1", "kind": "Terraform", "name": "staging",
-                               "namespace": "default", "uid": uid},
-            "reason": "Deploying", "message": note, "type": "Normal", "source": {"component": "alustan-agent"},
-            "count": 1, "firstTimestamp": at, "lastTimestamp": at,
-        }))
-        .unwrap();
-        Api::namespaced(client.clone(), "default").create(&PostParams::default(), &event).await.unwrap();
-    }
+    deploying_events(&client).await;
     // The agent's Lease, renewed every 2 s as the agent does, until the test stops renewing it.
     e2e_support::namespace(&client, "alustan-system").await;
     let stop_renewing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -171,6 +157,15 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     assert!(!screen.contains("Why this version"), "{screen}");
     let log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(log.contains("tui starting"), "logs go to the file: {log}");
+}
+
+/// Two `Deploying` Events of `default/staging`, the later about 1.0.3.
+async fn deploying_events(client: &kube::Client) {
+    let uid = api_uid(client, "staging").await;
+    let first = ("staging.1", "Deploying", "Normal", "deploying 1.0.2 (new resource)", "2026-01-10T10:59:00Z", 1);
+    e2e_support::staging_event(client, &uid, first).await;
+    let second = ("staging.2", "Deploying", "Normal", "deploying 1.0.3 (new image)", "2026-01-10T11:00:00Z", 1);
+    e2e_support::staging_event(client, &uid, second).await;
 }
 
 async fn api_uid(client: &kube::Client, name: &str) -> String {

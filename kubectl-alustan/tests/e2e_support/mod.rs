@@ -219,3 +219,18 @@ pub fn kubectl_alustan(kubeconfig: &Path, args: &[&str]) -> tokio::process::Comm
 pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     kubectl_alustan(kubeconfig, args).output().await.unwrap()
 }
+
+/// An Event about `default/staging` (uid `uid`) as the agent's recorder leaves it:
+/// `(name, reason, type, note, at, count)`.
+pub async fn staging_event(client: &kube::Client, uid: &str, event: (&str, &str, &str, &str, &str, i32)) {
+    let (name, reason, type_, note, at, count) = event;
+    let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": "default"},
+        "involvedObject": {"apiVersion": "alustan.io/v1alpha1", "kind": "Terraform", "name": "staging",
+                           "namespace": "default", "uid": uid},
+        "reason": reason, "message": note, "type": type_, "source": {"component": "alustan-agent"},
+        "count": count, "firstTimestamp": at, "lastTimestamp": at,
+    }))
+    .unwrap();
+    Api::namespaced(client.clone(), "default").create(&PostParams::default(), &event).await.unwrap();
+}
