@@ -109,12 +109,15 @@ pub enum Command {
         #[arg(long, requires = "wait", value_parser = parse_duration, default_value = "30m")]
         timeout: Duration,
     },
-    /// Print the terraform outputs of the last successful deploy
+    /// Print the terraform and post-deploy outputs of the last successful deploy
     Outputs {
         name: String,
-        /// Output format (default: a name/value table)
+        /// Output format (default: a NAME/FROM/VALUE table)
         #[arg(short = 'o', long, value_enum)]
         output: Option<DataFormat>,
+        /// Read the sensitive outputs' Secret with your own RBAC and print them too
+        #[arg(long)]
+        show_sensitive: bool,
     },
     /// List credential references of the tools a deploy installed; passwords masked
     Credentials {
@@ -122,6 +125,9 @@ pub enum Command {
         /// Read the referenced Secrets with your own RBAC and print the passwords
         #[arg(long)]
         reveal: bool,
+        /// Output format (default: a table)
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<DataFormat>,
     },
     /// Print the log of the latest (or an earlier) run's pod
     Logs {
@@ -329,11 +335,17 @@ mod tests {
         );
         assert_eq!(
             ok("outputs a -o json").command,
-            Command::Outputs { name: "a".into(), output: Some(DataFormat::Json) }
+            Command::Outputs { name: "a".into(), output: Some(DataFormat::Json), show_sensitive: false }
         );
-        assert_eq!(ok("outputs a").command, Command::Outputs { name: "a".into(), output: None });
+        assert_eq!(
+            ok("outputs a --show-sensitive").command,
+            Command::Outputs { name: "a".into(), output: None, show_sensitive: true }
+        );
         usage_error("outputs a -o wide");
-        assert_eq!(ok("credentials a --reveal").command, Command::Credentials { name: "a".into(), reveal: true });
+        assert_eq!(
+            ok("credentials a --reveal -o json").command,
+            Command::Credentials { name: "a".into(), reveal: true, output: Some(DataFormat::Json) }
+        );
         assert_eq!(ok("logs a --run 3 -f").command, Command::Logs { name: "a".into(), run: 3, follow: true });
         assert_eq!(ok("logs a").command, Command::Logs { name: "a".into(), run: 1, follow: false });
         usage_error("logs a --run 0");

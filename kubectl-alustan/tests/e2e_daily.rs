@@ -18,6 +18,11 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
+/// A test environment without the kubelet (nothing here runs a Job).
+async fn without_kubelet() -> TestEnv {
+    TestEnv::start_with(alustan_testenv::TestEnvOptions { kubelet: false, ..Default::default() }).await.unwrap()
+}
+
 /// Every command whose reader went away (`| head -1` after one line; here: before any) ends
 /// quietly with 0, as kubectl does, instead of panicking with exit 101.
 #[tokio::test]
@@ -58,8 +63,7 @@ async fn a_closed_stdout_ends_every_command_quietly() {
 /// (4 suspended, 5 invalid spec, 6 agent not running), and plain `sync` says it on stderr.
 #[tokio::test]
 async fn wait_ends_at_once_when_no_run_can_follow() {
-    let env =
-        TestEnv::start_with(alustan_testenv::TestEnvOptions { kubelet: false, ..Default::default() }).await.unwrap();
+    let env = without_kubelet().await;
     let client = env.client().unwrap();
     let kc = env.kubeconfig();
     create(&client, "default", "staging").await;
@@ -135,8 +139,7 @@ async fn wait_ends_at_once_when_no_run_can_follow() {
 /// start with the run the request caused.
 #[tokio::test]
 async fn wait_shows_progress_of_the_requested_run_only() {
-    let env =
-        TestEnv::start_with(alustan_testenv::TestEnvOptions { kubelet: false, ..Default::default() }).await.unwrap();
+    let env = without_kubelet().await;
     let client = env.client().unwrap();
     create(&client, "default", "edge").await;
     let failed = json!({"state": "Failed", "message": "deploy failed: Error: InvalidVpc.Range",
@@ -192,8 +195,7 @@ async fn wait_shows_progress_of_the_requested_run_only() {
 /// and a bad `-l` are said in plain words.
 #[tokio::test]
 async fn hints_are_true_and_errors_plain() {
-    let env =
-        TestEnv::start_with(alustan_testenv::TestEnvOptions { kubelet: false, ..Default::default() }).await.unwrap();
+    let env = without_kubelet().await;
     let client = env.client().unwrap();
     let kc = env.kubeconfig();
     e2e_support::namespace(&client, "infra").await;
@@ -256,8 +258,7 @@ async fn hints_are_true_and_errors_plain() {
 /// `-w` rows under the header's columns.
 #[tokio::test]
 async fn get_speaks_kubectl() {
-    let env =
-        TestEnv::start_with(alustan_testenv::TestEnvOptions { kubelet: false, ..Default::default() }).await.unwrap();
+    let env = without_kubelet().await;
     let client = env.client().unwrap();
     let kc = env.kubeconfig();
     create(&client, "default", "edge").await;
@@ -328,8 +329,7 @@ async fn get_speaks_kubectl() {
 /// first deploy's note for every later one.
 #[tokio::test]
 async fn describe_folds_events_per_reason_with_the_latest_note() {
-    let env =
-        TestEnv::start_with(alustan_testenv::TestEnvOptions { kubelet: false, ..Default::default() }).await.unwrap();
+    let env = without_kubelet().await;
     let client = env.client().unwrap();
     let staging = create(&client, "default", "staging").await;
     let uid = staging.metadata.uid.clone().unwrap();
@@ -350,4 +350,60 @@ async fn describe_folds_events_per_reason_with_the_latest_note() {
     assert!(deploying[0].contains("(x4 over ") && deploying[0].contains("deploying v1.0.4 (new image)"), "{events}");
     assert!(!events.contains("v1.0.1") && !events.contains("v1.0.2"), "{events}");
     assert!(events.lines().any(|l| l.contains("ScriptFailed") && l.contains("(x2 over ")), "{events}");
+}
+
+/// `outputs` shows the terraform and post-deploy outputs, labelled (the TUI's `o` view shows
+/// the same rows); `--show-sensitive` reads the outputs Secret with the user's own RBAC (refused
+/// with the verb, resource and namespace otherwise); `outputs` and `credentials` take `-o`.
+#[tokio::test]
+async fn outputs_and_credentials_show_everything_the_user_may_see() {
+    let (env, admin) = e2e_support::env_with_viewer().await;
+    create(&admin, "default", "staging").await;
+    let mut status = completed_status("default");
+    status["postDeployOutput"] = json!({"outputs": {"account_id": "123456789012"}});
+    status["sensitiveOutputsSecret"] = json!("staging-outputs");
+    set_status(&admin, "default", "staging", status).await;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "staging-outputs", "namespace": "default"},
+        "stringData": {"db_password": "s3cret-db"},
+    }))
+    .unwrap();
+    Api::namespaced(admin.clone(), "default").create(&kube::api::PostParams::default(), &secret).await.unwrap();
+    let kc = env.kubeconfig();
+
+    let out = kubectl(kc, &["outputs", "staging"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rows: Vec<Vec<String>> =
+        stdout(&out).lines().map(|l| l.split_whitespace().map(str::to_owned).collect()).collect();
+    assert_eq!(rows[0], ["NAME", "FROM", "VALUE"]);
+    assert!(rows.contains(&vec!["node_count".into(), "terraform".into(), "3".into()]), "{rows:?}");
+    assert!(rows.contains(&vec!["account_id".into(), "post-deploy".into(), "123456789012".into()]), "{rows:?}");
+    assert!(!stdout(&out).contains("s3cret-db"));
+    assert!(stderr(&out).contains("--show-sensitive reads them with your own permissions"), "{}", stderr(&out));
+    let out = kubectl(kc, &["outputs", "staging", "--show-sensitive"]).await;
+    assert!(
+        stdout(&out).lines().any(|l| l.split_whitespace().eq(["db_password", "sensitive", "s3cret-db"])),
+        "{}",
+        stdout(&out)
+    );
+    let out = kubectl(kc, &["outputs", "staging", "--show-sensitive", "-o", "yaml"]).await;
+    let printed: serde_json::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["db_password"], "s3cret-db");
+    assert_eq!(printed["node_count"], 3);
+
+    // A viewer who may read Terraforms but not Secrets.
+    let rule = json!({"apiGroups": ["alustan.io"], "resources": ["terraforms"], "verbs": ["get", "list"]});
+    e2e_support::grant_viewer(&admin, "default", "terraform-viewer", rule).await;
+    let viewer = env.kubeconfig_for("viewer", "viewer-token").unwrap();
+    let out = kubectl(&viewer, &["outputs", "staging", "--show-sensitive"]).await;
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("forbidden: you may not get secrets in namespace \"default\""), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("s3cret"), "{}", stdout(&out));
+
+    let out = kubectl(kc, &["credentials", "staging", "-o", "json"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed[0]["name"], "argocd");
+    assert_eq!(printed[0]["passwordSecretRef"]["name"], "argocd-admin");
+    assert!(printed[0].get("password").is_none(), "masked: no password without --reveal");
 }

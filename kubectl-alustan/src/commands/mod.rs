@@ -46,8 +46,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let request = sync::Request { kind: sync::Kind::Resync, wait, timeout };
             sync::run(&conn, &name, request, cli.kube.agent_namespace.as_deref()).await
         }
-        Command::Outputs { name, output } => outputs::run(&conn, &name, output).await,
-        Command::Credentials { name, reveal } => credentials::run(&conn, &name, reveal).await,
+        Command::Outputs { name, output, show_sensitive } => outputs::run(&conn, &name, output, show_sensitive).await,
+        Command::Credentials { name, reveal, output } => credentials::run(&conn, &name, reveal, output).await,
         Command::Logs { name, run, follow } => logs::run(&conn, &name, run, follow).await,
         Command::Suspend(target) => suspend::run(&conn, target, true).await,
         Command::Resume(target) => suspend::run(&conn, target, false).await,

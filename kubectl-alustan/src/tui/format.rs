@@ -68,6 +68,16 @@ pub fn message(object: &Terraform) -> String {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ⏎ ")
 }
 
+/// Every output the CLI and the TUI show, labelled by where it comes from: `(name, from, value)`
+/// with `from` `terraform` (`status.output`) or `post-deploy` (the post-deploy JSON's `outputs`).
+pub fn output_rows(status: &alustan_shared::TerraformStatus) -> Vec<(String, &'static str, String)> {
+    let mut rows: Vec<(String, &'static str, String)> =
+        status.output.iter().map(|(name, v)| (name.clone(), "terraform", value(v))).collect();
+    let post = status.post_deploy_output.as_ref().and_then(|o| o.get("outputs")).and_then(|o| o.as_object());
+    rows.extend(post.into_iter().flatten().map(|(name, v)| (name.clone(), "post-deploy", value(v))));
+    rows
+}
+
 /// A JSON value as a cell: strings bare, everything else as compact JSON.
 pub fn value(value: &serde_json::Value) -> String {
     match value {

@@ -234,3 +234,41 @@ pub async fn staging_event(client: &kube::Client, uid: &str, event: (&str, &str,
     .unwrap();
     Api::namespaced(client.clone(), "default").create(&PostParams::default(), &event).await.unwrap();
 }
+
+/// Binds a Role `name` with the one rule `allowed` in `namespace` to the user `viewer` (as admin).
+pub async fn grant_viewer(admin: &kube::Client, namespace: &str, name: &str, allowed: serde_json::Value) {
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": [allowed],
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": format!("viewer-{name}"), "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}],
+    });
+    Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &serde_json::from_value(role).unwrap())
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
+        .await
+        .unwrap();
+}
+
+/// An RBAC-enforcing env (no kubelet) with a user `viewer` (token `viewer-token`) allowed
+/// nothing yet, and an admin client.
+pub async fn env_with_viewer() -> (TestEnv, kube::Client) {
+    let api = alustan_testenv::apiserver::ApiServerOptions {
+        rbac: true,
+        tokens: vec![("viewer-token".into(), alustan_testenv::apiserver::UserInfo::user("viewer", &[]))],
+        ..alustan_testenv::apiserver::ApiServerOptions::default()
+    };
+    let env = TestEnv::start_with(alustan_testenv::TestEnvOptions { api, kubelet: false, ..Default::default() })
+        .await
+        .unwrap();
+    let admin = env.client().unwrap();
+    (env, admin)
+}
