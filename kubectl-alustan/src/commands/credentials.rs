@@ -37,43 +37,39 @@ pub async fn run(conn: &Connection, name: &str, reveal: bool, output: Option<Dat
         };
         rows.push((credential, entry, password));
     }
-    let text = match output {
-        // The references as the status has them; a password only when revealed.
-        Some(format) => {
-            let list: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|(credential, entry, password)| {
-                    let mut item = json!({"name": credential, "username": entry.username,
+    let text = if let Some(format) = output {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(credential, entry, password)| {
+                let mut item = json!({"name": credential, "username": entry.username,
                                           "passwordSecretRef": entry.password_secret_ref});
-                    if let Some(password) = password {
-                        item["password"] = json!(password);
-                    }
-                    item
-                })
-                .collect();
-            super::outputs::encode(&list, format)?
-        }
-        None => {
-            let header: Vec<String> = ["NAME", "USERNAME", "PASSWORD", "SECRET"].map(str::to_owned).to_vec();
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|(credential, entry, password)| {
-                    let r = &entry.password_secret_ref;
-                    let shown = match password {
-                        Some(value) => value.clone(),
-                        None if reveal => "<not revealed>".to_owned(),
-                        None => MASK.to_owned(),
-                    };
-                    vec![
-                        (*credential).clone(),
-                        entry.username.clone(),
-                        shown,
-                        format!("{}/{} key {}", r.namespace, r.name, r.key),
-                    ]
-                })
-                .collect();
-            super::get::render(&header, &cells)
-        }
+                if let Some(password) = password {
+                    item["password"] = json!(password);
+                }
+                item
+            })
+            .collect();
+        super::outputs::encode(&list, format)?
+    } else {
+        let header: Vec<String> = ["NAME", "USERNAME", "PASSWORD", "SECRET"].map(str::to_owned).to_vec();
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(credential, entry, password)| {
+                let r = &entry.password_secret_ref;
+                let shown = match password {
+                    Some(value) => value.clone(),
+                    None if reveal => "<not revealed>".to_owned(),
+                    None => MASK.to_owned(),
+                };
+                vec![
+                    (*credential).clone(),
+                    entry.username.clone(),
+                    shown,
+                    format!("{}/{} key {}", r.namespace, r.name, r.key),
+                ]
+            })
+            .collect();
+        super::get::render(&header, &cells)
     };
     crate::out!("{text}");
     if !reveal {

@@ -25,26 +25,23 @@ pub async fn run(
         (Some(secret), true) => read_sensitive(conn, secret).await?,
         _ => BTreeMap::new(),
     };
-    let text = match output {
-        Some(format) => {
-            // `status.output` exactly; with --show-sensitive the sensitive ones join it, as
-            // `terraform output -json` would list them.
-            let mut outputs = status.output.clone();
-            outputs.extend(sensitive.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))));
-            encode(&outputs, format)?
-        }
-        None => {
-            let mut rows: Vec<Vec<String>> =
-                format::output_rows(&status).into_iter().map(|(n, from, v)| vec![n, from.to_owned(), v]).collect();
-            rows.extend(sensitive.iter().map(|(n, v)| vec![n.clone(), "sensitive".to_owned(), v.clone()]));
-            if rows.is_empty() {
-                let state = status.state.map_or("Pending", alustan_shared::State::as_str);
-                crate::errln!("no outputs yet for {}/{name} (state: {state})", conn.namespace);
-                String::new()
-            } else {
-                let header = ["NAME", "FROM", "VALUE"].map(str::to_owned).to_vec();
-                super::get::render(&header, &rows)
-            }
+    let text = if let Some(format) = output {
+        // `status.output` exactly; with --show-sensitive the sensitive ones join it, as
+        // `terraform output -json` would list them.
+        let mut outputs = status.output.clone();
+        outputs.extend(sensitive.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))));
+        encode(&outputs, format)?
+    } else {
+        let mut rows: Vec<Vec<String>> =
+            format::output_rows(&status).into_iter().map(|(n, from, v)| vec![n, from.to_owned(), v]).collect();
+        rows.extend(sensitive.iter().map(|(n, v)| vec![n.clone(), "sensitive".to_owned(), v.clone()]));
+        if rows.is_empty() {
+            let state = status.state.map_or("Pending", alustan_shared::State::as_str);
+            crate::errln!("no outputs yet for {}/{name} (state: {state})", conn.namespace);
+            String::new()
+        } else {
+            let header = ["NAME", "FROM", "VALUE"].map(str::to_owned).to_vec();
+            super::get::render(&header, &rows)
         }
     };
     crate::out!("{text}");
