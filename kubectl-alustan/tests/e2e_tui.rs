@@ -171,3 +171,41 @@ async fn deploying_events(client: &kube::Client) {
 async fn api_uid(client: &kube::Client, name: &str) -> String {
     Api::<Terraform>::namespaced(client.clone(), "default").get(name).await.unwrap().metadata.uid.unwrap()
 }
+
+/// At 80×24: the footer keeps `<q> quit`; the logs view names its run, `[`/`]` pick another,
+/// and following the latest run moves on to the next one when the agent starts it.
+#[tokio::test]
+async fn tui_logs_pick_runs_and_follow_on_at_80x24() {
+    let env = TestEnv::start().await.unwrap();
+    let client = env.client().unwrap();
+    create(&client, "default", "staging").await;
+    e2e_support::run_job(&env, "staging-deploy-7").await;
+    let mut status = completed_status("default");
+    status["history"][0]["jobName"] = json!("staging-deploy-7");
+    set_status(&client, "default", "staging", status.clone()).await;
+    let tmux = Tmux { socket: format!("alustan-tui80-{}", std::process::id()) };
+    let command = format!("{BIN} tui --kubeconfig {}; echo EXITED:$?; sleep 60", env.kubeconfig().display());
+    tmux.run(&["new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", &command]).await;
+    tmux.wait_for("the list, its footer with quit", |s| s.contains("staging") && s.contains("<q> quit")).await;
+    tmux.keys(&["l"]).await;
+    tmux.wait_for("the latest run's log, named in the title", |s| {
+        s.contains("1/2 Deploy 1.0.3 Succeeded") && s.contains("terraform apply: 3 added")
+    })
+    .await;
+    tmux.keys(&["["]).await;
+    tmux.wait_for("the run before", |s| s.contains("2/2 Deploy 1.0.2 Failed") && s.contains("(no log:")).await;
+    tmux.keys(&["]"]).await;
+    tmux.wait_for("back to the latest", |s| s.contains("1/2 Deploy 1.0.3 Succeeded")).await;
+    // The agent starts the post-deploy: its log follows on under a separator.
+    e2e_support::run_job(&env, "staging-postdeploy-8").await;
+    let post = json!({"action": "PostDeploy", "jobName": "staging-postdeploy-8", "image": "iac:1.0.3", "tag": "1.0.3",
+                      "startTime": "2026-01-10T11:01:00Z", "result": "Running"});
+    status["history"].as_array_mut().unwrap().insert(0, post);
+    set_status(&client, "default", "staging", status).await;
+    tmux.wait_for("the next run's log", |s| {
+        s.contains("— next run: PostDeploy 1.0.3 Running —") && s.matches("terraform apply: 3 added").count() == 2
+    })
+    .await;
+    tmux.keys(&["q"]).await;
+    tmux.wait_for("the exit", |s| s.contains("EXITED:0")).await;
+}

@@ -258,6 +258,7 @@ fn changed_rows_are_highlighted_until_they_fade() {
 #[test]
 fn logs_show_the_newest_lines_until_scrolled_back() {
     let mut state = samples();
+    select(&mut state, "payments-db");
     press(&mut state, char_key('l'));
     for i in 0..50 {
         press(&mut state, Action::LogLine(format!("line {i}")));
@@ -267,7 +268,7 @@ fn logs_show_the_newest_lines_until_scrolled_back() {
     press(&mut state, char_key('k'));
     let screen = render(&state, 80, 24);
     assert!(
-        screen.contains("[1 back from the newest; End follows]")
+        screen.contains("1/1 Deploy v2.4.0 Running 90s [1 back]")
             && screen.contains("line 48")
             && !screen.contains("line 49"),
         "{screen}"

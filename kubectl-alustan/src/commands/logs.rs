@@ -138,12 +138,21 @@ pub async fn open(
     follow: bool,
 ) -> Result<impl futures::AsyncBufRead + use<>, CliError> {
     let namespace = object.metadata.namespace.clone().unwrap_or_else(|| conn.namespace.clone());
-    let job = job_of(object, run)?;
-    let pod = pod_of(conn, &namespace, &job).await?;
-    let pods: Api<Pod> = Api::namespaced(conn.client.clone(), &namespace);
+    open_job(conn, &namespace, &job_of(object, run)?, follow).await
+}
+
+/// Opens the log stream of Job `job`'s newest pod.
+pub async fn open_job(
+    conn: &Connection,
+    namespace: &str,
+    job: &str,
+    follow: bool,
+) -> Result<impl futures::AsyncBufRead + use<>, CliError> {
+    let pod = pod_of(conn, namespace, job).await?;
+    let pods: Api<Pod> = Api::namespaced(conn.client.clone(), namespace);
     pods.log_stream(&pod, &LogParams { follow, ..LogParams::default() })
         .await
-        .map_err(|e| CliError::api(e, "get", "pods/log", Some(&namespace)))
+        .map_err(|e| CliError::api(e, "get", "pods/log", Some(namespace)))
 }
 
 /// Prints a Job's log prefixed with `│ `, waiting (up to a minute) for its pod to start; used

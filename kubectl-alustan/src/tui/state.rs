@@ -172,6 +172,11 @@ pub struct State {
 pub struct Logs {
     pub lines: Vec<String>,
     pub ended: bool,
+    /// Which run: 0 is the latest (`[` goes back, `]` forward); only the latest moves on to the
+    /// next run when its log ends.
+    pub run: usize,
+    /// The Job whose log is shown (`None`: the resource has no runs yet).
+    pub job: Option<String>,
 }
 
 impl State {

@@ -28,9 +28,10 @@ pub enum Effect {
         credential: String,
         secret: alustan_shared::SecretKeyReference,
     },
-    /// Stream the latest run's pod log; answer with `LogLine`s and `LogEnded`.
+    /// Stream the pod log of the run `job`; answer with `LogLine`s and `LogEnded`.
     StartLogs {
         object: ObjectKey,
+        job: String,
         follow: bool,
     },
     /// Stop the log stream.
@@ -49,12 +50,16 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Applied(object) => {
             let key = ObjectKey::of(&object);
             let changed = applied(state, *object);
-            // A change of the described object often comes with an Event: look again.
             let view = state.view();
-            if changed && view.kind == ViewKind::Describe && view.object.as_ref() == Some(&key) {
-                return vec![Effect::LoadEvents(key)];
+            if !changed || view.object.as_ref() != Some(&key) {
+                return Vec::new();
             }
-            Vec::new()
+            match view.kind {
+                // A change of the described object often comes with an Event: look again.
+                ViewKind::Describe => vec![Effect::LoadEvents(key)],
+                ViewKind::Logs => next_run(state),
+                _ => Vec::new(),
+            }
         }
         Action::Deleted(key) => {
             state.objects.remove(&key);
@@ -122,7 +127,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::LogEnded => {
             state.logs.ended = true;
-            Vec::new()
+            next_run(state)
         }
         Action::Events { object, events } => {
             state.events = Some((object, events));
@@ -245,6 +250,8 @@ fn run(state: &mut State, command: Command) -> Vec<Effect> {
         Command::SortName => sort(state, SortKey::Name),
         Command::SortAge => sort(state, SortKey::Age),
         Command::SortState => sort(state, SortKey::State),
+        Command::OlderRun => return pick_run(state, true),
+        Command::NewerRun => return pick_run(state, false),
         Command::Confirm => {
             if let Some(confirm) = state.confirm.take() {
                 return vec![confirm.effect];
@@ -292,8 +299,7 @@ fn open(state: &mut State, kind: ViewKind) -> Vec<Effect> {
     state.revealed = None;
     push(state, kind, Some(key.clone()));
     if kind == ViewKind::Logs {
-        state.logs = super::state::Logs::default();
-        return vec![Effect::StartLogs { object: key, follow: true }];
+        return show_run(state, &key, 0);
     }
     if kind == ViewKind::Describe {
         // Never show another object's Events while this one's load.
@@ -301,6 +307,61 @@ fn open(state: &mut State, kind: ViewKind) -> Vec<Effect> {
         return vec![Effect::LoadEvents(key)];
     }
     Vec::new()
+}
+
+/// The history of the object a view is about (newest first).
+fn history<'a>(state: &'a State, key: &ObjectKey) -> &'a [alustan_shared::RunRecord] {
+    state.object(key).and_then(|o| o.status.as_ref()).map(|s| s.history.as_slice()).unwrap_or_default()
+}
+
+/// Shows the log of run `run` (0: the latest) from its start.
+fn show_run(state: &mut State, key: &ObjectKey, run: usize) -> Vec<Effect> {
+    let job = history(state, key).get(run).map(|r| r.job_name.clone());
+    state.logs = super::state::Logs { run, job: job.clone(), ..super::state::Logs::default() };
+    if let Some(view) = state.view_mut() {
+        view.scroll = 0;
+    }
+    match job {
+        Some(job) => vec![Effect::StartLogs { object: key.clone(), job, follow: true }],
+        None => {
+            state.logs.ended = true;
+            Vec::new()
+        }
+    }
+}
+
+/// `[` / `]`: the run before or after the one shown.
+fn pick_run(state: &mut State, older: bool) -> Vec<Effect> {
+    let Some(key) = state.view().object.clone() else { return Vec::new() };
+    let runs = history(state, &key).len();
+    let shown = state.logs.job.as_ref().and_then(|job| history(state, &key).iter().position(|r| &r.job_name == job));
+    let at = shown.unwrap_or(state.logs.run);
+    let run = if older { (at + 1).min(runs.saturating_sub(1)) } else { at.saturating_sub(1) };
+    if shown == Some(run) {
+        flash(state, if older { "no older run recorded" } else { "this is the latest run" }, FlashLevel::Info);
+        return Vec::new();
+    }
+    show_run(state, &key, run)
+}
+
+/// Following the latest run: once its log ended and a newer run started (the post-deploy after
+/// the deploy, the next attempt), its log follows on, after a separator line.
+fn next_run(state: &mut State) -> Vec<Effect> {
+    let Some(key) = state.view().object.clone() else { return Vec::new() };
+    let Some(newest) = history(state, &key).first() else { return Vec::new() };
+    if !state.logs.ended || state.logs.run != 0 || state.logs.job.as_deref() == Some(newest.job_name.as_str()) {
+        return Vec::new();
+    }
+    let (job, title) = (newest.job_name.clone(), run_title(newest));
+    state.logs.lines.push(format!("— next run: {title} —"));
+    state.logs.ended = false;
+    state.logs.job = Some(job.clone());
+    vec![Effect::StartLogs { object: key, job, follow: true }]
+}
+
+/// `Deploy 1.0.3 Failed`: what a run did, with which tag, and how it ended.
+pub fn run_title(run: &alustan_shared::RunRecord) -> String {
+    format!("{:?} {} {:?}", run.action, run.tag.as_deref().unwrap_or("-"), run.result)
 }
 
 fn ask(state: &mut State, make: impl FnOnce(ObjectKey, &Terraform) -> (String, Effect)) {

@@ -40,19 +40,39 @@ pub fn draw_logs(frame: &mut Frame, area: Rect, state: &State) {
     if state.logs.lines.is_empty() && !state.logs.ended {
         lines.push(Line::from("Waiting for the run's log…"));
     }
+    if state.logs.job.is_none() {
+        lines.push(Line::from("No runs yet: the agent has not started a Job for it (describe says why)."));
+    }
     if state.logs.ended {
         lines.push(Line::styled("— log ended —", Style::new().fg(Color::DarkGray)));
     }
     let max_back = lines.len().saturating_sub(height);
     let back = usize::from(state.view().scroll).min(max_back);
     let target = state.target().map(ToString::to_string).unwrap_or_default();
-    let title = if back == 0 {
-        format!("Logs({target}) [following]")
-    } else {
-        format!("Logs({target}) [{back} back from the newest; End follows]")
-    };
+    let title = format!("Logs({target}) {}", run_label(state));
+    let title = if back == 0 { format!("{title} [following]") } else { format!("{title} [{back} back]") };
     let visible: Vec<Line> = lines.into_iter().skip(max_back - back).take(height).collect();
     frame.render_widget(Paragraph::new(visible).block(frame_block(&title)), area);
+}
+
+/// `1/3 Deploy 1.0.3 Failed 15m` (run 1 of 3, started 15m ago): which run the log is of
+/// (`[` and `]` pick another).
+fn run_label(state: &State) -> String {
+    let history = state
+        .target()
+        .and_then(|key| state.object(key))
+        .and_then(|o| o.status.as_ref())
+        .map(|s| s.history.as_slice())
+        .unwrap_or_default();
+    let found = state.logs.job.as_ref().and_then(|job| history.iter().position(|r| &r.job_name == job));
+    match found {
+        Some(at) => {
+            let run = &history[at];
+            let age = format::age(run.start_time.0, state.now);
+            format!("{}/{} {} {age}", at + 1, history.len(), crate::tui::update::run_title(run))
+        }
+        None => "no runs".to_owned(),
+    }
 }
 
 fn field(label: &str, value: impl Into<String>) -> Line<'static> {
