@@ -321,12 +321,11 @@ fn show_run(state: &mut State, key: &ObjectKey, run: usize) -> Vec<Effect> {
     if let Some(view) = state.view_mut() {
         view.scroll = 0;
     }
-    match job {
-        Some(job) => vec![Effect::StartLogs { object: key.clone(), job, follow: true }],
-        None => {
-            state.logs.ended = true;
-            Vec::new()
-        }
+    if let Some(job) = job {
+        vec![Effect::StartLogs { object: key.clone(), job, follow: true }]
+    } else {
+        state.logs.ended = true;
+        Vec::new()
     }
 }
 
