@@ -98,6 +98,26 @@ fn not_found_hint(namespace: Option<&str>, similar: &[String], elsewhere: &[Stri
     text
 }
 
+/// Every exit code and what it means, for the README (a test keeps them in sync).
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (0, "success (and `--help`, `--version`); also a closed stdout (piped into `head`): the command ends quietly"),
+    (1, "an error; for `sync`/`resync --wait`: the run ended `Failed` or `Error`"),
+    (2, "usage: an unknown command or flag, a bad flag value, `--all` without `--yes` off a terminal"),
+    (3, "`--wait`: timed out (`--timeout`); the run may still be going"),
+    (4, "`--wait`: the resource is suspended, so no run starts (the request is kept)"),
+    (5, "`--wait`: the agent refused the resource's spec (`Stalled`, `InvalidSpec`), so no run starts"),
+    (6, "`--wait`: the agent is not running (its Lease is stale or absent), so no run starts"),
+];
+
+/// [`EXIT_CODES`] as a Markdown table.
+pub fn exit_codes_markdown() -> String {
+    let mut text = String::from("| Exit code | Meaning |\n|---|---|\n");
+    for (code, meaning) in EXIT_CODES {
+        let _ = writeln!(text, "| `{code}` | {meaning} |");
+    }
+    text
+}
+
 impl CliError {
     /// kubectl's convention (2 for usage errors, 1 for everything else), plus one code per
     /// reason a `--wait` ended without a run (README, "Errors and exit codes").
