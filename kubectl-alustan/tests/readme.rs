@@ -9,7 +9,7 @@ fn readme_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")
 }
 
-/// Checks (or with ALUSTAN_UPDATE_DOCS rewrites) the README between `<!-- NAME:start -->` and
+/// Checks (or with `ALUSTAN_UPDATE_DOCS` rewrites) the README between `<!-- NAME:start -->` and
 /// `<!-- NAME:end -->`.
 fn generated_section(name: &str, expected: &str) {
     let path = readme_path();

@@ -36,6 +36,12 @@ use crate::status::TerraformStatus;
     printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.message","priority":1}"#
 )]
 #[serde(rename_all = "camelCase")]
+// Checked at admission by the API server (CEL); the agent re-checks before any Job runs.
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.postDeploy) || !has(self.postDeploy.args) || self.postDeploy.args.all(k, has(self.variables) && self.postDeploy.args[k] in self.variables)",
+    "message": "every value of postDeploy.args must name a variable defined in spec.variables",
+    "fieldPath": ".postDeploy.args",
+}]))]
 pub struct TerraformSpec {
     /// Environment variables for every script, usually `TF_VAR_*` inputs of terraform. Values are
     /// never logged.
@@ -99,6 +105,8 @@ pub struct PostDeploy {
     /// Arguments passed as `--name=value`, in ascending order of name, where value is the value
     /// of the named variable from `spec.variables` (e.g. `region: TF_VAR_region`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    // Bounded so the API server can bound its validation rule's cost.
+    #[schemars(extend("maxProperties" = 64))]
     pub args: BTreeMap<String, String>,
 }
 
@@ -120,7 +128,17 @@ pub struct ContainerRegistry {
     /// A semantic version constraint the chosen tag must satisfy, e.g. `~1.0.0`, `^2`,
     /// `>=1.2, <2`. Tags may carry a `v` prefix; prereleases only match a constraint that names
     /// a prerelease of the same major.minor.patch.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 128))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": "!self.contains('~>')",
+            "message": "`~>` is Terraform's constraint syntax; here write `~1.2.0` for patch updates (Terraform `~> 1.2.0`) or `^1.2` for minor updates (Terraform `~> 1.2`)",
+        },
+        {
+            "rule": SEMVER_CONSTRAINT_RULE,
+            "message": "not a semantic version constraint; write e.g. `~1.0.0`, `^2`, `>=1.2, <2` or `*`",
+        },
+    ]))]
     pub semantic_version: String,
 
     /// A Secret of type `kubernetes.io/dockerconfigjson` in this namespace with credentials for
@@ -128,6 +146,17 @@ pub struct ContainerRegistry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
 }
+
+/// The syntax of a `semanticVersion` (the semver crate's `VersionReq`: comma-separated
+/// comparators), as a CEL rule; a `~>` is left to the rule that explains it. Written without
+/// backslashes, so the same text is a valid regex in CEL's string literal and in Rust.
+pub const SEMVER_CONSTRAINT_RULE: &str = concat!(
+    "self.contains('~>') || self.matches('^ *",
+    "([*]|[xX]|(=|>=|<=|>|<|[~^])? *[0-9]+([.]([*xX]([.][*xX])?|[0-9]+([.]([*xX]|[0-9]+(-[0-9A-Za-z.-]+)?([+][0-9A-Za-z.-]+)?))?))?)",
+    "( *, *",
+    "([*]|[xX]|(=|>=|<=|>|<|[~^])? *[0-9]+([.]([*xX]([.][*xX])?|[0-9]+([.]([*xX]|[0-9]+(-[0-9A-Za-z.-]+)?([+][0-9A-Za-z.-]+)?))?))?)",
+    ")* *$')"
+);
 
 // Which kind of registry serves the image (documented on the field, which the CRD shows).
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]

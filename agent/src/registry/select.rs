@@ -48,8 +48,15 @@ pub struct Constraint {
 impl Constraint {
     /// Parses a constraint; the error carries the parser's own message.
     pub fn parse(raw: &str) -> Result<Self, ScanError> {
-        let req = VersionReq::parse(raw.trim())
-            .map_err(|err| ScanError::InvalidConstraint { constraint: raw.to_owned(), message: err.to_string() })?;
+        let req = VersionReq::parse(raw.trim()).map_err(|err| {
+            // Terraform users write `~> 1.2`: say what it is here (the CRD's rule says it too).
+            let hint = if raw.contains("~>") {
+                "; `~>` is Terraform's syntax: write `~1.2.0` (Terraform `~> 1.2.0`) or `^1.2` (Terraform `~> 1.2`)"
+            } else {
+                ""
+            };
+            ScanError::InvalidConstraint { constraint: raw.to_owned(), message: format!("{err}{hint}") }
+        })?;
         Ok(Self { raw: raw.to_owned(), req })
     }
 
@@ -313,7 +320,10 @@ mod tests {
     #[test]
     fn invalid_constraints_carry_the_parser_message() {
         for (input, message) in [
-            ("~>1.0", "unexpected character '>' while parsing major version number"),
+            (
+                "~>1.0",
+                "unexpected character '>' while parsing major version number; `~>` is Terraform's syntax: write `~1.2.0` (Terraform `~> 1.2.0`) or `^1.2` (Terraform `~> 1.2`)",
+            ),
             ("latest", "unexpected character 'l' while parsing major version number"),
             (">=1.2 <2", "expected comma after minor version number, found '<'"),
             ("", "unexpected end of input while parsing major version number"),
