@@ -36,12 +36,6 @@ use crate::status::TerraformStatus;
     printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.message","priority":1}"#
 )]
 #[serde(rename_all = "camelCase")]
-// Checked at admission by the API server (CEL); the agent re-checks before any Job runs.
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "!has(self.postDeploy) || !has(self.postDeploy.args) || self.postDeploy.args.all(k, has(self.variables) && self.postDeploy.args[k] in self.variables)",
-    "message": "every value of postDeploy.args must name a variable defined in spec.variables",
-    "fieldPath": ".postDeploy.args",
-}]))]
 pub struct TerraformSpec {
     /// Environment variables for every script, usually `TF_VAR_*` inputs of terraform. Values are
     /// never logged.
@@ -105,8 +99,6 @@ pub struct PostDeploy {
     /// Arguments passed as `--name=value`, in ascending order of name, where value is the value
     /// of the named variable from `spec.variables` (e.g. `region: TF_VAR_region`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    // Bounded so the API server can bound its validation rule's cost.
-    #[schemars(extend("maxProperties" = 64))]
     pub args: BTreeMap<String, String>,
 }
 

@@ -42,7 +42,7 @@ pub async fn run(conn: &Connection, query: Query, watch: bool) -> Result<(), Cli
         crate::errln!("No resources found{}.", conn.scope().map(|n| format!(" in {n} namespace")).unwrap_or_default());
         return Ok(());
     }
-    let printer = Printer::new(&query, conn.all_namespaces, &objects, Timestamp::now())?;
+    let mut printer = Printer::new(&query, conn.all_namespaces)?;
     crate::out!("{}", printer.first(&objects, query.name.is_some(), Timestamp::now())?);
     if watch { follow(conn, &query, &objects, &printer).await } else { Ok(()) }
 }
@@ -60,31 +60,19 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(query: &Query, namespaces: bool, objects: &[Terraform], now: Timestamp) -> Result<Self, CliError> {
+    fn new(query: &Query, namespaces: bool) -> Result<Self, CliError> {
         let (header, paths) = match &query.output {
             GetFormat::CustomColumns(spec) => template::columns(spec).map_err(CliError::Usage)?.into_iter().unzip(),
             output => (header(namespaces, *output == GetFormat::Wide), Vec::new()),
         };
-        let mut printer = Printer {
+        Ok(Printer {
             output: query.output.clone(),
             namespaces,
             show_managed_fields: query.show_managed_fields,
             header,
             paths,
             widths: Vec::new(),
-        };
-        let rows: Vec<Vec<String>> = objects.iter().map(|o| printer.row(o, now)).collect();
-        printer.widths = widths(&printer.header, &rows);
-        // Room for every value a later `-w` row may bring (`Progressing`, `Unknown`).
-        for (column, width) in printer.header.iter().zip(printer.widths.iter_mut()) {
-            let least = match column.as_str() {
-                "STATE" if printer.paths.is_empty() => "Progressing".len(),
-                "READY" if printer.paths.is_empty() => "Unknown".len(),
-                _ => 0,
-            };
-            *width = (*width).max(least);
-        }
-        Ok(printer)
+        })
     }
 
     fn row(&self, object: &Terraform, now: Timestamp) -> Vec<String> {
@@ -102,10 +90,21 @@ impl Printer {
             .collect()
     }
 
-    /// The first listing: a table with its header, or the data of every object.
-    fn first(&self, objects: &[Terraform], single: bool, now: Timestamp) -> Result<String, CliError> {
+    /// The first listing: a table with its header (whose widths later rows keep), or the data
+    /// of every object.
+    fn first(&mut self, objects: &[Terraform], single: bool, now: Timestamp) -> Result<String, CliError> {
         if self.output.is_table() {
             let rows: Vec<Vec<String>> = objects.iter().map(|o| self.row(o, now)).collect();
+            self.widths = widths(&self.header, &rows);
+            // Room for every value a later `-w` row may bring (`Progressing`, `Unknown`).
+            for (column, width) in self.header.iter().zip(self.widths.iter_mut()) {
+                let least = match column.as_str() {
+                    "STATE" if self.paths.is_empty() => "Progressing".len(),
+                    "READY" if self.paths.is_empty() => "Unknown".len(),
+                    _ => 0,
+                };
+                *width = (*width).max(least);
+            }
             let mut text = line_of(&self.header, &self.widths);
             for row in &rows {
                 text.push_str(&line_of(row, &self.widths));
