@@ -58,15 +58,22 @@ impl Drop for Tmux {
     }
 }
 
-#[tokio::test]
-async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
+/// `default/staging` completed, its latest run `staging-deploy-7` a Job the kubelet ran; the
+/// status written, for a test to extend.
+async fn staging_with_a_run() -> (TestEnv, kube::Client, serde_json::Value) {
     let env = TestEnv::start().await.unwrap();
     let client = env.client().unwrap();
     create(&client, "default", "staging").await;
     e2e_support::run_job(&env, "staging-deploy-7").await;
     let mut status = completed_status("default");
     status["history"][0]["jobName"] = json!("staging-deploy-7");
-    set_status(&client, "default", "staging", status).await;
+    set_status(&client, "default", "staging", status.clone()).await;
+    (env, client, status)
+}
+
+#[tokio::test]
+async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
+    let (env, client, _) = staging_with_a_run().await;
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "argocd-admin", "namespace": "default"},
         "stringData": {"password": "s3cret-argo"},
@@ -176,13 +183,7 @@ async fn api_uid(client: &kube::Client, name: &str) -> String {
 /// and following the latest run moves on to the next one when the agent starts it.
 #[tokio::test]
 async fn tui_logs_pick_runs_and_follow_on_at_80x24() {
-    let env = TestEnv::start().await.unwrap();
-    let client = env.client().unwrap();
-    create(&client, "default", "staging").await;
-    e2e_support::run_job(&env, "staging-deploy-7").await;
-    let mut status = completed_status("default");
-    status["history"][0]["jobName"] = json!("staging-deploy-7");
-    set_status(&client, "default", "staging", status.clone()).await;
+    let (env, client, mut status) = staging_with_a_run().await;
     let tmux = Tmux { socket: format!("alustan-tui80-{}", std::process::id()) };
     let command = format!("{BIN} tui --kubeconfig {}; echo EXITED:$?; sleep 60", env.kubeconfig().display());
     tmux.run(&["new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", &command]).await;
