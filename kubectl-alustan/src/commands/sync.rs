@@ -84,11 +84,13 @@ pub async fn run(
     let state = object.status.as_ref().and_then(|s| s.state);
     let message = object.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
     if let Some(failed @ (State::Failed | State::Error)) = state {
-        return Err(CliError::RunFailed(format!(
-            "terraform {} run ended {failed}: {message}\n  see: kubectl alustan logs {name} -n {}",
-            key(&object),
-            conn.namespace
-        )));
+        // The agent's message names the logs command already; older agents' do not.
+        let see = if message.contains("kubectl alustan logs") {
+            String::new()
+        } else {
+            format!("\n  see: kubectl alustan logs {name} -n {}", conn.namespace)
+        };
+        return Err(CliError::RunFailed(format!("terraform {} run ended {failed}: {message}{see}", key(&object))));
     }
     crate::outln!("terraform {}: run ended {}", key(&object), state.map_or("(no state)", State::as_str));
     Ok(())
