@@ -21,7 +21,11 @@ pub struct Context {
     pub client: Client,
     pub scanner: Scanner,
     pub config: Config,
+    /// Publishes Warning Events: a repeat folds into the first one's series (kube's recorder).
     pub recorder: Recorder,
+    /// Who reports Events: progress Events (one per run) are each their own Event, so every
+    /// note (which tag, why) is kept; readers fold them by reason.
+    pub reporter: Reporter,
     /// The agent-wide docker config (`--registry-config`), read once at start.
     pub docker_config: Option<DockerConfig>,
     pub jobs: JobSettings,
@@ -90,7 +94,8 @@ impl Context {
             image_pull_secrets: config.job_image_pull_secrets.clone(),
         };
         Ok(Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
             scanner,
             client,
             config,

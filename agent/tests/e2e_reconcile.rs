@@ -184,7 +184,13 @@ async fn failing_deploy_is_failed_with_the_log_tail_then_stalled() {
     agent.create(&tf).await;
     let failed = agent.wait_for("staging-cluster", "Failed", is_state(State::Failed)).await;
     let message = failed.status.unwrap().message.unwrap();
-    assert!(message.contains("UnauthorizedOperation") && message.contains("exit code 1"), "{message}");
+    // One concise cause: the failing step and Terraform's `Error:` line; the tail is in the run.
+    assert_eq!(
+        message,
+        "deploy failed: exit code 1: Error: creating VPC: UnauthorizedOperation (see `kubectl alustan logs staging-cluster`)"
+    );
+    let record = failed_record(&agent).await;
+    assert!(record.contains("planning") && record.contains("UnauthorizedOperation"), "{record}");
     let warnings = agent.warnings("staging-cluster", "ScriptFailed").await;
     assert!(warnings.iter().any(|(note, _)| note.contains("UnauthorizedOperation")), "{warnings:?}");
     // Two attempts (the test's retry budget), then Stalled until something changes.
@@ -197,6 +203,12 @@ async fn failing_deploy_is_failed_with_the_log_tail_then_stalled() {
         })
         .await;
     let status = stalled.status.unwrap();
+    let message = status.message.clone().unwrap();
+    assert!(
+        message.starts_with("deploy failed 2 times, last: Error: creating VPC: UnauthorizedOperation; giving up"),
+        "the cause leads: {message}"
+    );
+    assert!(!message.contains("planning"), "the log tail is in the run record only: {message}");
     assert_eq!(status.history.len(), 2);
     assert!(status.history.iter().all(|r| r.result == RunResult::Failed));
     assert_eq!(agent.job_names().await.len(), 2);
@@ -205,17 +217,20 @@ async fn failing_deploy_is_failed_with_the_log_tail_then_stalled() {
     agent.wait_gone("staging-cluster").await;
 }
 
+/// A Terraform-style `~>` constraint is refused at admission with the way to write it (the
+/// CRD's CEL rule); the agent's own parse error (with the same hint) has unit tests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_semver_constraint_is_an_error_with_an_event() {
+async fn a_terraform_style_constraint_is_refused_at_admission_with_a_hint() {
     let agent = Agent::start(&[("deploy", "echo never\n")]).await;
     let mut tf = agent.example();
-    tf.spec.container_registry.semantic_version = "~>banana".into();
-    agent.create(&tf).await;
-    let errored = agent.wait_for("staging-cluster", "Error", is_state(State::Error)).await;
-    let message = errored.status.unwrap().message.unwrap();
-    assert!(message.contains("invalid semanticVersion \"~>banana\""), "{message}");
-    let events = agent.event_reasons("staging-cluster").await;
-    assert!(events.iter().any(|(reason, note)| reason == "InvalidSpec" && note.contains("~>banana")), "{events:?}");
+    tf.spec.container_registry.semantic_version = "~> 1.0".into();
+    let refused = agent.terraforms.create(&kube::api::PostParams::default(), &tf).await.unwrap_err();
+    let text = refused.to_string();
+    assert!(text.contains("`~>` is Terraform's constraint syntax; here write `~1.2.0`"), "{text}");
+    assert!(!text.contains("not a semantic version constraint"), "one message for `~>`: {text}");
+    tf.spec.container_registry.semantic_version = "banana".into();
+    let refused = agent.terraforms.create(&kube::api::PostParams::default(), &tf).await.unwrap_err();
+    assert!(refused.to_string().contains("not a semantic version constraint"), "{refused}");
     assert!(agent.job_names().await.is_empty());
 }
 
@@ -435,4 +450,10 @@ async fn a_malformed_registry_secret_is_an_error_that_never_quotes_it() {
         "{events:?}"
     );
     assert!(agent.job_names().await.is_empty());
+}
+
+/// The newest run record's message of `staging-cluster`.
+async fn failed_record(agent: &Agent) -> String {
+    let tf = agent.terraforms.get("staging-cluster").await.unwrap();
+    tf.status.and_then(|s| s.history.first().and_then(|r| r.message.clone())).unwrap_or_default()
 }

@@ -77,12 +77,15 @@ pub enum Command {
         /// Stream changes after the first listing
         #[arg(short = 'w', long)]
         watch: bool,
-        /// Output format
-        #[arg(short = 'o', long, value_enum, default_value_t = GetFormat::Table)]
+        /// Output format: table, wide, yaml, json, name, jsonpath=TEMPLATE, custom-columns=HEADER:PATH,…
+        #[arg(short = 'o', long, value_name = "FORMAT", value_parser = parse_get_format, default_value = "table")]
         output: GetFormat,
         /// Label selector, e.g. `team=platform,env!=prod`
         #[arg(short = 'l', long, value_name = "SELECTOR")]
         selector: Option<String>,
+        /// Keep metadata.managedFields in -o yaml|json (hidden by default, as kubectl does)
+        #[arg(long)]
+        show_managed_fields: bool,
     },
     /// Show a resource in detail: applied image and why, conditions, outputs, runs, events
     Describe { name: String },
@@ -91,7 +94,7 @@ pub enum Command {
     /// Trigger a run now (sets the resync annotation)
     Sync {
         name: String,
-        /// Follow the run's log and progress until it ends; exit 1 if it failed
+        /// Follow the run's log and progress until it ends (exit codes: README)
         #[arg(long)]
         wait: bool,
         /// How long --wait waits, e.g. `90s`, `10m`, `1h30m`
@@ -101,16 +104,22 @@ pub enum Command {
     /// Rescan the registry (bypassing its cache), then run
     Resync {
         name: String,
-        /// Follow the run until it ends; exit 1 if it failed
+        /// Follow the run's log and progress until it ends (exit codes: README)
         #[arg(long)]
         wait: bool,
+        /// How long --wait waits, e.g. `90s`, `10m`, `1h30m`
+        #[arg(long, requires = "wait", value_parser = parse_duration, default_value = "30m")]
+        timeout: Duration,
     },
-    /// Print the terraform outputs of the last successful deploy
+    /// Print the terraform and post-deploy outputs of the last successful deploy
     Outputs {
         name: String,
-        /// Output format (default: a name/value table)
+        /// Output format (default: a NAME/FROM/VALUE table)
         #[arg(short = 'o', long, value_enum)]
         output: Option<DataFormat>,
+        /// Read the sensitive outputs' Secret with your own RBAC and print them too
+        #[arg(long)]
+        show_sensitive: bool,
     },
     /// List credential references of the tools a deploy installed; passwords masked
     Credentials {
@@ -118,12 +127,15 @@ pub enum Command {
         /// Read the referenced Secrets with your own RBAC and print the passwords
         #[arg(long)]
         reveal: bool,
+        /// Output format (default: a table)
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<DataFormat>,
     },
     /// Print the log of the latest (or an earlier) run's pod
     Logs {
         name: String,
         /// Which run, counting back from the latest (1 = latest)
-        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_run)]
         run: u32,
         /// Keep streaming the log
         #[arg(short = 'f', long)]
@@ -162,18 +174,73 @@ pub struct Target {
     pub yes: bool,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+/// `get -o`: kubectl's formats.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GetFormat {
     Table,
     Wide,
     Yaml,
     Json,
+    /// `terraform.alustan.io/NAME` per line.
+    Name,
+    /// `jsonpath=TEMPLATE` (checked when parsed).
+    JsonPath(String),
+    /// `custom-columns=HEADER:PATH,…` (checked when parsed).
+    CustomColumns(String),
+}
+
+impl GetFormat {
+    /// Whether rows are printed as a table (with a header).
+    pub fn is_table(&self) -> bool {
+        matches!(self, GetFormat::Table | GetFormat::Wide | GetFormat::CustomColumns(_))
+    }
+}
+
+/// The `-o` values `get` takes, for errors and completion.
+pub const GET_FORMATS: &[&str] = &["table", "wide", "yaml", "json", "name", "jsonpath=", "custom-columns="];
+
+fn parse_get_format(text: &str) -> Result<GetFormat, String> {
+    let format = match text {
+        "table" => GetFormat::Table,
+        "wide" => GetFormat::Wide,
+        "yaml" => GetFormat::Yaml,
+        "json" => GetFormat::Json,
+        "name" => GetFormat::Name,
+        _ => {
+            if let Some(template) = text.strip_prefix("jsonpath=") {
+                crate::commands::template::Template::parse(template)?;
+                GetFormat::JsonPath(template.to_owned())
+            } else if let Some(columns) = text.strip_prefix("custom-columns=") {
+                crate::commands::template::columns(columns)?;
+                GetFormat::CustomColumns(columns.to_owned())
+            } else {
+                return Err(format!(
+                    "`{text}` is not an output format; use one of: {}",
+                    GET_FORMATS
+                        .iter()
+                        .map(|f| if f.ends_with('=') { format!("{f}…") } else { (*f).to_owned() })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    };
+    Ok(format)
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataFormat {
     Json,
     Yaml,
+}
+
+/// `--run N`: 1 is the latest run, 2 the one before, …
+fn parse_run(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) => Err("runs count back from 1 (the latest run); 2 is the one before it".to_owned()),
+        Ok(run) => Ok(run),
+        Err(_) => Err(format!("`{text}` is not a run number: 1 is the latest run, 2 the one before it")),
+    }
 }
 
 /// The process exit code of a parse failure: 0 for `--help`/`--version`, 2 for usage errors.
@@ -217,7 +284,13 @@ mod tests {
         assert_eq!(cli.kube.scope(), None);
         assert_eq!(
             cli.command,
-            Command::Get { name: None, watch: false, output: GetFormat::Wide, selector: Some("team=platform".into()) }
+            Command::Get {
+                name: None,
+                watch: false,
+                output: GetFormat::Wide,
+                selector: Some("team=platform".into()),
+                show_managed_fields: false
+            }
         );
     }
 
@@ -258,14 +331,23 @@ mod tests {
 
     #[test]
     fn resync_outputs_credentials_logs() {
-        assert_eq!(ok("resync a --wait").command, Command::Resync { name: "a".into(), wait: true });
+        assert_eq!(
+            ok("resync a --wait --timeout 2m").command,
+            Command::Resync { name: "a".into(), wait: true, timeout: Duration::from_secs(120) }
+        );
         assert_eq!(
             ok("outputs a -o json").command,
-            Command::Outputs { name: "a".into(), output: Some(DataFormat::Json) }
+            Command::Outputs { name: "a".into(), output: Some(DataFormat::Json), show_sensitive: false }
         );
-        assert_eq!(ok("outputs a").command, Command::Outputs { name: "a".into(), output: None });
+        assert_eq!(
+            ok("outputs a --show-sensitive").command,
+            Command::Outputs { name: "a".into(), output: None, show_sensitive: true }
+        );
         usage_error("outputs a -o wide");
-        assert_eq!(ok("credentials a --reveal").command, Command::Credentials { name: "a".into(), reveal: true });
+        assert_eq!(
+            ok("credentials a --reveal -o json").command,
+            Command::Credentials { name: "a".into(), reveal: true, output: Some(DataFormat::Json) }
+        );
         assert_eq!(ok("logs a --run 3 -f").command, Command::Logs { name: "a".into(), run: 3, follow: true });
         assert_eq!(ok("logs a").command, Command::Logs { name: "a".into(), run: 1, follow: false });
         usage_error("logs a --run 0");

@@ -61,7 +61,7 @@ pub async fn complete(words: &[String]) -> String {
     let candidates: Vec<(String, String)> = match (previous, subcommand) {
         (Some("-n" | "--namespace" | "--agent-namespace"), _) => namespaces(&flags).await,
         (Some("-o" | "--output"), _) => {
-            ["table", "wide", "yaml", "json"].iter().map(|v| ((*v).to_owned(), String::new())).collect()
+            crate::cli::GET_FORMATS.iter().map(|v| ((*v).to_owned(), String::new())).collect()
         }
         (Some(_), _) => Vec::new(),
         _ if partial.starts_with('-') => flag_names(&command, subcommand),

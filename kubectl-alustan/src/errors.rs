@@ -21,15 +21,43 @@ pub enum CliError {
         namespace.as_deref().map(|n| format!(" -n {n}")).unwrap_or_default()
     )]
     Forbidden { verb: String, resource: String, namespace: Option<String>, message: String },
-    #[error("terraform \"{name}\" not found in namespace \"{namespace}\"{}", similar_hint(similar))]
-    NotFound { name: String, namespace: String, similar: Vec<String> },
+    /// `namespace`: `None` when every namespace was searched (`-A`); `elsewhere`: namespaces
+    /// holding that exact name.
+    #[error(
+        "terraform \"{name}\" not found {}{}",
+        in_namespace(namespace.as_deref()).trim_start(),
+        not_found_hint(namespace.as_deref(), similar, elsewhere)
+    )]
+    NotFound { name: String, namespace: Option<String>, similar: Vec<String>, elsewhere: Vec<String> },
+    /// `--context`/`--cluster`/`--user` names an entry the kubeconfig does not have.
+    #[error(
+        "{kind} \"{name}\" is not in the kubeconfig{}\n  fix: pass one of them with --{kind}; `kubectl config {}` lists them",
+        listed(known),
+        if *kind == "context" { "get-contexts" } else { "view" }
+    )]
+    NoSuchEntry { kind: &'static str, name: String, known: Vec<String> },
+    /// The server refused a label selector (`-l`).
+    #[error(
+        "invalid label selector \"{selector}\": {message}\n  fix: write it as kubectl does: `key=value`, `key!=value`, `key in (a,b)`, `key notin (a)`, `key`, `!key`, joined with commas"
+    )]
+    BadSelector { selector: String, message: String },
     #[error("{0}")]
     Usage(String),
-    /// The run the command waited for ended badly.
+    /// The run the command waited for ended badly (exit 1).
     #[error("{0}")]
     RunFailed(String),
+    /// `--wait` ran out of time (exit 3).
     #[error("timed out after {0}; the run may still be going: `kubectl alustan describe` shows its state")]
     Timeout(String),
+    /// `--wait` on a suspended resource: no run can start (exit 4).
+    #[error("{0}")]
+    Suspended(String),
+    /// `--wait` on a resource whose spec the agent refused: no run can start (exit 5).
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// `--wait` while no agent holds its Lease: no run can start (exit 6).
+    #[error("{0}")]
+    AgentDown(String),
     #[error(
         "cannot reach the cluster to {what}: {source}\n  fix: check the context (`kubectl config current-context`, --context) and that the API server answers (`kubectl cluster-info`)"
     )]
@@ -38,12 +66,9 @@ pub enum CliError {
         #[source]
         source: kube::Error,
     },
-    #[error("{what}: {source}")]
-    Api {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
+    /// The API server refused a request: what it said (its message and reason, never a dump).
+    #[error("cannot {what}: {message}")]
+    Api { what: String, message: String },
     #[error("{0}")]
     Other(String),
 }
@@ -52,9 +77,19 @@ fn in_namespace(namespace: Option<&str>) -> String {
     namespace.map_or_else(|| " in any namespace".to_owned(), |n| format!(" in namespace \"{n}\""))
 }
 
-fn similar_hint(similar: &[String]) -> String {
+fn listed(known: &[String]) -> String {
+    if known.is_empty() { " (it has none)".to_owned() } else { format!(" (it has: {})", known.join(", ")) }
+}
+
+/// What to try next: the namespaces holding that name, else close names, else how to list.
+fn not_found_hint(namespace: Option<&str>, similar: &[String], elsewhere: &[String]) -> String {
+    if !elsewhere.is_empty() {
+        let flags: Vec<String> = elsewhere.iter().map(|n| format!("-n {n}")).collect();
+        return format!("\n  it exists in namespace {}: add {}", elsewhere.join(", "), flags.join(" or "));
+    }
     if similar.is_empty() {
-        return "\n  fix: `kubectl alustan get` lists the names there; -A searches every namespace".to_owned();
+        let list = if namespace.is_some() { "get" } else { "get -A" };
+        return format!("\n  fix: `kubectl alustan {list}` lists the names there");
     }
     let mut text = String::from("\n  did you mean:");
     for name in similar {
@@ -63,10 +98,38 @@ fn similar_hint(similar: &[String]) -> String {
     text
 }
 
+/// Every exit code and what it means, for the README (a test keeps them in sync).
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (0, "success (and `--help`, `--version`); also a closed stdout (piped into `head`): the command ends quietly"),
+    (1, "an error; for `sync`/`resync --wait`: the run ended `Failed` or `Error`"),
+    (2, "usage: an unknown command or flag, a bad flag value, `--all` without `--yes` off a terminal"),
+    (3, "`--wait`: timed out (`--timeout`); the run may still be going"),
+    (4, "`--wait`: the resource is suspended, so no run starts (the request is kept)"),
+    (5, "`--wait`: the agent refused the resource's spec (`Stalled`, `InvalidSpec`), so no run starts"),
+    (6, "`--wait`: the agent is not running (its Lease is stale or absent), so no run starts"),
+];
+
+/// [`EXIT_CODES`] as a Markdown table.
+pub fn exit_codes_markdown() -> String {
+    let mut text = String::from("| Exit code | Meaning |\n|---|---|\n");
+    for (code, meaning) in EXIT_CODES {
+        let _ = writeln!(text, "| `{code}` | {meaning} |");
+    }
+    text
+}
+
 impl CliError {
-    /// kubectl's convention: 2 for usage errors, 1 for everything else.
+    /// kubectl's convention (2 for usage errors, 1 for everything else), plus one code per
+    /// reason a `--wait` ended without a run (README, "Errors and exit codes").
     pub fn exit_code(&self) -> u8 {
-        if matches!(self, CliError::Usage(_)) { 2 } else { 1 }
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Timeout(_) => 3,
+            CliError::Suspended(_) => 4,
+            CliError::InvalidSpec(_) => 5,
+            CliError::AgentDown(_) => 6,
+            _ => 1,
+        }
     }
 
     /// Turns an API error into one naming the verb, resource and namespace it concerned.
@@ -78,9 +141,10 @@ impl CliError {
                 namespace: namespace.map(str::to_owned),
                 message: status.message.clone(),
             },
-            kube::Error::Api(_) => {
-                CliError::Api { what: format!("{verb} {resource}{}", in_namespace(namespace)), source: error }
-            }
+            kube::Error::Api(status) => CliError::Api {
+                what: format!("{verb} {resource}{}", in_namespace(namespace)),
+                message: format!("{} ({} {})", status.message, status.code, status.reason),
+            },
             _ => CliError::Unreachable { what: format!("{verb} {resource}{}", in_namespace(namespace)), source: error },
         }
     }
@@ -136,5 +200,10 @@ mod tests {
     fn exit_codes() {
         assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
         assert_eq!(CliError::CrdMissing.exit_code(), 1);
+        assert_eq!(CliError::RunFailed("x".into()).exit_code(), 1);
+        assert_eq!(CliError::Timeout("x".into()).exit_code(), 3);
+        assert_eq!(CliError::Suspended("x".into()).exit_code(), 4);
+        assert_eq!(CliError::InvalidSpec("x".into()).exit_code(), 5);
+        assert_eq!(CliError::AgentDown("x".into()).exit_code(), 6);
     }
 }

@@ -86,6 +86,7 @@ fn from_env_list() -> Result<Option<Kubeconfig>, CliError> {
 pub async fn connect(flags: &KubeFlags) -> Result<Connection, CliError> {
     install_crypto_provider();
     let (mut config, context, cluster) = if let Some(kubeconfig) = load_kubeconfig(flags)? {
+        check_entries(&kubeconfig, flags)?;
         let options = KubeConfigOptions {
             context: flags.context.clone(),
             cluster: flags.cluster.clone(),
@@ -120,4 +121,22 @@ pub async fn connect(flags: &KubeFlags) -> Result<Connection, CliError> {
     let namespace = flags.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
     let client = Client::try_from(config).map_err(|e| CliError::Config(format!("building the client: {e}")))?;
     Ok(Connection { client, namespace, all_namespaces: flags.all_namespaces, context, cluster })
+}
+
+/// `--context`, `--cluster` and `--user` must name entries of the kubeconfig: say which exist
+/// (kube's own error would be read as a kubeconfig that cannot be found).
+fn check_entries(kubeconfig: &Kubeconfig, flags: &KubeFlags) -> Result<(), CliError> {
+    let wanted = [
+        ("context", &flags.context, kubeconfig.contexts.iter().map(|c| c.name.clone()).collect::<Vec<_>>()),
+        ("cluster", &flags.cluster, kubeconfig.clusters.iter().map(|c| c.name.clone()).collect()),
+        ("user", &flags.user, kubeconfig.auth_infos.iter().map(|a| a.name.clone()).collect()),
+    ];
+    for (kind, name, known) in wanted {
+        if let Some(name) = name
+            && !known.contains(name)
+        {
+            return Err(CliError::NoSuchEntry { kind, name: name.clone(), known });
+        }
+    }
+    Ok(())
 }

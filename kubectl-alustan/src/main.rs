@@ -2,7 +2,6 @@
 //!
 //! Exit codes: 0 ok, 1 error, 2 usage (as kubectl).
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
@@ -21,9 +20,10 @@ fn main() -> ExitCode {
     };
     if let Command::Completion { shell } = cli.command {
         let mut command = Cli::command();
-        let mut stdout = std::io::stdout().lock();
-        clap_complete::generate(shell, &mut command, "kubectl-alustan", &mut stdout);
-        return if stdout.flush().is_err() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, "kubectl-alustan", &mut script);
+        kubectl_alustan::output::stdout_bytes(&script);
+        return ExitCode::SUCCESS;
     }
     // Two workers are plenty for a CLI; the TUI's loop runs on this thread, its I/O on them.
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -43,6 +43,6 @@ fn main() -> ExitCode {
 }
 
 fn fail(error: &CliError) -> ExitCode {
-    eprintln!("error: {error}");
+    kubectl_alustan::errln!("error: {error}");
     ExitCode::from(error.exit_code())
 }

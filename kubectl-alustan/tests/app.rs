@@ -70,9 +70,10 @@ fn keys_drive_the_loop_and_q_quits() {
     run_loop(&mut terminal, &mut script, &mut state, || NOW, &mut io).unwrap();
     assert_eq!(script.0.len(), 1, "stopped at q");
     assert_eq!(state.view().kind, ViewKind::Describe);
-    assert_eq!(io.effects, vec![Effect::RequestSync(ObjectKey::new("apps", "payments-db"))]);
+    let payments = ObjectKey::new("apps", "payments-db");
+    assert_eq!(io.effects, vec![Effect::RequestSync(payments.clone()), Effect::LoadEvents(payments)]);
     let flash = state.flash.clone().expect("the I/O's answer reaches the state");
-    assert!(flash.text.contains("done: RequestSync"), "{}", flash.text);
+    assert!(flash.text.contains("done: LoadEvents"), "{}", flash.text);
     let screen = terminal.backend().to_string();
     assert!(screen.contains("Describe(apps/payments-db)"), "{screen}");
 }

@@ -36,3 +36,25 @@ fn continuation_lines_start_at_the_message_column() {
         assert_eq!(lines[at + 2].find("with aws_vpc.main"), Some(column + 2), "{first}:\n{text}");
     }
 }
+
+/// A failure's text is said once: the status message (the cause) once, the conditions point at
+/// it, and only the newest run shows its log tail whole; older runs say where theirs is.
+#[test]
+fn a_failure_is_told_once() {
+    let mut object = fixtures::failed();
+    let status = object.status.as_mut().unwrap();
+    let cause = "deploy failed: exit code 1: Error: InvalidVpc.Range (see `kubectl alustan logs network`)";
+    status.message = Some(cause.to_owned());
+    for condition in &mut status.conditions {
+        cause.clone_into(&mut condition.message);
+    }
+    let tail = "deploy failed (network-deploy-1): exit code 1: Initializing the backend...\nError: InvalidVpc.Range\n  with aws_vpc.main";
+    status.history[0].message = Some(tail.to_owned());
+    let older = status.history[0].clone();
+    status.history.push(older);
+    let text = body_text(&object, NOW);
+    assert_eq!(text.matches("InvalidVpc.Range (see").count(), 1, "{text}");
+    assert_eq!(text.matches("with aws_vpc.main").count(), 1, "{text}");
+    assert_eq!(text.matches("(the message above)").count(), 2, "{text}");
+    assert!(text.contains("(+2 log lines: `kubectl alustan logs network --run 2`)"), "{text}");
+}

@@ -50,7 +50,7 @@ async fn get_describe_outputs_credentials_suspend() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["NAMESPACE", "NAME", "STATE", "VERSION", "READY", "AGE"]
+        ["NAMESPACE", "NAME", "STATE", "VERSION", "READY", "SUSPENDED", "AGE"]
     );
     assert!(
         lines.iter().any(|l| l.split_whitespace().take(5).eq(["default", "staging", "Completed", "1.0.3", "True"])),
@@ -208,6 +208,7 @@ async fn sync_wait_follows_the_run_and_fails_with_it() {
     let kc = env.kubeconfig().to_path_buf();
     let before = create(&client, "default", "staging").await;
     create(&client, "default", "broken").await;
+    let _agent = e2e_support::agent_up(&client).await;
 
     let agent = tokio::spawn(play_agent(client.clone(), "staging", "Completed"));
     let out = plugin(&kc, &["sync", "staging", "--wait", "--timeout", "60s"]).await;
@@ -229,9 +230,9 @@ async fn sync_wait_follows_the_run_and_fails_with_it() {
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     assert!(stderr(&out).contains("run ended Failed: deploy Failed"), "{}", stderr(&out));
 
-    // Nobody answers: --timeout ends the wait with exit 1 and says where to look.
+    // Nobody answers: --timeout ends the wait with exit 3 and says where to look.
     let out = plugin(&kc, &["sync", "broken", "--wait", "--timeout", "1s"]).await;
-    assert_eq!(code(&out), 1);
+    assert_eq!(code(&out), 3);
     assert!(stderr(&out).contains("timed out after 1s"), "{}", stderr(&out));
 
     // resync sets the rescan annotation too, with the same token.

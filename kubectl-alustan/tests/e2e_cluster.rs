@@ -7,7 +7,6 @@ mod e2e_support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use alustan_testenv::apiserver::{ApiServerOptions, UserInfo};
 use alustan_testenv::{TestEnv, TestEnvOptions};
 use e2e_support::{BIN, code, completed_status, create, plugin, set_status, stderr, stdout};
 use k8s_openapi::api::core::v1::Secret;
@@ -76,7 +75,7 @@ async fn get_watch_streams_changes() {
 
 #[tokio::test]
 async fn reveal_is_limited_by_the_users_own_rbac() {
-    let (env, admin) = env_with_viewer().await;
+    let (env, admin) = e2e_support::env_with_viewer().await;
     create(&admin, "default", "staging").await;
     set_status(&admin, "default", "staging", completed_status("default")).await;
     let secret: Secret = serde_json::from_value(json!({
@@ -86,7 +85,7 @@ async fn reveal_is_limited_by_the_users_own_rbac() {
     .unwrap();
     Api::<Secret>::namespaced(admin.clone(), "default").create(&PostParams::default(), &secret).await.unwrap();
     let rule = json!({"apiGroups": ["alustan.io"], "resources": ["terraforms"], "verbs": ["get", "list", "watch"]});
-    grant_viewer(&admin, "default", "terraform-viewer", rule).await;
+    e2e_support::grant_viewer(&admin, "default", "terraform-viewer", rule).await;
     let viewer = env.kubeconfig_for("viewer", "viewer-token").unwrap();
 
     // The viewer sees the resource, masked credentials work, reveal is refused per Secret.
@@ -203,6 +202,7 @@ async fn sync_wait_streams_the_runs_log() {
     let client = env.client().unwrap();
     create(&client, "default", "staging").await;
     set_status(&client, "default", "staging", completed_status("default")).await;
+    let _agent = e2e_support::agent_up(&client).await;
     let child = tokio::process::Command::new(BIN)
         .args(["sync", "staging", "--wait", "--timeout", "90s", "--kubeconfig"])
         .arg(env.kubeconfig())
@@ -284,7 +284,7 @@ async fn kubectl_completes_plugin_arguments() {
 /// once granted Leases in the agent's namespace, `--agent-namespace` finds the agent up.
 #[tokio::test]
 async fn agent_health_without_lease_permission_says_why() {
-    let (env, admin) = env_with_viewer().await;
+    let (env, admin) = e2e_support::env_with_viewer().await;
     e2e_support::namespace(&admin, "alustan-system").await;
     e2e_support::agent_lease(&admin, "alustan-system", "alustan-agent-7d9f-x2", Duration::from_secs(1)).await;
     let viewer = env.kubeconfig_for("viewer", "viewer-token").unwrap();
@@ -297,47 +297,11 @@ async fn agent_health_without_lease_permission_says_why() {
     assert!(text.contains("--agent-namespace NS looks in one namespace only"), "{text}");
 
     let rule = json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]});
-    grant_viewer(&admin, "alustan-system", "lease-reader", rule).await;
+    e2e_support::grant_viewer(&admin, "alustan-system", "lease-reader", rule).await;
     let out = plugin(&viewer, &["version", "--agent-namespace", "alustan-system"]).await;
     assert_eq!(code(&out), 0);
     assert!(stdout(&out).contains("agent: up (leader alustan-agent-7d9f-x2, renewed "), "{}", stdout(&out));
     // Still not cluster-wide: the all-namespaces look-up stays refused.
     let out = plugin(&viewer, &["version"]).await;
     assert!(stdout(&out).contains("agent: unknown: you may not list leases"), "{}", stdout(&out));
-}
-
-/// Binds a Role `name` with the one rule `allowed` in `namespace` to the user `viewer` (as admin).
-async fn grant_viewer(admin: &kube::Client, namespace: &str, name: &str, allowed: serde_json::Value) {
-    let role = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": name, "namespace": namespace},
-        "rules": [allowed],
-    });
-    let binding = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": format!("viewer-{name}"), "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}],
-    });
-    Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), namespace)
-        .create(&PostParams::default(), &serde_json::from_value(role).unwrap())
-        .await
-        .unwrap();
-    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), namespace)
-        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
-        .await
-        .unwrap();
-}
-
-/// An RBAC-enforcing env (no kubelet) with a user `viewer` (token `viewer-token`) allowed
-/// nothing yet, and an admin client.
-async fn env_with_viewer() -> (TestEnv, kube::Client) {
-    let api = ApiServerOptions {
-        rbac: true,
-        tokens: vec![("viewer-token".into(), UserInfo::user("viewer", &[]))],
-        ..ApiServerOptions::default()
-    };
-    let env = TestEnv::start_with(TestEnvOptions { api, kubelet: false, ..TestEnvOptions::default() }).await.unwrap();
-    let admin = env.client().unwrap();
-    (env, admin)
 }

@@ -58,15 +58,22 @@ impl Drop for Tmux {
     }
 }
 
-#[tokio::test]
-async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
+/// `default/staging` completed, its latest run `staging-deploy-7` a Job the kubelet ran; the
+/// status written, for a test to extend.
+async fn staging_with_a_run() -> (TestEnv, kube::Client, serde_json::Value) {
     let env = TestEnv::start().await.unwrap();
     let client = env.client().unwrap();
     create(&client, "default", "staging").await;
     e2e_support::run_job(&env, "staging-deploy-7").await;
     let mut status = completed_status("default");
     status["history"][0]["jobName"] = json!("staging-deploy-7");
-    set_status(&client, "default", "staging", status).await;
+    set_status(&client, "default", "staging", status.clone()).await;
+    (env, client, status)
+}
+
+#[tokio::test]
+async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
+    let (env, client, _) = staging_with_a_run().await;
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "argocd-admin", "namespace": "default"},
         "stringData": {"password": "s3cret-argo"},
@@ -74,6 +81,8 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     .unwrap();
     Api::<Secret>::namespaced(client.clone(), "default").create(&PostParams::default(), &secret).await.unwrap();
     create(&client, "default", "payments").await;
+    // Two deploys' Events: describe's Events pane shows the reason once, with the latest note.
+    deploying_events(&client).await;
     // The agent's Lease, renewed every 2 s as the agent does, until the test stops renewing it.
     e2e_support::namespace(&client, "alustan-system").await;
     let stop_renewing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -106,8 +115,21 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     tmux.wait_for("the filter", |s| s.contains("staging") && !s.contains("payments")).await;
     tmux.keys(&["d"]).await;
     tmux.wait_for("describe", |s| s.contains("Why this version") && s.contains("~1.0.0 matched 3 of 6 tags")).await;
+    tmux.keys(&["End"]).await;
+    tmux.wait_for("the Events pane, one row per reason with its latest note", |s| {
+        s.contains("Deploying")
+            && s.contains("(x2 over")
+            && s.contains("deploying 1.0.3 (new image)")
+            && !s.contains("deploying 1.0.2")
+    })
+    .await;
+    tmux.keys(&["Home"]).await;
     tmux.keys(&["s"]).await;
-    tmux.wait_for("the confirmation", |s| s.contains("Sync default/staging?")).await;
+    // The agent's Lease is stale: the question says nothing runs, not "A run starts now".
+    tmux.wait_for("the confirmation", |s| {
+        s.contains("Sync default/staging?") && s.contains("the agent is not running")
+    })
+    .await;
     tmux.keys(&["y"]).await;
     let api: Api<Terraform> = Api::namespaced(client.clone(), "default");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -142,4 +164,49 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     assert!(!screen.contains("Why this version"), "{screen}");
     let log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(log.contains("tui starting"), "logs go to the file: {log}");
+}
+
+/// Two `Deploying` Events of `default/staging`, the later about 1.0.3.
+async fn deploying_events(client: &kube::Client) {
+    let uid = api_uid(client, "staging").await;
+    let first = ("staging.1", "Deploying", "Normal", "deploying 1.0.2 (new resource)", "2026-01-10T10:59:00Z", 1);
+    e2e_support::staging_event(client, &uid, first).await;
+    let second = ("staging.2", "Deploying", "Normal", "deploying 1.0.3 (new image)", "2026-01-10T11:00:00Z", 1);
+    e2e_support::staging_event(client, &uid, second).await;
+}
+
+async fn api_uid(client: &kube::Client, name: &str) -> String {
+    Api::<Terraform>::namespaced(client.clone(), "default").get(name).await.unwrap().metadata.uid.unwrap()
+}
+
+/// At 80×24: the footer keeps `<q> quit`; the logs view names its run, `[`/`]` pick another,
+/// and following the latest run moves on to the next one when the agent starts it.
+#[tokio::test]
+async fn tui_logs_pick_runs_and_follow_on_at_80x24() {
+    let (env, client, mut status) = staging_with_a_run().await;
+    let tmux = Tmux { socket: format!("alustan-tui80-{}", std::process::id()) };
+    let command = format!("{BIN} tui --kubeconfig {}; echo EXITED:$?; sleep 60", env.kubeconfig().display());
+    tmux.run(&["new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", &command]).await;
+    tmux.wait_for("the list, its footer with quit", |s| s.contains("staging") && s.contains("<q> quit")).await;
+    tmux.keys(&["l"]).await;
+    tmux.wait_for("the latest run's log, named in the title", |s| {
+        s.contains("1/2 Deploy 1.0.3 Succeeded") && s.contains("terraform apply: 3 added")
+    })
+    .await;
+    tmux.keys(&["["]).await;
+    tmux.wait_for("the run before", |s| s.contains("2/2 Deploy 1.0.2 Failed") && s.contains("(no log:")).await;
+    tmux.keys(&["]"]).await;
+    tmux.wait_for("back to the latest", |s| s.contains("1/2 Deploy 1.0.3 Succeeded")).await;
+    // The agent starts the post-deploy: its log follows on under a separator.
+    e2e_support::run_job(&env, "staging-postdeploy-8").await;
+    let post = json!({"action": "PostDeploy", "jobName": "staging-postdeploy-8", "image": "iac:1.0.3", "tag": "1.0.3",
+                      "startTime": "2026-01-10T11:01:00Z", "result": "Running"});
+    status["history"].as_array_mut().unwrap().insert(0, post);
+    set_status(&client, "default", "staging", status).await;
+    tmux.wait_for("the next run's log", |s| {
+        s.contains("— next run: PostDeploy 1.0.3 Running —") && s.matches("terraform apply: 3 added").count() == 2
+    })
+    .await;
+    tmux.keys(&["q"]).await;
+    tmux.wait_for("the exit", |s| s.contains("EXITED:0")).await;
 }

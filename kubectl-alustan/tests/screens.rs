@@ -1,4 +1,4 @@
-//! Golden screens: each view rendered with `TestBackend` at 80×24 and 200×50, compared with
+//! Golden screens: each view rendered with `TestBackend` at 80×24, 160×45 and 200×50, compared with
 //! the committed insta snapshots (`tests/snapshots/`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -8,7 +8,7 @@ use common::{char_key, press, render, samples, select, state_of};
 use kubectl_alustan::tui::action::Action;
 use kubectl_alustan::tui::state::State;
 
-const SIZES: [(u16, u16); 2] = [(80, 24), (200, 50)];
+const SIZES: [(u16, u16); 3] = [(80, 24), (160, 45), (200, 50)];
 
 /// Snapshots `prepare(state)` at both sizes, as `<name>_<width>x<height>`.
 fn screens(name: &str, make: impl Fn() -> State, prepare: impl Fn(&mut State)) {
@@ -77,6 +77,32 @@ fn describe() {
     });
 }
 
+/// The describe view's Events pane, scrolled to: each reason once, its latest note, `xN over`.
+#[test]
+fn describe_events() {
+    screens("describe_events", samples, |state| {
+        select(state, "network");
+        press(state, char_key('d'));
+        let event = |reason: &str, type_: &str, note: &str, minutes_ago: i64, count: i32| {
+            let at = (kubectl_alustan::tui::fixtures::NOW - jiff::SignedDuration::from_mins(minutes_ago)).to_string();
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("network.{minutes_ago}")}, "involvedObject": {},
+                "type": type_, "reason": reason, "message": note, "count": count,
+                "firstTimestamp": at, "lastTimestamp": at, "source": {"component": "alustan-agent"},
+            }))
+            .unwrap()
+        };
+        let events: Vec<k8s_openapi::api::core::v1::Event> = vec![
+            event("Deploying", "Normal", "deploying v1.0.1 (new resource)", 40, 1),
+            event("Deploying", "Normal", "deploying v1.0.3 (new image)", 15, 1),
+            event("ScriptFailed", "Warning", "deploy failed: exit code 1: Error: VpcLimitExceeded", 10, 3),
+        ];
+        let object = kubectl_alustan::tui::state::ObjectKey::new("infra", "network");
+        press(state, Action::Events { object, events: kubectl_alustan::events::fold(&events) });
+        press(state, common::code(crossterm::event::KeyCode::End));
+    });
+}
+
 #[test]
 fn describe_failed() {
     screens("describe_failed", samples, |state| {
@@ -124,6 +150,23 @@ fn confirm_modal() {
         select(state, "staging-cluster");
         press(state, char_key('s'));
     });
+}
+
+/// The agent's Lease is 16 s old: the question says nothing runs, not "A run starts now".
+#[test]
+fn confirm_sync_while_the_agent_is_stale() {
+    screens(
+        "confirm_agent_stale",
+        || {
+            let mut state = samples();
+            state.header.agent = common::leader(16);
+            state
+        },
+        |state| {
+            select(state, "staging-cluster");
+            press(state, char_key('s'));
+        },
+    );
 }
 
 #[test]
@@ -215,6 +258,7 @@ fn changed_rows_are_highlighted_until_they_fade() {
 #[test]
 fn logs_show_the_newest_lines_until_scrolled_back() {
     let mut state = samples();
+    select(&mut state, "payments-db");
     press(&mut state, char_key('l'));
     for i in 0..50 {
         press(&mut state, Action::LogLine(format!("line {i}")));
@@ -224,7 +268,7 @@ fn logs_show_the_newest_lines_until_scrolled_back() {
     press(&mut state, char_key('k'));
     let screen = render(&state, 80, 24);
     assert!(
-        screen.contains("[1 back from the newest; End follows]")
+        screen.contains("1/1 Deploy v2.4.0 Running 90s [1 back]")
             && screen.contains("line 48")
             && !screen.contains("line 49"),
         "{screen}"

@@ -149,7 +149,8 @@ fn y_o_c_l_open_views_from_the_list_and_from_describe() {
     let mut state = samples();
     select(&mut state, "network");
     let network = ObjectKey::new("infra", "network");
-    assert_eq!(press(&mut state, char_key('l')), [Effect::StartLogs { object: network.clone(), follow: true }]);
+    let job = "staging-cluster-deploy-900".to_owned();
+    assert_eq!(press(&mut state, char_key('l')), [Effect::StartLogs { object: network.clone(), job, follow: true }]);
     assert_eq!(top(&state), (ViewKind::Logs, Some(network)));
     press(&mut state, Action::LogLine("terraform apply".to_owned()));
     press(&mut state, Action::LogEnded);
@@ -477,4 +478,43 @@ fn logs_follow_the_tail_and_scroll_back() {
     assert_eq!(usize::from(state.view().scroll), 100 - state.page, "the oldest page");
     press(&mut state, code(KeyCode::End));
     assert_eq!(state.view().scroll, 0, "following again");
+}
+
+/// `[` and `]` pick the run whose log is shown (its Job), within the history.
+#[test]
+fn brackets_pick_the_run_whose_log_is_shown() {
+    let mut state = samples();
+    select(&mut state, "staging-cluster");
+    let staging = staging();
+    let start = |job: &str| [Effect::StartLogs { object: staging.clone(), job: job.to_owned(), follow: true }];
+    assert_eq!(press(&mut state, char_key('l')), start("staging-cluster-postdeploy-7260"));
+    assert_eq!(press(&mut state, char_key('[')), start("staging-cluster-deploy-7800"));
+    assert_eq!(press(&mut state, char_key('[')), start("staging-cluster-deploy-90000"));
+    assert_eq!(press(&mut state, char_key('[')), []);
+    assert_eq!(state.flash.as_ref().map(|f| f.text.as_str()), Some("no older run recorded"));
+    assert_eq!(press(&mut state, char_key(']')), start("staging-cluster-deploy-7800"));
+    assert_eq!(state.logs.run, 1);
+}
+
+/// Following the latest run: when its log ends and a newer run started, that one's log
+/// follows under a separator naming it; an older run picked with `[` does not move on.
+#[test]
+fn following_moves_on_to_the_next_run() {
+    let mut state = samples();
+    select(&mut state, "payments-db");
+    press(&mut state, char_key('l'));
+    press(&mut state, Action::LogLine("deploying".to_owned()));
+    assert_eq!(press(&mut state, Action::LogEnded), []);
+    // The agent starts the post-deploy: a newer run at the head of the history.
+    let mut object = state.object(&ObjectKey::new("apps", "payments-db")).unwrap().clone();
+    let mut post = object.status.as_ref().unwrap().history[0].clone();
+    post.job_name = "payments-db-postdeploy-1".to_owned();
+    post.action = alustan_shared::RunAction::PostDeploy;
+    object.status.as_mut().unwrap().history.insert(0, post);
+    let effects = press(&mut state, Action::Applied(Box::new(object)));
+    let payments = ObjectKey::new("apps", "payments-db");
+    let job = "payments-db-postdeploy-1".to_owned();
+    assert_eq!(effects, [Effect::StartLogs { object: payments, job, follow: true }]);
+    assert_eq!(state.logs.lines, ["deploying", "— next run: PostDeploy v2.4.0 Running —"]);
+    assert!(!state.logs.ended);
 }

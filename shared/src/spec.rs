@@ -176,6 +176,17 @@ pub struct ContainerRegistry {
     /// `>=1.2, <2`. Tags may carry a `v` prefix; prereleases only match a constraint that names
     /// a prerelease of the same major.minor.patch. Required by `policy: semver` (the default).
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 128))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": "!self.contains('~>')",
+            "message": "`~>` is Terraform's constraint syntax; here write `~1.2.0` for patch updates (Terraform `~> 1.2.0`) or `^1.2` for minor updates (Terraform `~> 1.2`)",
+        },
+        {
+            "rule": SEMVER_CONSTRAINT_RULE,
+            "message": "not a semantic version constraint; write e.g. `~1.0.0`, `^2`, `>=1.2, <2` or `*`",
+        },
+    ]))]
     pub semantic_version: String,
 
     /// How tags are ordered to pick the newest (the policies of Flux's `ImagePolicy`): `semver` (the
@@ -199,6 +210,17 @@ pub struct ContainerRegistry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
 }
+
+/// The syntax of a `semanticVersion` (the semver crate's `VersionReq`: comma-separated
+/// comparators), as a CEL rule; a `~>` is left to the rule that explains it. Written without
+/// backslashes, so the same text is a valid regex in CEL's string literal and in Rust.
+pub const SEMVER_CONSTRAINT_RULE: &str = concat!(
+    "self.contains('~>') || self.matches('^ *",
+    "([*]|[xX]|(=|>=|<=|>|<|[~^])? *[0-9]+([.]([*xX]([.][*xX])?|[0-9]+([.]([*xX]|[0-9]+(-[0-9A-Za-z.-]+)?([+][0-9A-Za-z.-]+)?))?))?)",
+    "( *, *",
+    "([*]|[xX]|(=|>=|<=|>|<|[~^])? *[0-9]+([.]([*xX]([.][*xX])?|[0-9]+([.]([*xX]|[0-9]+(-[0-9A-Za-z.-]+)?([+][0-9A-Za-z.-]+)?))?))?)",
+    ")* *$')"
+);
 
 // Which kind of registry serves the image (documented on the field, which the CRD shows).
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]

@@ -90,7 +90,8 @@ pub enum State {
     Success,
     /// The deploy and the post-deploy script both finished successfully.
     Completed,
-    /// A script exited non-zero; `message` holds the tail of its log.
+    /// A script exited non-zero; `message` names the step and its log's error line (the run's
+    /// history record holds the log's tail).
     Failed,
     /// The agent could not do its part (bad constraint, registry unreachable, missing Secret…);
     /// `message` says what and how to fix it.

@@ -9,6 +9,7 @@
 //!   root are always kept.
 //! - "Defaulting and nullable": `null` on a field that is not `nullable: true` is pruned.
 //! - "Validation": OpenAPI v3.0 value checks with field-path errors, reported in a 422 Status.
+//! - "Validation rules": `x-kubernetes-validations` CEL rules, `self` bound at their node.
 //!
 //! Schemas are `serde_json::Value`s holding a `JSONSchemaProps` (the CRD's `openAPIV3Schema`).
 
@@ -16,6 +17,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+mod cel;
 mod structural;
 mod validate;
 

@@ -53,10 +53,12 @@ impl Pass<'_> {
             (Decision::Backoff { after, .. }, _) => Ok(Action::requeue(after.min(sync))),
             (Decision::Stalled { action, failures }, _) => {
                 let last = self.status.history.iter().find(|r| r.action == action).and_then(|r| r.message.clone());
+                // The cause first (the list shows the start of the message); the tail is in the run.
                 let message = format!(
-                    "{} failed {failures} times; giving up until the spec, the image or a resync request changes. Last failure: {}",
+                    "{} failed {failures} times, last: {}; giving up until the spec, the image or a resync request changes (see `kubectl alustan logs {}`)",
                     action_label(action),
-                    last.unwrap_or_default()
+                    crate::runs::outputs::cause(&last.unwrap_or_default()),
+                    self.name
                 );
                 if !self.condition_is(conditions::STALLED, conditions::TRUE) {
                     self.event(EventType::Warning, reason::RETRIES_EXHAUSTED, "Run", &message).await;

@@ -117,7 +117,17 @@ impl<'a> Pass<'a> {
             action: action.into(),
             secondary: None,
         };
-        if let Err(err) = self.ctx.recorder.publish(&event, &self.tf.object_ref(&())).await {
+        // kube's recorder folds a repeat of the same reason into the FIRST note: progress
+        // (Normal) Events go through a fresh recorder, so "deploying v1.0.4" is not shown as
+        // the first deploy's "deploying v1.0.1".
+        let fresh;
+        let recorder = if type_ == EventType::Normal {
+            fresh = kube::runtime::events::Recorder::new(self.ctx.client.clone(), self.ctx.reporter.clone());
+            &fresh
+        } else {
+            &self.ctx.recorder
+        };
+        if let Err(err) = recorder.publish(&event, &self.tf.object_ref(&())).await {
             tracing::warn!(error = %err, "cannot publish event");
         }
     }

@@ -19,7 +19,7 @@ use super::status::Phase;
 use crate::error::{Error, Result};
 use crate::runs::jobs::action_label;
 use crate::runs::observe::{self, Outcome};
-use crate::runs::outputs::{Collected, log_tail};
+use crate::runs::outputs::{Collected, cause, log_tail};
 
 /// Longest history message.
 const RECORD_MESSAGE_CHARS: usize = 1024;
@@ -53,12 +53,16 @@ impl Pass<'_> {
         self.ctx.metrics.job_finished(action, "failed");
         let pods: Api<Pod> = self.api();
         let pod = observe::pod(&pods, &record.job_name).await?;
-        let detail = pod
-            .as_ref()
-            .and_then(observe::termination)
-            .map_or(message, |(code, tail)| format!("exit code {code}: {}", log_tail(&tail)));
-        let text = format!("{action} failed ({}): {detail}", record.job_name);
-        self.fail_run(record, at, text).await;
+        // Status and the Event lead with the cause; the run's record keeps the log's tail.
+        let (cause, tail) = match pod.as_ref().and_then(observe::termination) {
+            Some((code, tail)) => {
+                (format!("exit code {code}: {}", cause(&tail)), format!("exit code {code}: {}", log_tail(&tail)))
+            }
+            None => (message.clone(), message),
+        };
+        let summary = format!("{action} failed: {cause} (see `kubectl alustan logs {}`)", self.name);
+        let full = format!("{action} failed ({}): {tail}", record.job_name);
+        self.fail_run_with_log(record, at, summary, &full).await;
         Ok(())
     }
 
@@ -120,7 +124,13 @@ impl Pass<'_> {
     /// Ends `record` as failed: its history record, status (`Error` for a destroy: the
     /// resource is going away) and a Warning Event.
     async fn fail_run(&mut self, record: &RunRecord, at: Option<Time>, text: String) {
-        self.finish(&record.job_name, RunResult::Failed, at, &text);
+        self.fail_run_with_log(record, at, text.clone(), &text).await;
+    }
+
+    /// [`Self::fail_run`] with the run's own, longer account (`record_text`: its log tail) kept
+    /// in its history record only.
+    async fn fail_run_with_log(&mut self, record: &RunRecord, at: Option<Time>, text: String, record_text: &str) {
+        self.finish(&record.job_name, RunResult::Failed, at, record_text);
         let state = if record.action == RunAction::Destroy { State::Error } else { State::Failed };
         self.summarize(state, Phase::Reconciling, reason::SCRIPT_FAILED, &text);
         self.event(EventType::Warning, reason::SCRIPT_FAILED, "Run", &text).await;

@@ -78,8 +78,15 @@ impl Eq for Constraint {}
 impl Constraint {
     /// A semver constraint without a filter; the error carries the parser's own message.
     pub fn parse(raw: &str) -> Result<Self, ScanError> {
-        let req = VersionReq::parse(raw.trim())
-            .map_err(|err| ScanError::InvalidConstraint { constraint: raw.to_owned(), message: err.to_string() })?;
+        let req = VersionReq::parse(raw.trim()).map_err(|err| {
+            // Terraform users write `~> 1.2`: say what it is here (the CRD's rule says it too).
+            let hint = if raw.contains("~>") {
+                "; `~>` is Terraform's syntax: write `~1.2.0` (Terraform `~> 1.2.0`) or `^1.2` (Terraform `~> 1.2`)"
+            } else {
+                ""
+            };
+            ScanError::InvalidConstraint { constraint: raw.to_owned(), message: format!("{err}{hint}") }
+        })?;
         Ok(Self {
             description: raw.to_owned(),
             identity: format!("semver\0{raw}"),

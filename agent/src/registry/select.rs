@@ -380,7 +380,10 @@ mod tests {
     #[test]
     fn invalid_constraints_carry_the_parser_message() {
         for (input, message) in [
-            ("~>1.0", "unexpected character '>' while parsing major version number"),
+            (
+                "~>1.0",
+                "unexpected character '>' while parsing major version number; `~>` is Terraform's syntax: write `~1.2.0` (Terraform `~> 1.2.0`) or `^1.2` (Terraform `~> 1.2`)",
+            ),
             ("latest", "unexpected character 'l' while parsing major version number"),
             (">=1.2 <2", "expected comma after minor version number, found '<'"),
             ("", "unexpected end of input while parsing major version number"),

@@ -248,6 +248,26 @@ pub fn log_tail(text: &str) -> String {
 /// Characters of a log tail quoted in a message: a history record keeps 1024, an Event 1000.
 pub const LOG_TAIL_CHARS: usize = 800;
 
+/// The one line of a failed run's log that says why, for status and Events (the whole tail is
+/// in the run's history record): Terraform's first `Error:` line (its `│ ` box stripped), else
+/// the last line that mentions an error, else the last line; at most 200 characters.
+pub fn cause(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(|line| line.trim().trim_start_matches(['│', '╷', '╵', '…']).trim())
+        .filter(|line| !line.is_empty())
+        .collect();
+    // From the word on: a line may carry a prefix (`exit code 1: Error: …`).
+    let terraform = lines.iter().find_map(|line| line.find("Error:").map(|at| &line[at..]));
+    let line = terraform
+        .as_ref()
+        .or_else(|| lines.iter().rev().find(|line| line.to_lowercase().contains("error")))
+        .or_else(|| lines.last())
+        .copied()
+        .unwrap_or_default();
+    excerpt(line)
+}
+
 /// At most 200 characters, for messages.
 pub fn excerpt(text: &str) -> String {
     let mut out: String = text.chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -301,6 +321,16 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_cause_is_terraforms_first_error_line_else_the_last_words() {
+        let terraform = "Initializing the backend...\naws_vpc.main: Creating...\n╷\n│ Error: creating EC2 VPC: InvalidVpc.Range: The CIDR '10.0.0.0/8' is invalid.\n│ \n│   with aws_vpc.main,\n╵\n│ Error: second\n";
+        assert_eq!(cause(terraform), "Error: creating EC2 VPC: InvalidVpc.Range: The CIDR '10.0.0.0/8' is invalid.");
+        assert_eq!(cause("step 1\nconnection error: refused\ncleaning up\n"), "connection error: refused");
+        assert_eq!(cause("step 1\ngave up\n\n"), "gave up");
+        assert_eq!(cause("deploy failed (j-1): exit code 1: Error: quota\nmore"), "Error: quota");
+        assert_eq!(cause(""), "");
+    }
 
     fn collect(job: &str, log: &str) -> Collected {
         let mut collector = LogCollector::new(job);

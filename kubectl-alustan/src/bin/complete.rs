@@ -5,8 +5,8 @@ use kubectl_alustan::completion;
 fn main() {
     let words: Vec<String> = std::env::args().skip(1).collect();
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-        println!(":4");
+        kubectl_alustan::outln!(":4");
         return;
     };
-    print!("{}", runtime.block_on(completion::complete(&words)));
+    kubectl_alustan::out!("{}", runtime.block_on(completion::complete(&words)));
 }

@@ -1,48 +1,79 @@
-//! `credentials NAME [--reveal]`: the credential references the deploy reported, passwords
+//! `credentials NAME [--reveal] [-o json|yaml]`: the credential references the deploy reported, passwords
 //! masked. `--reveal` reads each Secret with the USER's own credentials; a forbidden one is
 //! named (verb, secret, namespace) while the others are still printed, and the exit code is 1.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use serde_json::json;
+
+use crate::cli::DataFormat;
 
 use crate::errors::{self, CliError};
 use crate::kube_client::Connection;
 
 const MASK: &str = "********";
 
-pub async fn run(conn: &Connection, name: &str, reveal: bool) -> Result<(), CliError> {
+pub async fn run(conn: &Connection, name: &str, reveal: bool, output: Option<DataFormat>) -> Result<(), CliError> {
     let object = super::get(conn, name).await?;
     let credentials = object.status.map(|s| s.credentials).unwrap_or_default();
-    if credentials.is_empty() {
-        eprintln!("no credentials reported for {}/{name}", conn.namespace);
+    if credentials.is_empty() && output.is_none() {
+        crate::errln!("no credentials reported for {}/{name}", conn.namespace);
         return Ok(());
     }
-    let header: Vec<String> = ["NAME", "USERNAME", "PASSWORD", "SECRET"].map(str::to_owned).to_vec();
     let mut rows = Vec::new();
     let mut problems = Vec::new();
     for (credential, entry) in &credentials {
         let r = &entry.password_secret_ref;
         let password = if reveal {
             match read_key(conn, &r.namespace, &r.name, &r.key).await {
-                Ok(value) => value,
+                Ok(value) => Some(value),
                 Err(problem) => {
                     problems.push(format!("{credential}: {problem}"));
-                    "<not revealed>".to_owned()
+                    None
                 }
             }
         } else {
-            MASK.to_owned()
+            None
         };
-        rows.push(vec![
-            credential.clone(),
-            entry.username.clone(),
-            password,
-            format!("{}/{} key {}", r.namespace, r.name, r.key),
-        ]);
+        rows.push((credential, entry, password));
     }
-    print!("{}", super::get::render(&header, &rows));
+    let text = if let Some(format) = output {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(credential, entry, password)| {
+                let mut item = json!({"name": credential, "username": entry.username,
+                                          "passwordSecretRef": entry.password_secret_ref});
+                if let Some(password) = password {
+                    item["password"] = json!(password);
+                }
+                item
+            })
+            .collect();
+        super::outputs::encode(&list, format)?
+    } else {
+        let header: Vec<String> = ["NAME", "USERNAME", "PASSWORD", "SECRET"].map(str::to_owned).to_vec();
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(credential, entry, password)| {
+                let r = &entry.password_secret_ref;
+                let shown = match password {
+                    Some(value) => value.clone(),
+                    None if reveal => "<not revealed>".to_owned(),
+                    None => MASK.to_owned(),
+                };
+                vec![
+                    (*credential).clone(),
+                    entry.username.clone(),
+                    shown,
+                    format!("{}/{} key {}", r.namespace, r.name, r.key),
+                ]
+            })
+            .collect();
+        super::get::render(&header, &cells)
+    };
+    crate::out!("{text}");
     if !reveal {
-        eprintln!("passwords masked; --reveal reads them with your own permissions");
+        crate::errln!("passwords masked; --reveal reads them with your own permissions");
     }
     if problems.is_empty() {
         return Ok(());

@@ -92,14 +92,25 @@ impl SealedBlocks {
 
 /// The Job of the `run`-th newest run (1 = latest).
 pub fn job_of(object: &Terraform, run: u32) -> Result<String, CliError> {
-    let history = object.status.as_ref().map(|s| s.history.as_slice()).unwrap_or_default();
+    let status = object.status.as_ref();
+    let history = status.map(|s| s.history.as_slice()).unwrap_or_default();
     let index = usize::try_from(run).unwrap_or(usize::MAX).saturating_sub(1);
+    let name = object.metadata.name.as_deref().unwrap_or_default();
     history.get(index).map(|r| r.job_name.clone()).ok_or_else(|| {
+        if history.is_empty() {
+            let state = status.and_then(|s| s.state).map_or("Pending", alustan_shared::State::as_str);
+            let message = status.and_then(|s| s.message.as_deref()).and_then(|m| m.lines().next()).unwrap_or_default();
+            let said = if message.is_empty() { String::new() } else { format!(": {message}") };
+            return CliError::Other(format!(
+                "{} has no runs yet, so no log (state {state}{said})\n  fix: `kubectl alustan describe {name}` says why nothing ran",
+                super::key(object)
+            ));
+        }
         CliError::Other(format!(
-            "{} has {} recorded run(s); --run {run} goes further back\n  fix: `kubectl alustan describe {}` lists the runs",
+            "{} has {} recorded run(s) (the history keeps the latest 10); --run {run} goes further back\n  fix: pick --run 1 to {}; `kubectl alustan describe {name}` lists them",
             super::key(object),
             history.len(),
-            object.metadata.name.as_deref().unwrap_or_default()
+            history.len()
         ))
     })
 }
@@ -127,12 +138,21 @@ pub async fn open(
     follow: bool,
 ) -> Result<impl futures::AsyncBufRead + use<>, CliError> {
     let namespace = object.metadata.namespace.clone().unwrap_or_else(|| conn.namespace.clone());
-    let job = job_of(object, run)?;
-    let pod = pod_of(conn, &namespace, &job).await?;
-    let pods: Api<Pod> = Api::namespaced(conn.client.clone(), &namespace);
+    open_job(conn, &namespace, &job_of(object, run)?, follow).await
+}
+
+/// Opens the log stream of Job `job`'s newest pod.
+pub async fn open_job(
+    conn: &Connection,
+    namespace: &str,
+    job: &str,
+    follow: bool,
+) -> Result<impl futures::AsyncBufRead + use<>, CliError> {
+    let pod = pod_of(conn, namespace, job).await?;
+    let pods: Api<Pod> = Api::namespaced(conn.client.clone(), namespace);
     pods.log_stream(&pod, &LogParams { follow, ..LogParams::default() })
         .await
-        .map_err(|e| CliError::api(e, "get", "pods/log", Some(&namespace)))
+        .map_err(|e| CliError::api(e, "get", "pods/log", Some(namespace)))
 }
 
 /// Prints a Job's log prefixed with `│ `, waiting (up to a minute) for its pod to start; used
@@ -155,16 +175,16 @@ pub async fn follow_job(conn: Connection, namespace: String, job: String) {
                 let mut lines = std::pin::pin!(stream.lines());
                 let mut sealed = SealedBlocks::default();
                 while let Some(Ok(line)) = lines.next().await {
-                    sealed.push(line).iter().for_each(|line| println!("│ {line}"));
+                    sealed.push(line).iter().for_each(|line| crate::outln!("│ {line}"));
                 }
-                sealed.finish().iter().for_each(|line| println!("│ {line}"));
+                sealed.finish().iter().for_each(|line| crate::outln!("│ {line}"));
                 return;
             }
             Err(error) => last_error = error,
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    eprintln!("(no log for Job {job}: {last_error})");
+    crate::errln!("(no log for Job {job}: {last_error})");
 }
 
 pub async fn run(conn: &Connection, name: &str, run: u32, follow: bool) -> Result<(), CliError> {
@@ -174,9 +194,9 @@ pub async fn run(conn: &Connection, name: &str, run: u32, follow: bool) -> Resul
     let mut sealed = SealedBlocks::default();
     while let Some(line) = lines.next().await {
         let line = line.map_err(|e| CliError::Other(format!("reading the log: {e}")))?;
-        sealed.push(line).iter().for_each(|line| println!("{line}"));
+        sealed.push(line).iter().for_each(|line| crate::outln!("{line}"));
     }
-    sealed.finish().iter().for_each(|line| println!("{line}"));
+    sealed.finish().iter().for_each(|line| crate::outln!("{line}"));
     Ok(())
 }
 

@@ -24,7 +24,8 @@ pub async fn run(conn: &Connection, target: Target, suspend: bool) -> Result<(),
             .filter_map(|o| Some((o.metadata.namespace.clone()?, o.metadata.name.clone()?)))
             .collect();
         if names.is_empty() {
-            println!("nothing to {verb}: every resource in scope already is");
+            let already = if suspend { "suspended" } else { "running (none is suspended)" };
+            crate::outln!("nothing to {verb}: every resource in scope is already {already}");
             return Ok(());
         }
         let scope = conn.scope().map_or_else(|| "every namespace".to_owned(), |n| format!("namespace {n}"));
@@ -48,9 +49,9 @@ pub async fn run(conn: &Connection, target: Target, suspend: bool) -> Result<(),
             (false, Some(why)) => format!(": {why}"),
             (false, None) => ": nothing runs now, its inputs are unchanged since the last successful deploy".to_owned(),
         };
-        println!("terraform {}/{name} {done}{effect}", conn.namespace);
+        crate::outln!("terraform {}/{name} {done}{effect}", conn.namespace);
     }
-    eprintln!("{GITOPS_HINT}");
+    crate::errln!("{GITOPS_HINT}");
     Ok(())
 }
 
@@ -62,7 +63,7 @@ fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
     if !std::io::stdin().is_terminal() {
         return Err(CliError::Usage(format!("{question} stdin is not a terminal, so pass --yes to confirm")));
     }
-    eprint!("{question} [y/N] ");
+    crate::output::stderr(format_args!("{question} [y/N] "));
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).map_err(|e| CliError::Other(format!("reading the answer: {e}")))?;

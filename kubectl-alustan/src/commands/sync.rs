@@ -7,18 +7,17 @@ use std::time::Duration;
 
 use alustan_shared::conditions::{self, RECONCILING, TRUE};
 use alustan_shared::meta::{RESCAN_REQUESTED_AT, RESYNC_REQUESTED_AT};
-use alustan_shared::{State, Terraform};
+use alustan_shared::{State, Terraform, TerraformStatus};
 use futures::StreamExt as _;
 use jiff::Timestamp;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::json;
 
 use super::{RESOURCE, key};
+use crate::agent;
 use crate::errors::CliError;
 use crate::kube_client::Connection;
-
-/// `resync --wait` has no `--timeout` flag; it waits as long as `sync`'s default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+use crate::outlook::{self, Blocker};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -46,31 +45,64 @@ async fn request_returning(conn: &Connection, name: &str, kind: Kind) -> Result<
     Ok((token, object))
 }
 
-pub async fn run(conn: &Connection, name: &str, kind: Kind, wait: bool, timeout: Duration) -> Result<(), CliError> {
-    let (token, before) = request_returning(conn, name, kind).await?;
-    let what = if kind == Kind::Sync { "sync" } else { "rescan and sync" };
-    println!("terraform {}/{name}: {what} requested at {token}", conn.namespace);
-    if !wait {
+/// What the user asked: which request, and whether (and how long) to wait for its run.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    pub kind: Kind,
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
+pub async fn run(
+    conn: &Connection,
+    name: &str,
+    request: Request,
+    agent_namespace: Option<&str>,
+) -> Result<(), CliError> {
+    let (token, before) = request_returning(conn, name, request.kind).await?;
+    let what = if request.kind == Kind::Sync { "sync" } else { "rescan and sync" };
+    crate::outln!("terraform {}/{name}: {what} requested at {token}", conn.namespace);
+    // Say at once when no run can follow; `--wait` then ends with that cause's exit code.
+    let agent = agent::health(&conn.client, agent_namespace).await;
+    if let Some(blocker) = outlook::blocker(&before, &agent, Timestamp::now()) {
+        let text = format!("terraform {}: nothing runs now: {}", key(&before), blocker.sentence(name));
+        if request.wait {
+            return Err(blocked(&blocker, text));
+        }
+        crate::errln!("note: {text}");
         return Ok(());
     }
-    // Runs already in the history are not this request's: only new ones get their log streamed.
-    let known: HashSet<String> = before.status.iter().flat_map(|s| &s.history).map(|r| r.job_name.clone()).collect();
-    let outcome = tokio::time::timeout(timeout, wait_for(conn, name, &token, known)).await;
+    if !request.wait {
+        return Ok(());
+    }
+    let wait = Wait { conn, name, token: &token, agent_namespace, before: before.status.clone().unwrap_or_default() };
+    let outcome = tokio::time::timeout(request.timeout, wait.run()).await;
     let Ok(result) = outcome else {
-        return Err(CliError::Timeout(format!("{}s waiting for {}/{name}", timeout.as_secs(), conn.namespace)));
+        return Err(CliError::Timeout(format!("{}s waiting for {}/{name}", request.timeout.as_secs(), conn.namespace)));
     };
     let object = result?;
     let state = object.status.as_ref().and_then(|s| s.state);
     let message = object.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
     if let Some(failed @ (State::Failed | State::Error)) = state {
-        return Err(CliError::RunFailed(format!(
-            "terraform {} run ended {failed}: {message}\n  see: kubectl alustan logs {name} -n {}",
-            key(&object),
-            conn.namespace
-        )));
+        // The agent's message names the logs command already; older agents' do not.
+        let see = if message.contains("kubectl alustan logs") {
+            String::new()
+        } else {
+            format!("\n  see: kubectl alustan logs {name} -n {}", conn.namespace)
+        };
+        return Err(CliError::RunFailed(format!("terraform {} run ended {failed}: {message}{see}", key(&object))));
     }
-    println!("terraform {}: run ended {}", key(&object), state.map_or("(no state)", State::as_str));
+    crate::outln!("terraform {}: run ended {}", key(&object), state.map_or("(no state)", State::as_str));
     Ok(())
+}
+
+/// The error (and so the exit code) of a request no run can follow.
+fn blocked(blocker: &Blocker, text: String) -> CliError {
+    match blocker {
+        Blocker::Suspended => CliError::Suspended(text),
+        Blocker::InvalidSpec(_) => CliError::InvalidSpec(text),
+        Blocker::AgentDown(_) => CliError::AgentDown(text),
+    }
 }
 
 /// Whether the agent has handled `token` and the run it started is over.
@@ -95,64 +127,110 @@ fn progress(object: &Terraform) -> String {
     format!("{state}{reason}: {message}")
 }
 
-/// Watches the one object until [`finished`], printing a line whenever its progress changes
-/// and streaming the log of every run that appears meanwhile.
-async fn wait_for(
-    conn: &Connection,
-    name: &str,
-    token: &str,
-    mut known: HashSet<String>,
-) -> Result<Terraform, CliError> {
-    let mut logs = Vec::new();
-    let result = watch_until_finished(conn, name, token, &mut known, &mut logs).await;
-    // Let the logs catch up with the end of their pods, briefly.
-    for task in logs {
-        let abort = task.abort_handle();
-        if tokio::time::timeout(LOG_GRACE, task).await.is_err() {
-            abort.abort();
-        }
-    }
-    result
-}
+/// How often a `--wait` looks at the agent's Lease again (it may stop while we wait).
+const AGENT_RECHECK: Duration = Duration::from_secs(5);
 
 /// How long the end of a run waits for its log to finish printing.
 const LOG_GRACE: Duration = Duration::from_secs(5);
 
-async fn watch_until_finished(
-    conn: &Connection,
-    name: &str,
-    token: &str,
-    known: &mut HashSet<String>,
-    logs: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> Result<Terraform, CliError> {
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let stream = watcher(super::namespaced(conn), config).default_backoff();
-    let mut stream = std::pin::pin!(stream);
-    let mut last = String::new();
-    while let Some(event) = stream.next().await {
-        let event = event.map_err(|e| CliError::Other(format!("watch {RESOURCE}: {e}")))?;
-        match event {
-            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
-                for run in object.status.iter().flat_map(|s| &s.history) {
-                    if known.insert(run.job_name.clone()) {
-                        let namespace = object.metadata.namespace.clone().unwrap_or_else(|| conn.namespace.clone());
-                        logs.push(tokio::spawn(super::logs::follow_job(conn.clone(), namespace, run.job_name.clone())));
-                    }
-                }
-                let line = progress(&object);
-                if line != last {
-                    println!("{} {line}", Timestamp::now().strftime("%H:%M:%S"));
-                    last = line;
-                }
-                if finished(&object, token) {
-                    return Ok(object);
-                }
+/// One `--wait`: the request's token and the status as it was when the request was made.
+struct Wait<'a> {
+    conn: &'a Connection,
+    name: &'a str,
+    token: &'a str,
+    agent_namespace: Option<&'a str>,
+    before: TerraformStatus,
+}
+
+impl Wait<'_> {
+    /// Watches the one object until [`finished`], printing a line whenever the progress of
+    /// THIS request changes and streaming the log of every run that appears meanwhile.
+    async fn run(&self) -> Result<Terraform, CliError> {
+        let mut logs = Vec::new();
+        let result = self.watch(&mut logs).await;
+        // Let the logs catch up with the end of their pods, briefly.
+        for task in logs {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(LOG_GRACE, task).await.is_err() {
+                abort.abort();
             }
-            watcher::Event::Delete(_) => {
-                return Err(CliError::Other(format!("terraform {}/{name} was deleted while waiting", conn.namespace)));
-            }
-            watcher::Event::Init | watcher::Event::InitDone => {}
         }
+        result
     }
-    Err(CliError::Other("the watch ended before the run did".into()))
+
+    async fn watch(&self, logs: &mut Vec<tokio::task::JoinHandle<()>>) -> Result<Terraform, CliError> {
+        let conn = self.conn;
+        let config = watcher::Config::default().fields(&format!("metadata.name={}", self.name));
+        let stream = watcher(super::namespaced(conn), config).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        // Runs already in the history are not this request's: only new ones get their log streamed.
+        let mut known: HashSet<String> = self.before.history.iter().map(|r| r.job_name.clone()).collect();
+        let mut last = String::new();
+        let mut picked_up = false;
+        let mut agent_check = tokio::time::interval(AGENT_RECHECK);
+        agent_check.tick().await;
+        loop {
+            let event = tokio::select! {
+                event = stream.next() => event,
+                _ = agent_check.tick() => {
+                    let agent = agent::health(&conn.client, self.agent_namespace).await;
+                    if let Some(blocker @ Blocker::AgentDown(_)) = outlook::agent_down(&agent, Timestamp::now()) {
+                        let text = format!("terraform {}/{}: the run cannot go on: {}", conn.namespace, self.name, blocker.sentence(self.name));
+                        return Err(blocked(&blocker, text));
+                    }
+                    continue;
+                }
+            };
+            let Some(event) = event else { break };
+            let event = event.map_err(|e| CliError::Other(format!("watch {RESOURCE}: {e}")))?;
+            let object = match event {
+                watcher::Event::Apply(object) | watcher::Event::InitApply(object) => object,
+                watcher::Event::Delete(_) => {
+                    return Err(CliError::Other(format!(
+                        "terraform {}/{} was deleted while waiting",
+                        conn.namespace, self.name
+                    )));
+                }
+                watcher::Event::Init | watcher::Event::InitDone => continue,
+            };
+            let status = object.status.clone().unwrap_or_default();
+            let new_runs: Vec<String> = status
+                .history
+                .iter()
+                .filter(|r| known.insert(r.job_name.clone()))
+                .map(|r| r.job_name.clone())
+                .collect();
+            // Until the agent answers, what status says is about an earlier run: not shown.
+            picked_up = picked_up
+                || !new_runs.is_empty()
+                || status.last_handled_reconcile_at.as_deref() == Some(self.token)
+                || status != self.before;
+            if !picked_up {
+                if object.spec.suspend {
+                    let blocker = Blocker::Suspended;
+                    let text = format!("terraform {}: nothing runs now: {}", key(&object), blocker.sentence(self.name));
+                    return Err(blocked(&blocker, text));
+                }
+                continue;
+            }
+            if let Some(why) = outlook::invalid_spec(&object) {
+                let blocker = Blocker::InvalidSpec(why);
+                let text = format!("terraform {}: no run: {}", key(&object), blocker.sentence(self.name));
+                return Err(blocked(&blocker, text));
+            }
+            for job in new_runs {
+                let namespace = object.metadata.namespace.clone().unwrap_or_else(|| conn.namespace.clone());
+                logs.push(tokio::spawn(super::logs::follow_job(conn.clone(), namespace, job)));
+            }
+            let line = progress(&object);
+            if line != last {
+                crate::outln!("{} {line}", Timestamp::now().strftime("%H:%M:%S"));
+                last = line;
+            }
+            if finished(&object, self.token) {
+                return Ok(object);
+            }
+        }
+        Err(CliError::Other("the watch ended before the run did".into()))
+    }
 }

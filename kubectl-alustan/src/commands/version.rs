@@ -8,20 +8,20 @@ use crate::cli::KubeFlags;
 use crate::errors::CliError;
 
 pub async fn run(flags: &KubeFlags) -> Result<(), CliError> {
-    println!("kubectl-alustan {}", env!("CARGO_PKG_VERSION"));
+    crate::outln!("kubectl-alustan {}", env!("CARGO_PKG_VERSION"));
     let conn = match super::connect(flags).await {
         Ok(conn) => conn,
         Err(e) => {
-            println!("agent: not reachable ({})", e.to_string().lines().next().unwrap_or_default());
+            crate::outln!("agent: not reachable ({})", e.to_string().lines().next().unwrap_or_default());
             return Ok(());
         }
     };
     let namespace = flags.agent_namespace.as_deref();
     let health = agent::health(&conn.client, namespace).await;
-    println!("agent: {}", health.describe(Timestamp::now()));
+    crate::outln!("agent: {}", health.describe(Timestamp::now()));
     match agent::version(&conn.client, namespace).await {
-        Ok(version) => println!("agent version: {version}"),
-        Err(why) => println!("agent version: {why}"),
+        Ok(version) => crate::outln!("agent version: {version}"),
+        Err(why) => crate::outln!("agent version: {why}"),
     }
     Ok(())
 }

@@ -38,4 +38,6 @@ pub enum Action {
     LogLine(String),
     /// The log stream ended.
     LogEnded,
+    /// The Events of an object, folded per reason (for the describe view's Events pane).
+    Events { object: ObjectKey, events: Vec<crate::events::Folded> },
 }

@@ -32,8 +32,26 @@ pub fn state(object: &Terraform) -> &'static str {
     object.status.as_ref().and_then(|s| s.state).map_or("Pending", alustan_shared::State::as_str)
 }
 
-pub fn version(object: &Terraform) -> &str {
+/// The applied tag, or `<none>`.
+pub fn applied(object: &Terraform) -> &str {
     object.status.as_ref().and_then(|s| s.applied.as_ref()).map_or("<none>", |a| a.tag.as_str())
+}
+
+/// The applied tag, and the tag of a newer deploy being tried or that failed: `1.0.1→1.0.3`
+/// (`<none>→1.0.3` before anything was applied).
+pub fn version(object: &Terraform) -> String {
+    let status = object.status.as_ref();
+    let applied = status.and_then(|s| s.applied.as_ref()).map(|a| a.tag.as_str());
+    let tried = status
+        .and_then(|s| s.history.iter().find(|r| r.action == alustan_shared::RunAction::Deploy))
+        .filter(|r| r.result != alustan_shared::RunResult::Succeeded)
+        .and_then(|r| r.tag.as_deref())
+        .filter(|tag| Some(*tag) != applied);
+    match (applied, tried) {
+        (applied, Some(tried)) => format!("{}→{tried}", applied.unwrap_or("<none>")),
+        (Some(applied), None) => applied.to_owned(),
+        (None, None) => "<none>".to_owned(),
+    }
 }
 
 pub fn ready(object: &Terraform) -> &str {
@@ -48,6 +66,16 @@ pub fn ready(object: &Terraform) -> &str {
 pub fn message(object: &Terraform) -> String {
     let text = object.status.as_ref().and_then(|s| s.message.as_deref()).unwrap_or("");
     text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ⏎ ")
+}
+
+/// Every output the CLI and the TUI show, labelled by where it comes from: `(name, from, value)`
+/// with `from` `terraform` (`status.output`) or `post-deploy` (the post-deploy JSON's `outputs`).
+pub fn output_rows(status: &alustan_shared::TerraformStatus) -> Vec<(String, &'static str, String)> {
+    let mut rows: Vec<(String, &'static str, String)> =
+        status.output.iter().map(|(name, v)| (name.clone(), "terraform", value(v))).collect();
+    let post = status.post_deploy_output.as_ref().and_then(|o| o.get("outputs")).and_then(|o| o.as_object());
+    rows.extend(post.into_iter().flatten().map(|(name, v)| (name.clone(), "post-deploy", value(v))));
+    rows
 }
 
 /// A JSON value as a cell: strings bare, everything else as compact JSON.

@@ -34,6 +34,9 @@ pub enum Command {
     SortName,
     SortAge,
     SortState,
+    /// In the logs view: the run before / after the one shown.
+    OlderRun,
+    NewerRun,
     /// In the confirm modal.
     Confirm,
     Cancel,
@@ -73,6 +76,7 @@ pub struct Binding {
 const LIST: &[ViewKind] = &[ViewKind::List];
 const OBJECT: &[ViewKind] = &[ViewKind::List, ViewKind::Describe];
 const CREDENTIALS: &[ViewKind] = &[ViewKind::Credentials];
+const LOGS: &[ViewKind] = &[ViewKind::Logs];
 
 const NONE: KeyModifiers = KeyModifiers::NONE;
 const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
@@ -110,7 +114,10 @@ pub const KEYS: &[Binding] = &[
     hint("yaml", key(K::Char('y'), "y", C::Yaml, "YAML of the resource", S::Views(OBJECT))),
     hint("outputs", key(K::Char('o'), "o", C::Outputs, "terraform outputs", S::Views(OBJECT))),
     hint("creds", key(K::Char('c'), "c", C::Credentials, "credentials (masked)", S::Views(OBJECT))),
-    hint("logs", key(K::Char('l'), "l", C::Logs, "logs of the latest run (follow)", S::Views(OBJECT))),
+    hint(
+        "logs",
+        key(K::Char('l'), "l", C::Logs, "logs of the latest run (follows on to the next run)", S::Views(OBJECT)),
+    ),
     hint("sync", mutating(key(K::Char('s'), "s", C::Sync, "sync: run now (asks first)", S::Views(OBJECT)))),
     hint("resync", with(SHIFT, mutating(key(K::Char('S'), "S", C::Resync, RESYNC, S::Views(OBJECT))))),
     hint("suspend", mutating(key(K::Char(' '), "Space", C::ToggleSuspend, SUSPEND, S::Views(OBJECT)))),
@@ -118,6 +125,8 @@ pub const KEYS: &[Binding] = &[
         "reveal",
         key(K::Char('r'), "r", C::Reveal, "reveal the selected password (asks first)", S::Views(CREDENTIALS)),
     ),
+    hint("older run", key(K::Char('['), "[", C::OlderRun, "the run before this one (its log)", S::Views(LOGS))),
+    hint("newer run", key(K::Char(']'), "]", C::NewerRun, "the run after this one (its log)", S::Views(LOGS))),
     with(SHIFT, key(K::Char('N'), "N", C::SortName, "sort by name (again: reverse)", S::Views(LIST))),
     with(SHIFT, key(K::Char('A'), "A", C::SortAge, "sort by age, newest first (again: reverse)", S::Views(LIST))),
     with(SHIFT, key(K::Char('T'), "T", C::SortState, "sort by state, failures first (again: reverse)", S::Views(LIST))),
@@ -199,6 +208,7 @@ pub fn help_sections() -> Vec<(&'static str, Vec<&'static Binding>)> {
         section("List", &|b| matches!(b.scope, S::Views(v) if v == LIST)),
         section("List and describe", &|b| matches!(b.scope, S::Views(v) if v == OBJECT)),
         section("Credentials", &|b| matches!(b.scope, S::Views(v) if v == CREDENTIALS)),
+        section("Logs", &|b| matches!(b.scope, S::Views(v) if v == LOGS)),
         section("Confirmation", &|b| b.scope == S::Modal),
         section("Filter and command line", &|b| b.scope == S::Input),
     ]

@@ -21,7 +21,7 @@ use super::state::{AgentHealth, Header, ObjectKey, State};
 use super::update::Effect;
 use crate::agent;
 use crate::cli::KubeFlags;
-use crate::commands::{self, credentials, logs, sync};
+use crate::commands::{self, credentials, describe, logs, sync};
 use crate::errors::CliError;
 use crate::kube_client::Connection;
 
@@ -118,18 +118,12 @@ async fn effects_task(
                     Err(why) => Action::Flash(format!("cannot reveal {credential}: {why}")),
                 }
             }
-            Effect::StartLogs { object, follow } => {
+            Effect::StartLogs { object, job, follow } => {
                 if let Some(task) = logs_task.take() {
                     task.abort();
                 }
-                let cached = store.get(&ObjectRef::new(&object.name).within(&object.namespace)).map(|o| (*o).clone());
-                logs_task = Some(tokio::spawn(stream_logs(
-                    conn.in_namespace(&object.namespace),
-                    object,
-                    cached,
-                    follow,
-                    tx.clone(),
-                )));
+                logs_task =
+                    Some(tokio::spawn(stream_logs(conn.in_namespace(&object.namespace), job, follow, tx.clone())));
                 continue;
             }
             Effect::StopLogs => {
@@ -137,6 +131,16 @@ async fn effects_task(
                     task.abort();
                 }
                 continue;
+            }
+            Effect::LoadEvents(key) => {
+                let cached = store.get(&ObjectRef::new(&key.name).within(&key.namespace)).map(|o| (*o).clone());
+                match cached {
+                    Some(object) => match describe::list_events(&conn.client, &object).await {
+                        Ok(events) => Action::Events { object: key, events: crate::events::fold(&events) },
+                        Err(error) => Action::Flash(format!("cannot list events: {}", first_line(&error))),
+                    },
+                    None => continue,
+                }
             }
             Effect::SwitchNamespace(namespace) => {
                 watch.abort();
@@ -177,23 +181,9 @@ async fn set_suspend(conn: &Connection, key: &ObjectKey, suspend: bool) -> Actio
     }
 }
 
-/// The latest run's log, line by line; ends with `LogEnded`.
-async fn stream_logs(
-    conn: Connection,
-    key: ObjectKey,
-    cached: Option<Terraform>,
-    follow: bool,
-    tx: mpsc::Sender<Action>,
-) {
-    let object = match cached {
-        Some(object) => Ok(object),
-        None => commands::get(&conn, &key.name).await,
-    };
-    let opened = match object {
-        Ok(object) => logs::open(&conn, &object, 1, follow).await,
-        Err(error) => Err(error),
-    };
-    match opened {
+/// A run's log, line by line; ends with `LogEnded`.
+async fn stream_logs(conn: Connection, job: String, follow: bool, tx: mpsc::Sender<Action>) {
+    match logs::open_job(&conn, &conn.namespace, &job, follow).await {
         Ok(stream) => {
             let mut lines = std::pin::pin!(stream.lines());
             let mut sealed = logs::SealedBlocks::default();

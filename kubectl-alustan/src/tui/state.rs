@@ -163,6 +163,8 @@ pub struct State {
     pub credential: usize,
     pub revealed: Option<Revealed>,
     pub logs: Logs,
+    /// The described object's Events, folded per reason (`None` until loaded).
+    pub events: Option<(ObjectKey, Vec<crate::events::Folded>)>,
 }
 
 /// The followed run log.
@@ -170,6 +172,11 @@ pub struct State {
 pub struct Logs {
     pub lines: Vec<String>,
     pub ended: bool,
+    /// Which run: 0 is the latest (`[` goes back, `]` forward); only the latest moves on to the
+    /// next run when its log ends.
+    pub run: usize,
+    /// The Job whose log is shown (`None`: the resource has no runs yet).
+    pub job: Option<String>,
 }
 
 impl State {
@@ -197,6 +204,7 @@ impl State {
             credential: 0,
             revealed: None,
             logs: Logs::default(),
+            events: None,
         }
     }
 

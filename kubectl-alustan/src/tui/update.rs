@@ -28,15 +28,18 @@ pub enum Effect {
         credential: String,
         secret: alustan_shared::SecretKeyReference,
     },
-    /// Stream the latest run's pod log; answer with `LogLine`s and `LogEnded`.
+    /// Stream the pod log of the run `job`; answer with `LogLine`s and `LogEnded`.
     StartLogs {
         object: ObjectKey,
+        job: String,
         follow: bool,
     },
     /// Stop the log stream.
     StopLogs,
     /// Restart the watch in another namespace (`None`: all namespaces).
     SwitchNamespace(Option<String>),
+    /// List an object's Events; answer with `Events`.
+    LoadEvents(ObjectKey),
     Quit,
 }
 
@@ -45,20 +48,25 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     match action {
         Action::Key(event) => on_key(state, event),
         Action::Applied(object) => {
-            applied(state, *object);
+            let key = ObjectKey::of(&object);
+            let changed = applied(state, *object);
             if state.synced {
                 state.refresh_rows();
             }
-            Vec::new()
+            follow_view(state, &key, changed)
         }
         Action::AppliedAll(objects) => {
+            let mut effects = Vec::new();
             for object in objects {
-                applied(state, object);
+                let key = ObjectKey::of(&object);
+                let changed = applied(state, object);
+                effects.extend(follow_view(state, &key, changed));
             }
             if state.synced {
                 state.refresh_rows();
             }
-            Vec::new()
+            effects.dedup();
+            effects
         }
         Action::Deleted(key) => {
             state.objects.remove(&key);
@@ -126,23 +134,44 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::LogEnded => {
             state.logs.ended = true;
+            next_run(state)
+        }
+        Action::Events { object, events } => {
+            state.events = Some((object, events));
             Vec::new()
         }
     }
 }
 
-fn applied(state: &mut State, object: Terraform) {
+/// Stores a watched object; `true` when it changed after the initial listing.
+fn applied(state: &mut State, object: Terraform) -> bool {
     let key = ObjectKey::of(&object);
     if let Some(seen) = state.relisted.as_mut() {
         seen.push(key.clone());
     }
     let old = state.objects.insert(key.clone(), object);
     // Rows that change after the initial listing are highlighted for a moment.
-    if state.synced && old.is_some_and(|old| Some(&old) != state.objects.get(&key)) {
+    let changed = state.synced && old.is_some_and(|old| Some(&old) != state.objects.get(&key));
+    if changed {
         state.changed.insert(key, state.now);
     }
     // The caller rebuilds the rows once it has applied what came (never during the initial
     // listing: sorting 5,000 rows per event would be quadratic).
+    changed
+}
+
+/// What the open view does when the object it shows (`key`) changed: describe reloads its
+/// Events (a change often comes with one), logs move on to a newer run.
+fn follow_view(state: &mut State, key: &ObjectKey, changed: bool) -> Vec<Effect> {
+    let view = state.view();
+    if !changed || view.object.as_ref() != Some(key) {
+        return Vec::new();
+    }
+    match view.kind {
+        ViewKind::Describe => vec![Effect::LoadEvents(key.clone())],
+        ViewKind::Logs => next_run(state),
+        _ => Vec::new(),
+    }
 }
 
 pub fn flash(state: &mut State, text: impl Into<String>, level: FlashLevel) {
@@ -208,10 +237,13 @@ fn run(state: &mut State, command: Command) -> Vec<Effect> {
         Command::Outputs => return open(state, ViewKind::Outputs),
         Command::Credentials => return open(state, ViewKind::Credentials),
         Command::Logs => return open(state, ViewKind::Logs),
-        Command::Sync => ask(state, |key, _| (format!("Sync {key}? A run starts now."), Effect::RequestSync(key))),
-        Command::Resync => ask(state, |key, _| {
-            (format!("Resync {key}? The registry is rescanned, then a run starts."), Effect::RequestResync(key))
-        }),
+        Command::Sync | Command::Resync => {
+            let (agent, now, resync) = (state.header.agent.clone(), state.now, command == Command::Resync);
+            ask(state, |key, object| {
+                let question = crate::outlook::question(&key.to_string(), object, &agent, now, resync);
+                (question, if resync { Effect::RequestResync(key) } else { Effect::RequestSync(key) })
+            });
+        }
         Command::ToggleSuspend => ask(state, |key, object| {
             let suspended = object.spec.suspend;
             let question = if suspended {
@@ -237,6 +269,8 @@ fn run(state: &mut State, command: Command) -> Vec<Effect> {
         Command::SortName => sort(state, SortKey::Name),
         Command::SortAge => sort(state, SortKey::Age),
         Command::SortState => sort(state, SortKey::State),
+        Command::OlderRun => return pick_run(state, true),
+        Command::NewerRun => return pick_run(state, false),
         Command::Confirm => {
             if let Some(confirm) = state.confirm.take() {
                 return vec![confirm.effect];
@@ -284,10 +318,68 @@ fn open(state: &mut State, kind: ViewKind) -> Vec<Effect> {
     state.revealed = None;
     push(state, kind, Some(key.clone()));
     if kind == ViewKind::Logs {
-        state.logs = super::state::Logs::default();
-        return vec![Effect::StartLogs { object: key, follow: true }];
+        return show_run(state, &key, 0);
+    }
+    if kind == ViewKind::Describe {
+        // Never show another object's Events while this one's load.
+        state.events = None;
+        return vec![Effect::LoadEvents(key)];
     }
     Vec::new()
+}
+
+/// The history of the object a view is about (newest first).
+fn history<'a>(state: &'a State, key: &ObjectKey) -> &'a [alustan_shared::RunRecord] {
+    state.object(key).and_then(|o| o.status.as_ref()).map(|s| s.history.as_slice()).unwrap_or_default()
+}
+
+/// Shows the log of run `run` (0: the latest) from its start.
+fn show_run(state: &mut State, key: &ObjectKey, run: usize) -> Vec<Effect> {
+    let job = history(state, key).get(run).map(|r| r.job_name.clone());
+    state.logs = super::state::Logs { run, job: job.clone(), ..super::state::Logs::default() };
+    if let Some(view) = state.view_mut() {
+        view.scroll = 0;
+    }
+    if let Some(job) = job {
+        vec![Effect::StartLogs { object: key.clone(), job, follow: true }]
+    } else {
+        state.logs.ended = true;
+        Vec::new()
+    }
+}
+
+/// `[` / `]`: the run before or after the one shown.
+fn pick_run(state: &mut State, older: bool) -> Vec<Effect> {
+    let Some(key) = state.view().object.clone() else { return Vec::new() };
+    let runs = history(state, &key).len();
+    let shown = state.logs.job.as_ref().and_then(|job| history(state, &key).iter().position(|r| &r.job_name == job));
+    let at = shown.unwrap_or(state.logs.run);
+    let run = if older { (at + 1).min(runs.saturating_sub(1)) } else { at.saturating_sub(1) };
+    if shown == Some(run) {
+        flash(state, if older { "no older run recorded" } else { "this is the latest run" }, FlashLevel::Info);
+        return Vec::new();
+    }
+    show_run(state, &key, run)
+}
+
+/// Following the latest run: once its log ended and a newer run started (the post-deploy after
+/// the deploy, the next attempt), its log follows on, after a separator line.
+fn next_run(state: &mut State) -> Vec<Effect> {
+    let Some(key) = state.view().object.clone() else { return Vec::new() };
+    let Some(newest) = history(state, &key).first() else { return Vec::new() };
+    if !state.logs.ended || state.logs.run != 0 || state.logs.job.as_deref() == Some(newest.job_name.as_str()) {
+        return Vec::new();
+    }
+    let (job, title) = (newest.job_name.clone(), run_title(newest));
+    state.logs.lines.push(format!("— next run: {title} —"));
+    state.logs.ended = false;
+    state.logs.job = Some(job.clone());
+    vec![Effect::StartLogs { object: key, job, follow: true }]
+}
+
+/// `Deploy 1.0.3 Failed`: what a run did, with which tag, and how it ended.
+pub fn run_title(run: &alustan_shared::RunRecord) -> String {
+    format!("{:?} {} {:?}", run.action, run.tag.as_deref().unwrap_or("-"), run.result)
 }
 
 fn ask(state: &mut State, make: impl FnOnce(ObjectKey, &Terraform) -> (String, Effect)) {

@@ -171,3 +171,104 @@ pub async fn agent_lease(client: &kube::Client, namespace: &str, holder: &str, r
     let params = PatchParams::apply("agent-test").force();
     api.patch("alustan-agent", &params, &Patch::Apply(&lease)).await.unwrap();
 }
+
+/// The agent as its Lease shows it while it runs: renewed every 2 s until the task is aborted
+/// (a `--wait` ends at once, exit 6, when no agent holds its Lease).
+pub async fn agent_up(client: &kube::Client) -> tokio::task::JoinHandle<()> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    if namespaces.get_opt("alustan-system").await.unwrap().is_none() {
+        namespace(client, "alustan-system").await;
+    }
+    agent_lease(client, "alustan-system", "alustan-agent-0", Duration::ZERO).await;
+    let client = client.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            agent_lease(&client, "alustan-system", "alustan-agent-0", Duration::ZERO).await;
+        }
+    })
+}
+
+/// A PATH on which kubectl finds this build's plugin, as after `cargo install`.
+pub fn plugin_path() -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubectl-plugin-path");
+    std::fs::create_dir_all(&dir).unwrap();
+    let completer = env!("CARGO_BIN_EXE_kubectl_complete-alustan");
+    for (name, target) in [("kubectl-alustan", BIN), ("kubectl_complete-alustan", completer)] {
+        // Tests run in parallel processes: another one may have made the link already.
+        let _ = std::os::unix::fs::symlink(target, dir.join(name));
+    }
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+/// `kubectl alustan ARGS…` through kubectl's own plugin look-up, with `kubeconfig` only.
+pub fn kubectl_alustan(kubeconfig: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("kubectl");
+    command
+        .arg("alustan")
+        .args(args)
+        .env("PATH", plugin_path())
+        .env("KUBECONFIG", kubeconfig)
+        .env("KUBECACHEDIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubectl-cache"))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `kubectl alustan ARGS…` to the end.
+pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    kubectl_alustan(kubeconfig, args).output().await.unwrap()
+}
+
+/// An Event about `default/staging` (uid `uid`) as the agent's recorder leaves it:
+/// `(name, reason, type, note, at, count)`.
+pub async fn staging_event(client: &kube::Client, uid: &str, event: (&str, &str, &str, &str, &str, i32)) {
+    let (name, reason, type_, note, at, count) = event;
+    let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": "default"},
+        "involvedObject": {"apiVersion": "alustan.io/v1alpha1", "kind": "Terraform", "name": "staging",
+                           "namespace": "default", "uid": uid},
+        "reason": reason, "message": note, "type": type_, "source": {"component": "alustan-agent"},
+        "count": count, "firstTimestamp": at, "lastTimestamp": at,
+    }))
+    .unwrap();
+    Api::namespaced(client.clone(), "default").create(&PostParams::default(), &event).await.unwrap();
+}
+
+/// Binds a Role `name` with the one rule `allowed` in `namespace` to the user `viewer` (as admin).
+pub async fn grant_viewer(admin: &kube::Client, namespace: &str, name: &str, allowed: serde_json::Value) {
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": [allowed],
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": format!("viewer-{name}"), "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}],
+    });
+    Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &serde_json::from_value(role).unwrap())
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &serde_json::from_value(binding).unwrap())
+        .await
+        .unwrap();
+}
+
+/// An RBAC-enforcing env (no kubelet) with a user `viewer` (token `viewer-token`) allowed
+/// nothing yet, and an admin client.
+pub async fn env_with_viewer() -> (TestEnv, kube::Client) {
+    let api = alustan_testenv::apiserver::ApiServerOptions {
+        rbac: true,
+        tokens: vec![("viewer-token".into(), alustan_testenv::apiserver::UserInfo::user("viewer", &[]))],
+        ..alustan_testenv::apiserver::ApiServerOptions::default()
+    };
+    let env = TestEnv::start_with(alustan_testenv::TestEnvOptions { api, kubelet: false, ..Default::default() })
+        .await
+        .unwrap();
+    let admin = env.client().unwrap();
+    (env, admin)
+}

@@ -36,6 +36,7 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
             detail: format!("{value}: supported values: {}", supported.join(", ")),
         });
     }
+    super::cel::check(schema, value, path, json_type(value), errors);
     match value {
         Value::String(text) => check_string(schema, text, path, errors),
         Value::Number(number) => check_number(schema, number.as_f64().unwrap_or(f64::NAN), path, errors),

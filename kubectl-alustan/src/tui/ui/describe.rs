@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{frame_block, label_style, missing, scrolled_text, state_style};
+use crate::events::Folded;
 use crate::tui::format;
 use crate::tui::state::State;
 
@@ -16,7 +17,8 @@ pub fn draw_describe(frame: &mut Frame, area: Rect, state: &State) {
     let Some((key, object)) = state.target().and_then(|k| Some((k, state.object(k)?))) else {
         return missing(frame, area, "Describe");
     };
-    let mut lines = describe(object, state.now);
+    let events = state.events.as_ref().filter(|(of, _)| of == key).map(|(_, events)| events.as_slice());
+    let mut lines = describe(object, events, state.now);
     let relations = crate::commands::tree::relation_lines(object, state.objects.values());
     if !relations.is_empty() {
         lines.push(section("Dependencies"));
@@ -44,19 +46,39 @@ pub fn draw_logs(frame: &mut Frame, area: Rect, state: &State) {
     if state.logs.lines.is_empty() && !state.logs.ended {
         lines.push(Line::from("Waiting for the run's log…"));
     }
+    if state.logs.job.is_none() {
+        lines.push(Line::from("No runs yet: the agent has not started a Job for it (describe says why)."));
+    }
     if state.logs.ended {
         lines.push(Line::styled("— log ended —", Style::new().fg(Color::DarkGray)));
     }
     let max_back = lines.len().saturating_sub(height);
     let back = usize::from(state.view().scroll).min(max_back);
     let target = state.target().map(ToString::to_string).unwrap_or_default();
-    let title = if back == 0 {
-        format!("Logs({target}) [following]")
-    } else {
-        format!("Logs({target}) [{back} back from the newest; End follows]")
-    };
+    let title = format!("Logs({target}) {}", run_label(state));
+    let title = if back == 0 { format!("{title} [following]") } else { format!("{title} [{back} back]") };
     let visible: Vec<Line> = lines.into_iter().skip(max_back - back).take(height).collect();
     frame.render_widget(Paragraph::new(visible).block(frame_block(&title)), area);
+}
+
+/// `1/3 Deploy 1.0.3 Failed 15m` (run 1 of 3, started 15m ago): which run the log is of
+/// (`[` and `]` pick another).
+fn run_label(state: &State) -> String {
+    let history = state
+        .target()
+        .and_then(|key| state.object(key))
+        .and_then(|o| o.status.as_ref())
+        .map(|s| s.history.as_slice())
+        .unwrap_or_default();
+    let found = state.logs.job.as_ref().and_then(|job| history.iter().position(|r| &r.job_name == job));
+    match found {
+        Some(at) => {
+            let run = &history[at];
+            let age = format::age(run.start_time.0, state.now);
+            format!("{}/{} {} {age}", at + 1, history.len(), crate::tui::update::run_title(run))
+        }
+        None => "no runs".to_owned(),
+    }
 }
 
 fn field(label: &str, value: impl Into<String>) -> Line<'static> {
@@ -72,12 +94,14 @@ fn short_digest(digest: &str) -> String {
     digest.char_indices().nth(19).map_or_else(|| digest.to_owned(), |(i, _)| format!("{}…", &digest[..i]))
 }
 
-/// Every line of the describe view (pure: tests may read it directly).
-pub fn describe(object: &Terraform, now: Timestamp) -> Vec<Line<'static>> {
+/// Every line of the describe view (pure: tests may read it directly); `events`: `None` while
+/// they load.
+pub fn describe(object: &Terraform, events: Option<&[Folded]>, now: Timestamp) -> Vec<Line<'static>> {
     let mut lines = describe_body(object, now);
-    if object.status.is_some() {
-        lines.push(section("Events"));
-        lines.push(Line::from("  (`kubectl alustan describe` lists them)"));
+    lines.push(section("Events"));
+    match events {
+        Some(events) => lines.extend(crate::events::table(events, now).lines().map(|l| Line::from(l.to_owned()))),
+        None => lines.push(Line::from("  (loading…)")),
     }
     lines
 }
@@ -122,13 +146,13 @@ pub fn describe_body(object: &Terraform, now: Timestamp) -> Vec<Line<'static>> {
     }
     lines.push(Line::default());
     match &object.status {
-        Some(status) => describe_status(&mut lines, status, now),
+        Some(status) => describe_status(&mut lines, status, object.metadata.name.as_deref().unwrap_or_default(), now),
         None => lines.push(field("State:", "Pending: the agent has not written a status yet")),
     }
     lines
 }
 
-fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, now: Timestamp) {
+fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, name: &str, now: Timestamp) {
     let state = status.state.map_or("Pending", alustan_shared::State::as_str);
     lines.push(Line::from(vec![
         Span::styled(format!("{:<15}", "State:"), label_style()),
@@ -158,7 +182,13 @@ fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, now
         for c in &status.conditions {
             let age = format::age(c.last_transition_time.0, now);
             let cells = format!("  {:<12}{:<8}{:<18}{:<7}", c.type_, c.status, c.reason, age);
-            row_with_message(lines, &cells, &c.message);
+            // The conditions usually repeat the status message: said once, above.
+            let message = if !c.message.is_empty() && status.message.as_deref() == Some(c.message.as_str()) {
+                "(the message above)"
+            } else {
+                c.message.as_str()
+            };
+            row_with_message(lines, &cells, message);
         }
     }
     if !status.output.is_empty() || status.sensitive_outputs_secret.is_some() {
@@ -191,7 +221,7 @@ fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, now
         let pretty = serde_json::to_string_pretty(output).unwrap_or_else(|_| output.to_string());
         lines.extend(pretty.lines().map(|l| Line::from(format!("  {l}"))));
     }
-    describe_runs(lines, &status.history, now);
+    describe_runs(lines, &status.history, name, now);
 }
 
 /// WHY this version: what the last registry scan saw and chose.
@@ -230,7 +260,7 @@ fn describe_scan(lines: &mut Vec<Line<'static>>, scan: &RegistryScan, now: Times
     lines.push(field("  Selected:", selected));
 }
 
-fn describe_runs(lines: &mut Vec<Line<'static>>, history: &[RunRecord], now: Timestamp) {
+fn describe_runs(lines: &mut Vec<Line<'static>>, history: &[RunRecord], name: &str, now: Timestamp) {
     if history.is_empty() {
         return;
     }
@@ -239,7 +269,9 @@ fn describe_runs(lines: &mut Vec<Line<'static>>, history: &[RunRecord], now: Tim
         format!("  {:<12}{:<10}{:<10}{:<8}{:<9}MESSAGE", "ACTION", "RESULT", "TAG", "AGE", "TOOK"),
         label_style(),
     ));
-    for run in history {
+    // One log tail in full (the newest run's that has one); the others say where theirs is.
+    let mut tail_shown = false;
+    for (index, run) in history.iter().enumerate() {
         let action = format!("{:?}", run.action);
         let result = format!("{:?}", run.result);
         let took =
@@ -249,7 +281,15 @@ fn describe_runs(lines: &mut Vec<Line<'static>>, history: &[RunRecord], now: Tim
             run.tag.as_deref().unwrap_or("-"),
             format::age(run.start_time.0, now),
         );
-        row_with_message(lines, &cells, run.message.as_deref().unwrap_or(""));
+        let message = run.message.as_deref().unwrap_or("");
+        let more = message.lines().count().saturating_sub(1);
+        if more > 0 && std::mem::replace(&mut tail_shown, true) {
+            let first = message.lines().next().unwrap_or_default();
+            let hint = format!("{first} (+{more} log lines: `kubectl alustan logs {name} --run {}`)", index + 1);
+            row_with_message(lines, &cells, &hint);
+        } else {
+            row_with_message(lines, &cells, message);
+        }
     }
 }
 

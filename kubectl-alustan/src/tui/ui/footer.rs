@@ -25,8 +25,20 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
         Line::from(Span::styled(flash.text.clone(), style))
     } else {
         let focus = if state.confirm.is_some() { Focus::Modal } else { Focus::View(state.view().kind) };
+        let hints: Vec<&keys::Binding> = keys::hints(focus, state.readonly).collect();
+        let width = |b: &keys::Binding| b.label.chars().count() + b.hint.unwrap_or_default().chars().count() + 4;
+        // Help and quit always show; the others in table order while they fit.
+        let essential = |b: &keys::Binding| matches!(b.command, keys::Command::Help | keys::Command::Quit);
+        let mut room =
+            usize::from(area.width).saturating_sub(hints.iter().copied().filter(|b| essential(b)).map(width).sum());
         let mut spans = Vec::new();
-        for binding in keys::hints(focus, state.readonly) {
+        for binding in hints {
+            if !essential(binding) {
+                if width(binding) > room {
+                    continue;
+                }
+                room -= width(binding);
+            }
             spans.push(Span::styled(format!("<{}>", binding.label), key_style()));
             spans.push(Span::raw(format!(" {} ", binding.hint.unwrap_or_default())));
         }

@@ -44,18 +44,26 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     };
     let name_width = widest(&|(k, o)| k.name.chars().count() + if o.spec.suspend { 2 } else { 0 }, 4, 32);
     let ns_width = widest(&|(k, _)| k.namespace.chars().count(), 9, 16);
-    let version_width = widest(&|(_, o)| format::version(o).chars().count(), 7, 14);
-
-    let mut widths = Vec::new();
-    let mut headers = Vec::new();
-    if show_namespace {
-        widths.push(ns_width);
-        headers.push("NAMESPACE");
+    let columns = |version_width: u16| {
+        let mut widths = Vec::new();
+        let mut headers = Vec::new();
+        if show_namespace {
+            widths.push(ns_width);
+            headers.push("NAMESPACE");
+        }
+        widths.extend([name_width, 11, version_width, 7, 6]);
+        headers.extend(["NAME", "STATE", "VERSION", "READY", "AGE"]);
+        let used: u16 = widths.iter().sum::<u16>() + u16::try_from(widths.len()).unwrap_or(0) + 2;
+        (widths, headers, inner.width.saturating_sub(used) >= MIN_MESSAGE)
+    };
+    // VERSION names the tag being tried (`v1.0.1→v1.0.3`) unless that would push MESSAGE out.
+    let (mut widths, mut headers, mut with_message) =
+        columns(widest(&|(_, o)| format::version(o).chars().count(), 7, 14));
+    let mut version: fn(&Terraform) -> String = format::version;
+    if !with_message {
+        (widths, headers, with_message) = columns(widest(&|(_, o)| format::applied(o).chars().count(), 7, 14));
+        version = |o| format::applied(o).to_owned();
     }
-    widths.extend([name_width, 11, version_width, 7, 6]);
-    headers.extend(["NAME", "STATE", "VERSION", "READY", "AGE"]);
-    let used: u16 = widths.iter().sum::<u16>() + u16::try_from(widths.len()).unwrap_or(0) + 2;
-    let with_message = inner.width.saturating_sub(used) >= MIN_MESSAGE;
     if with_message {
         headers.push("MESSAGE");
     }
@@ -69,7 +77,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
         let suspended = if object.spec.suspend { " ⏸" } else { "" };
         cells.push(Cell::from(format!("{}{suspended}", key.name)));
         cells.push(Cell::from(state_text).style(state_style(state_text)));
-        cells.push(Cell::from(format::version(object).to_owned()));
+        cells.push(Cell::from(version(object)));
         cells.push(Cell::from(format::ready(object).to_owned()));
         cells.push(Cell::from(format::age_of(object, state.now)));
         if with_message {

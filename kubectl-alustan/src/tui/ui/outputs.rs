@@ -23,14 +23,7 @@ pub fn draw_outputs(frame: &mut Frame, area: Rect, state: &State) {
         return missing(frame, area, "Outputs");
     };
     let status = object.status.as_ref();
-    let mut rows: Vec<(String, &str, String)> = Vec::new();
-    if let Some(status) = status {
-        rows.extend(status.output.iter().map(|(name, value)| (name.clone(), "terraform", format::value(value))));
-        let post = status.post_deploy_output.as_ref().and_then(|o| o.get("outputs")).and_then(|o| o.as_object());
-        rows.extend(
-            post.into_iter().flatten().map(|(name, value)| (name.clone(), "post-deploy", format::value(value))),
-        );
-    }
+    let rows = status.map(format::output_rows).unwrap_or_default();
     let name_width = rows.iter().map(|(name, _, _)| name.chars().count()).max().unwrap_or(0).clamp(4, 28) + 2;
     let mut lines = Vec::new();
     if rows.is_empty() {
@@ -47,7 +40,10 @@ pub fn draw_outputs(frame: &mut Frame, area: Rect, state: &State) {
     }
     lines.push(Line::default());
     let note = match status.and_then(|s| s.sensitive_outputs_secret.as_deref()) {
-        Some(secret) => format!("Sensitive outputs are in Secret {secret}, not shown here."),
+        Some(secret) => format!(
+            "Sensitive outputs are in Secret {secret}, not shown here (`kubectl alustan outputs {} --show-sensitive`).",
+            key.name
+        ),
         None => "No sensitive outputs.".to_owned(),
     };
     lines.push(Line::styled(note, Style::new().fg(Color::DarkGray)));
