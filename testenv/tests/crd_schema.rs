@@ -35,6 +35,12 @@ fn admit(mut object: Value) -> (Value, Vec<String>, Vec<String>) {
     let schema = schema();
     let mut pruned = prune(&schema, &mut object);
     let mut errors: Vec<String> = validate(&schema, &object).iter().map(ToString::to_string).collect();
+    // The CRD has CEL rules: an object the schema refuses gets one more cause saying they were
+    // not run (last, as the apiserver lists it); the assertions below are about the schema's own.
+    if !errors.is_empty() {
+        let skipped = errors.pop().unwrap_or_default();
+        assert!(skipped.starts_with("<nil>: Invalid value: null: some validation rules were not checked"), "{skipped}");
+    }
     // Sorted so the assertions do not depend on map ordering features of serde_json.
     pruned.sort();
     errors.sort();
@@ -261,7 +267,8 @@ fn bad_status_timestamps_are_rejected() {
     object["status"] =
         json!({"lastScan": {"time": "yesterday", "image": "x", "constraint": "^1", "tagCount": 1, "matchingCount": 0}});
     let errors = validate(&schema(), &object);
-    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[1].field, "<nil>", "the CEL rules were not run: {errors:?}");
     assert_eq!(errors[0].field, "status.lastScan.time");
     assert_eq!(errors[0].kind, FieldErrorKind::Invalid);
 }

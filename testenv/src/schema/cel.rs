@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{FieldError, FieldErrorKind};
 
-const VALIDATIONS: &str = "x-kubernetes-validations";
+pub(super) const VALIDATIONS: &str = "x-kubernetes-validations";
 
 /// Checks the rules `schema` declares against `value` (found at `path`).
 pub fn check(schema: &Value, value: &Value, path: &str, type_name: &str, errors: &mut Vec<FieldError>) {

@@ -7,13 +7,40 @@ use super::{FieldError, FieldErrorKind, INT_OR_STRING, PRESERVE_UNKNOWN, join};
 
 /// Every violation of `schema` by `object` (a whole custom resource, after pruning). Nested
 /// values of a wrongly typed node are not inspected, as the apiserver stops there too.
+/// As the apiserver: the `x-kubernetes-validations` rules run only on an object the schema
+/// accepts; otherwise one more cause says they were not checked (field `<nil>`).
 pub fn validate(schema: &Value, object: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    check(schema, object, "", &mut errors);
+    check(schema, object, "", Rules::Skip, &mut errors);
+    if errors.is_empty() {
+        check(schema, object, "", Rules::Check, &mut errors);
+    } else if has_rules(schema) {
+        errors.push(FieldError {
+            field: "<nil>".to_owned(),
+            kind: FieldErrorKind::Invalid,
+            detail: "null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation".to_owned(),
+        });
+    }
     errors
 }
 
-fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+/// Whether a pass evaluates the CEL rules.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rules {
+    Skip,
+    Check,
+}
+
+/// Whether `schema` declares a CEL rule anywhere.
+fn has_rules(schema: &Value) -> bool {
+    match schema {
+        Value::Object(fields) => fields.contains_key(super::cel::VALIDATIONS) || fields.values().any(has_rules),
+        Value::Array(items) => items.iter().any(has_rules),
+        _ => false,
+    }
+}
+
+fn check(schema: &Value, value: &Value, path: &str, rules: Rules, errors: &mut Vec<FieldError>) {
     let invalid = |detail: String| FieldError { field: path.to_owned(), kind: FieldErrorKind::Invalid, detail };
     if value.is_null() {
         if schema.get("nullable").and_then(Value::as_bool) != Some(true) && has_type(schema) {
@@ -36,7 +63,9 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
             detail: format!("{value}: supported values: {}", supported.join(", ")),
         });
     }
-    super::cel::check(schema, value, path, json_type(value), errors);
+    if rules == Rules::Check {
+        super::cel::check(schema, value, path, json_type(value), errors);
+    }
     match value {
         Value::String(text) => check_string(schema, text, path, errors),
         Value::Number(number) => check_number(schema, number.as_f64().unwrap_or(f64::NAN), path, errors),
@@ -44,16 +73,16 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
             check_count(schema, items.len(), ("minItems", "maxItems"), "items", path, errors);
             if let Some(item_schema) = schema.get("items") {
                 for (index, item) in items.iter().enumerate() {
-                    check(item_schema, item, &format!("{path}[{index}]"), errors);
+                    check(item_schema, item, &format!("{path}[{index}]"), rules, errors);
                 }
             }
         }
-        Value::Object(fields) => check_object(schema, fields, path, errors),
+        Value::Object(fields) => check_object(schema, fields, path, rules, errors),
         Value::Bool(_) | Value::Null => {}
     }
 }
 
-fn check_object(schema: &Value, fields: &Map<String, Value>, path: &str, errors: &mut Vec<FieldError>) {
+fn check_object(schema: &Value, fields: &Map<String, Value>, path: &str, rules: Rules, errors: &mut Vec<FieldError>) {
     check_count(schema, fields.len(), ("minProperties", "maxProperties"), "properties", path, errors);
     if let Some(required) = schema.get("required").and_then(Value::as_array) {
         for name in required.iter().filter_map(Value::as_str) {
@@ -74,7 +103,7 @@ fn check_object(schema: &Value, fields: &Map<String, Value>, path: &str, errors:
             continue;
         }
         if let Some(child_schema) = properties.and_then(|p| p.get(name)).or(additional) {
-            check(child_schema, child, &join(path, name), errors);
+            check(child_schema, child, &join(path, name), rules, errors);
         }
     }
 }
