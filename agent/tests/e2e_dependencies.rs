@@ -254,7 +254,9 @@ async fn cycles_missing_outputs_and_cross_namespace_refs_are_errors_naming_them_
                "variablesFrom": [{"kind": "Terraform", "name": "network", "variables": {"TF_VAR_subnet": "subnet_id"}}]}),
     );
     agent.create(&consumer).await;
-    let app = agent.wait_for("app", "the missing output error", is_error).await;
+    let app = agent
+        .wait_for("app", "the missing output error", |tf| is_error(tf) && message(tf.clone()).contains("no output"))
+        .await;
     assert_eq!(
         message(app.clone()),
         "spec.variablesFrom[0]: Terraform default/network has no output \"subnet_id\" (its outputs: vpc_id; sensitive: admin_token)"

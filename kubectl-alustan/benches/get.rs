@@ -19,41 +19,18 @@ use serde_json::{Value, json};
 const COUNT: usize = 1_000;
 const RUNS: usize = 7;
 
-/// The status the agent writes after a deploy and post-deploy (about 3 KiB of JSON).
+#[path = "../tests/e2e_support/mod.rs"]
+mod e2e_support;
+
+/// The status the agent writes after a deploy (the e2e tests' `completed_status`), made
+/// distinct per resource.
 fn status(i: usize) -> Value {
-    let condition = |type_: &str, status: &str, reason: &str| {
-        json!({"type": type_, "status": status, "reason": reason, "message": format!("post-deploy of v1.0.{} succeeded", i % 7),
-               "lastTransitionTime": "2026-12-01T11:00:00Z", "observedGeneration": 1})
-    };
-    let run = |n: usize, action: &str| {
-        json!({"action": action, "jobName": format!("tf-{i:04}-{}-5d12718c65-{n}", action.to_lowercase()),
-               "image": "registry.example/alustan/infrastructure@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-               "tag": format!("v1.0.{}", i % 7), "startTime": "2026-12-01T10:59:00Z", "completionTime": "2026-12-01T11:00:00Z",
-               "result": "Succeeded", "message": format!("{action} succeeded"), "generation": 1,
-               "digest": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-               "inputs": "9f86d081884c7d65"})
-    };
-    json!({
-        "state": "Completed",
-        "message": format!("post-deploy of v1.0.{} succeeded", i % 7),
-        "observedGeneration": 1,
-        "output": {"cluster_name": format!("cluster-{i}"), "endpoint": format!("https://10.0.{}.{}:6443", i / 250, i % 250),
-                   "vpc_id": format!("vpc-{i:08x}"), "private_subnets": ["subnet-0a1", "subnet-0b2", "subnet-0c3"], "node_count": 3},
-        "ingressURLs": {"argocd": [format!("https://argocd.cluster-{i}.example.com")]},
-        "postDeployOutput": {"dns": "ok", "certificate": "issued"},
-        "conditions": [condition("Ready", "True", "Succeeded"), condition("Reconciling", "False", "Succeeded"),
-                       condition("Stalled", "False", "Succeeded")],
-        "applied": {"image": "registry.example/alustan/infrastructure", "tag": format!("v1.0.{}", i % 7),
-                    "digest": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                    "appliedAt": "2026-12-01T11:00:00Z"},
-        "lastScan": {"time": "2026-12-01T10:58:00Z", "image": "registry.example/alustan/infrastructure", "constraint": "~1.0.0",
-                     "tagCount": 12, "matchingCount": 7, "newestMatching": ["v1.0.6", "v1.0.5", "v1.0.4"],
-                     "rejected": [{"tag": "latest", "reason": "NotSemver"}, {"tag": "v1.1.0", "reason": "OutsideConstraint"},
-                                  {"tag": "v2.0.0-rc.1", "reason": "Prerelease"}],
-                     "selectedTag": "v1.0.6",
-                     "selectedDigest": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
-        "history": [run(2, "PostDeploy"), run(1, "Deploy"), run(0, "Deploy")],
-    })
+    let mut status = e2e_support::completed_status("default");
+    status["message"] = json!(format!("post-deploy of v1.0.{} succeeded", i % 7));
+    status["output"]["cluster_name"] = json!(format!("cluster-{i}"));
+    status["output"]["endpoint"] = json!(format!("https://10.0.{}.{}:6443", i / 250, i % 250));
+    status["ingressURLs"]["argocd"] = json!([format!("https://argocd.cluster-{i}.example.com")]);
+    status
 }
 
 /// `kubectl` with `args`, the plugin's directory first on PATH (kubectl's plugin lookup finds

@@ -94,7 +94,12 @@ impl Pass<'_> {
     /// Says in status that a run waits for a dependency.
     pub fn wait_for_dependency(&mut self, dependency: &str) -> Action {
         let message = format!("waiting for dependency {dependency}");
-        let state = self.status.state.unwrap_or(State::Progressing);
+        // A resource deployed before stays Success/Completed while it waits; anything else
+        // (an earlier error, nothing yet) is waiting, not failed.
+        let state = match self.status.state {
+            Some(state @ (State::Success | State::Completed)) => state,
+            _ => State::Progressing,
+        };
         self.summarize(state, Phase::Reconciling, reason::DEPENDENCY_NOT_READY, &message);
         // The dependency's change wakes this resource; this is the net under a lost wake.
         Action::requeue(self.ctx.config.sync_interval)

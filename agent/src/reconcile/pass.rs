@@ -66,7 +66,9 @@ impl<'a> Pass<'a> {
                 self.resolved = resolved;
                 Ok(())
             }
-            Err(err) if tolerate && !err.needs_change() => {
+            // A dependency not Ready yet may not have the output yet: the run waits for it,
+            // and what is still missing once it is Ready is reported then.
+            Err(err) if tolerate => {
                 tracing::debug!(error = %err, "variablesFrom not readable while a dependency is not Ready");
                 Ok(())
             }
