@@ -133,6 +133,8 @@ pub struct ControlPlane {
     /// Started in order etcd, apiserver, controller-manager, scheduler; stopped in reverse.
     processes: Vec<Process>,
     pki: Pki,
+    /// The admin's client certificate, minted once at start (its kubeconfig holds it too).
+    admin: CertPair,
     files: PkiFiles,
     addr: SocketAddr,
     etcd_url: String,
@@ -209,6 +211,7 @@ impl ControlPlane {
         let mut control_plane = Self {
             processes,
             pki,
+            admin,
             files,
             addr,
             etcd_url,
@@ -377,10 +380,9 @@ impl ControlPlane {
 
     /// An admin kube client (namespace `default`), made without awaiting anything.
     pub fn admin_client(&self) -> Result<kube::Client, ControlPlaneError> {
-        let admin = self.pki.client_cert("admin", &["system:masters"])?;
         self.client_with(&json!({
-            "client-certificate-data": base64::engine::general_purpose::STANDARD.encode(&admin.cert_pem),
-            "client-key-data": base64::engine::general_purpose::STANDARD.encode(&admin.key_pem),
+            "client-certificate-data": base64::engine::general_purpose::STANDARD.encode(&self.admin.cert_pem),
+            "client-key-data": base64::engine::general_purpose::STANDARD.encode(&self.admin.key_pem),
         }))
     }
 
