@@ -223,6 +223,8 @@ fn agent_shaped(
         inputs: &inputs,
         token: None,
         variables: &alustan_agent::reconcile::variables_from::Resolved::default(),
+        plan: None,
+        trigger: None,
     };
     let settings =
         JobSettings { active_deadline_seconds: 3600, ttl_seconds_after_finished: 3600, ..JobSettings::default() };

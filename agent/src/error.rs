@@ -46,6 +46,10 @@ pub enum Error {
     #[error("the resource has no {0}")]
     MissingField(&'static str),
 
+    /// An approved plan cannot be applied as approved (its plan file is gone or changed).
+    #[error("{0}")]
+    PlanFile(String),
+
     /// The pad slots were closed: only when the agent stops.
     #[error("the agent is shutting down")]
     ShuttingDown,
@@ -80,6 +84,7 @@ impl Error {
             Self::Serialize(_) => "serialize",
             Self::MissingField(_) => "missing_field",
             Self::Seal(_) => "seal",
+            Self::PlanFile(_) => "plan_file",
             Self::DeletionPending { .. } => "deletion_pending",
             Self::ShuttingDown => "shutting_down",
         }
@@ -93,6 +98,7 @@ impl Error {
             Self::InvalidSpec { .. } | Self::MissingField(_) => reason::INVALID_SPEC,
             Self::Seal(_) => reason::SEAL_CONFLICT,
             Self::VariablesFrom(_) => reason::VARIABLES_FROM_ERROR,
+            Self::PlanFile(_) => reason::PLAN_ERROR,
             Self::Kube(_)
             | Self::Finalizer(_)
             | Self::Serialize(_)
@@ -104,7 +110,7 @@ impl Error {
     /// Only a change of the resource can fix it (retrying the same input fails the same way):
     /// reported `Stalled`, not retried on a timer.
     pub fn needs_change(&self) -> bool {
-        matches!(self, Self::InvalidSpec { .. } | Self::MissingField(_))
+        matches!(self, Self::InvalidSpec { .. } | Self::MissingField(_) | Self::PlanFile(_))
     }
 
     /// Whether the user should hear of it (status and a Warning Event): everything but the

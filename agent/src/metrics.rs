@@ -56,6 +56,7 @@ pub struct Metrics {
     registry_tags_seen: Family<RepositoryLabel, Gauge>,
     jobs_started: Family<ActionLabel, Counter>,
     jobs_finished: Family<ActionResultLabels, Counter>,
+    drift_detected: Counter,
     leader: Gauge,
     /// Set once the process serves (readiness = the process is healthy, leader or standby).
     pub ready: AtomicBool,
@@ -126,6 +127,12 @@ impl Metrics {
         registry.register("alustan_jobs_started", "Jobs created by action", jobs_started.clone());
         let jobs_finished = Family::<ActionResultLabels, Counter>::default();
         registry.register("alustan_jobs_finished", "Jobs finished by action and result", jobs_finished.clone());
+        let drift_detected = Counter::default();
+        registry.register(
+            "alustan_drift_detected",
+            "Plans of applied inputs that found changes (drift)",
+            drift_detected.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "alustan_leader",
@@ -142,6 +149,7 @@ impl Metrics {
             registry_tags_seen,
             jobs_started,
             jobs_finished,
+            drift_detected,
             leader,
             ready: AtomicBool::new(false),
         }
@@ -179,6 +187,10 @@ impl Metrics {
 
     pub fn job_finished(&self, action: &'static str, result: &'static str) {
         self.jobs_finished.get_or_create(&ActionResultLabels { action, result }).inc();
+    }
+
+    pub fn drift_detected(&self) {
+        self.drift_detected.inc();
     }
 
     pub fn set_leader(&self, leader: bool) {

@@ -9,6 +9,10 @@ pub const RECONCILING: &str = "Reconciling";
 /// True when the agent has stopped retrying until something changes.
 pub const STALLED: &str = "Stalled";
 
+/// True when the last plan of the applied inputs found changes nobody applied (drift); False
+/// when it found none. Absent until a plan of applied inputs ran.
+pub const DRIFTED: &str = "Drifted";
+
 /// Condition status values.
 pub const TRUE: &str = "True";
 /// Condition status values.
@@ -56,6 +60,18 @@ pub mod reason {
     pub const DEPENDANTS_EXIST: &str = "DependantsExist";
     /// `variablesFrom` cannot be read (a missing output, key, ConfigMap or Secret).
     pub const VARIABLES_FROM_ERROR: &str = "VariablesFromError";
+    /// A plan Job is running.
+    pub const PLANNING: &str = "Planning";
+    /// A plan with changes waits for its id to be approved.
+    pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
+    /// The plan was rejected: nothing is applied until the inputs change or a plan is requested.
+    pub const PLAN_REJECTED: &str = "PlanRejected";
+    /// An approved plan cannot be applied as approved (its plan file is gone or changed).
+    pub const PLAN_ERROR: &str = "PlanError";
+    /// A plan of the applied inputs found changes (`Drifted=True`).
+    pub const DRIFT_DETECTED: &str = "DriftDetected";
+    /// A plan of the applied inputs found no changes (`Drifted=False`).
+    pub const NO_DRIFT: &str = "NoDrift";
     /// Destroy succeeded; the resource is released.
     pub const DESTROYED: &str = "Destroyed";
 }

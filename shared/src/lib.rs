@@ -12,11 +12,11 @@ pub mod spec;
 pub mod status;
 
 pub use spec::{
-    ContainerRegistry, DependencyReference, Need, PostDeploy, RegistryProvider, Scripts, SecretReference, TagFilter,
+    Approval, ContainerRegistry, DriftMode, DependencyReference, Need, PostDeploy, RegistryProvider, Scripts, SecretReference, TagFilter,
     TagOrder, TagPolicy, Terraform, TerraformSpec, VariablesFrom, VariablesSourceKind,
 };
 pub use status::{
-    AppliedImage, Credential, RegistryScan, RejectedTag, RejectionReason, RunAction, RunRecord, RunResult,
+    AppliedImage, Credential, PlanAction, PlanCounts, PlanDecision, PlanStatus, PlanTrigger, PlannedChange, RegistryScan, RejectedTag, RejectionReason, RunAction, RunRecord, RunResult,
     SecretKeyReference, State, TerraformStatus,
 };
 

@@ -15,6 +15,18 @@ pub const FLUX_RECONCILE_REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
 /// into `status.lastHandledRescanAt`.
 pub const RESCAN_REQUESTED_AT: &str = "alustan.io/rescan-requested-at";
 
+/// Request a plan now (any new token; the plugin uses an RFC 3339 time): the plan script runs
+/// and its result waits in `status.plan`, applied only once approved. Echoed into
+/// `status.lastHandledPlanAt`.
+pub const PLAN_REQUESTED_AT: &str = "alustan.io/plan-requested-at";
+
+/// Approve a plan: its id, exactly as `status.plan.id` says. Any other id approves nothing
+/// (a newer plan superseded it).
+pub const APPROVE_PLAN: &str = "alustan.io/approve-plan";
+
+/// Reject a plan: its id. Nothing is applied until the inputs change or a plan is requested.
+pub const REJECT_PLAN: &str = "alustan.io/reject-plan";
+
 /// Set to `"true"` on a `Terraform` being deleted to release it without running its destroy
 /// script (the infrastructure is left in place). An explicit operator escape hatch.
 pub const SKIP_DESTROY: &str = "alustan.io/skip-destroy";
@@ -38,7 +50,7 @@ pub const AGENT_LABELS: [(&str, &str); 2] =
 /// Label on Jobs, Pods and Secrets: the owning `Terraform`'s name, as
 /// [`terraform_label_value`] fits it into a label value.
 pub const LABEL_TERRAFORM: &str = "alustan.io/terraform";
-/// Label on Jobs and Pods: the run's action (`deploy`, `post-deploy`, `destroy`).
+/// Label on Jobs and Pods: the run's action (`deploy`, `post-deploy`, `destroy`, `plan`).
 pub const LABEL_ACTION: &str = "alustan.io/action";
 /// Label on Jobs and Pods: the `metadata.generation` of the `Terraform` the run was made for.
 pub const LABEL_GENERATION: &str = "alustan.io/generation";
@@ -80,6 +92,26 @@ pub const SEALED_HEADER: &str = "sealed";
 /// First word of the only line of a block whose outputs file was larger than the pad,
 /// followed by its size and the pad's: nothing of the file is printed.
 pub const OVERSIZE_HEADER: &str = "oversize";
+
+/// Environment variable, set in plan runs, naming the file the plan script writes its JSON
+/// summary into (the `resource_changes` of `terraform show -json`).
+pub const ENV_PLAN: &str = "ALUSTAN_PLAN";
+/// Environment variable naming the plan file: in a plan run where to write it (optional), in
+/// a deploy of an approved plan the read-only file to apply.
+pub const ENV_PLAN_FILE: &str = "ALUSTAN_PLAN_FILE";
+/// Bytes of pad of a plan run: the largest summary and plan file together. The pair reaches
+/// the agent sealed through the log (hex, twice the size) and is kept in a Secret (at most
+/// 1 MiB).
+pub const PLAN_SEAL_BYTES: usize = 512 * 1024;
+/// Annotation on a resource's plan Secret: the id of the plan it holds.
+pub const PLAN_ID_ANNOTATION: &str = "alustan.io/plan-id";
+/// The key of the plan file in the plan Secret.
+pub const PLAN_KEY: &str = "plan";
+
+/// The Secret holding a resource's latest plan file (owned by the resource).
+pub fn plan_secret_name(name: &str) -> String {
+    fit(name, "-plan", NAME_MAX)
+}
 
 /// The longest label value Kubernetes accepts.
 pub const LABEL_VALUE_MAX: usize = 63;

@@ -29,13 +29,23 @@ use crate::status::TerraformStatus;
     derive = "PartialEq",
     doc = "Terraform delivers infrastructure from an OCI image of IaC scripts, redeploying when a newer tag matches the semantic version constraint.",
     // Raw JSON columns: the structured form repeats `type_` and trips clippy's duplicated_attributes.
-    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state","description":"Progressing, Success, Completed, Failed or Error"}"#,
+    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state","description":"Progressing, Planned, Success, Completed, Failed or Error"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.applied.tag","description":"The image tag of the last applied run"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.message","priority":1}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.approval) || self.approval != 'Manual' || has(self.scripts.plan)",
+        "message": "approval: Manual needs spec.scripts.plan (the script that plans, so there is a plan to approve)",
+    },
+    {
+        "rule": "!has(self.drift) || self.drift == 'Off' || has(self.scripts.plan)",
+        "message": "drift: Detect or Correct needs spec.scripts.plan (drift is found by planning); without one, leave drift unset to re-run deploy each interval, or set Off",
+    },
+]))]
 pub struct TerraformSpec {
     /// Environment variables for every script, usually `TF_VAR_*` inputs of terraform. Values are
     /// never logged.
@@ -83,6 +93,43 @@ pub struct TerraformSpec {
     /// change of a consumed value re-runs the deploy once, as a spec change does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variables_from: Vec<VariablesFrom>,
+
+    /// `Auto` (the default): changes are applied as they come. `Manual` (needs
+    /// `scripts.plan`): every change (spec, image, sync request, drift correction) is planned
+    /// first and waits in state `Planned` until that plan's id is approved (`kubectl alustan
+    /// approve`, or the annotation `alustan.io/approve-plan: ID`); the deploy then applies that
+    /// plan file. A plan with no changes is applied without asking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+
+    /// What each sync interval does once the inputs are applied. With `scripts.plan`:
+    /// `Correct` (the default) plans and applies only when the plan has changes (through
+    /// approval when `Manual`), `Detect` plans and reports changes (condition `Drifted`, a
+    /// Warning Event, a metric) without applying them. Without `scripts.plan` the default
+    /// re-runs `deploy`. `Off`: no periodic run (the registry is still rescanned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftMode>,
+}
+
+/// Whether changes wait for a person (documented on the field).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Approval {
+    /// Changes are applied as they come.
+    #[default]
+    Auto,
+    /// Changes are planned and wait for their plan to be approved.
+    Manual,
+}
+
+/// What a sync interval does once the inputs are applied (documented on the field).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum DriftMode {
+    /// Plan, and report changes without applying them.
+    Detect,
+    /// Plan, and apply changes (through approval when `Manual`); without a plan script, re-run deploy.
+    Correct,
+    /// Nothing runs on the interval.
+    Off,
 }
 
 /// A `Terraform` this one depends on.
@@ -142,6 +189,13 @@ pub struct Scripts {
     /// leaves the infrastructure in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destroy: Option<String>,
+
+    /// Plans without applying, e.g. `plan`: it writes a JSON summary to `$ALUSTAN_PLAN` (the
+    /// `resource_changes` of `terraform show -json`: each `address` and its `change.actions`)
+    /// and may write the plan file to `$ALUSTAN_PLAN_FILE`, which `deploy` then receives to
+    /// apply exactly what was approved. Needed by `approval: Manual` and drift detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
 }
 
 /// A script run after a successful deploy.
@@ -304,11 +358,20 @@ pub struct SecretReference {
 
 impl TerraformSpec {
     /// A fingerprint of everything a run reads from the spec: all of it but `suspend`,
-    /// `syncInterval` and `dependsOn`, which change when runs happen, not what they do. Equal
+    /// `syncInterval`, `dependsOn`, `approval`, `drift` and `scripts.plan`, which change when
+    /// runs happen (or how they are checked), not what they do. Equal
     /// fingerprints, equal runs: resuming a resource whose inputs did not change runs nothing.
     /// (The values `variablesFrom` reads are added by the agent, which reads them.)
     pub fn inputs_fingerprint(&self) -> String {
-        let inputs = Self { suspend: false, sync_interval: None, depends_on: Vec::new(), ..self.clone() };
+        let mut inputs = Self {
+            suspend: false,
+            sync_interval: None,
+            depends_on: Vec::new(),
+            approval: None,
+            drift: None,
+            ..self.clone()
+        };
+        inputs.scripts.plan = None;
         let json = serde_json::to_string(&inputs).unwrap_or_default();
         crate::fingerprint(&[&json])
     }
@@ -330,12 +393,20 @@ mod fingerprint_tests {
     fn inputs_fingerprint_ignores_suspend_sync_interval_and_depends_on_only() {
         let base = spec().inputs_fingerprint();
         let depends_on = vec![DependencyReference { name: "network".into(), namespace: None }];
-        let when = TerraformSpec { suspend: true, sync_interval: Some("1m".into()), depends_on, ..spec() };
+        let mut when = TerraformSpec {
+            suspend: true,
+            sync_interval: Some("1m".into()),
+            depends_on,
+            approval: Some(Approval::Manual),
+            drift: Some(DriftMode::Detect),
+            ..spec()
+        };
+        when.scripts.plan = Some("plan".into());
         assert_eq!(when.inputs_fingerprint(), base);
         let mut what = spec();
         what.variables.insert("TF_VAR_a".into(), "2".into());
         assert_ne!(what.inputs_fingerprint(), base);
-        let script = TerraformSpec { scripts: Scripts { deploy: "other".into(), destroy: None }, ..spec() };
+        let script = TerraformSpec { scripts: Scripts { deploy: "other".into(), destroy: None, plan: None }, ..spec() };
         assert_ne!(script.inputs_fingerprint(), base);
     }
 }
@@ -377,6 +448,31 @@ impl Terraform {
             .or_else(|| annotations.get(crate::meta::FLUX_RECONCILE_REQUESTED_AT))
             .map(String::as_str)
             .filter(|t| !t.is_empty())
+    }
+
+    /// An annotation's value, `None` when absent or empty.
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.metadata.annotations.as_ref()?.get(key).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The plan request token (`alustan.io/plan-requested-at`).
+    pub fn plan_token(&self) -> Option<&str> {
+        self.annotation(crate::meta::PLAN_REQUESTED_AT)
+    }
+
+    /// The plan id approved through `alustan.io/approve-plan`.
+    pub fn approved_plan(&self) -> Option<&str> {
+        self.annotation(crate::meta::APPROVE_PLAN)
+    }
+
+    /// The plan id rejected through `alustan.io/reject-plan`.
+    pub fn rejected_plan(&self) -> Option<&str> {
+        self.annotation(crate::meta::REJECT_PLAN)
+    }
+
+    /// Whether changes wait for an approved plan.
+    pub fn manual_approval(&self) -> bool {
+        self.spec.approval == Some(Approval::Manual)
     }
 
     /// What resuming this (suspended) resource will do, by the agent's rule: run nothing unless
@@ -432,6 +528,8 @@ mod resume_tests {
             digest: None,
             token: token.map(str::to_owned),
             inputs,
+            plan: None,
+            trigger: None,
         };
         tf.status = Some(TerraformStatus { history: vec![record], ..TerraformStatus::default() });
         tf

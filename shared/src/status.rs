@@ -71,6 +71,15 @@ pub struct TerraformStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_rescan_at: Option<String>,
 
+    /// The last value of `alustan.io/plan-requested-at` the agent acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_plan_at: Option<String>,
+
+    /// The latest plan (`spec.scripts.plan`): what it would change, and whether it was
+    /// approved, rejected or applied. Addresses and actions only, never values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanStatus>,
+
     /// When `spec.suspend` last turned false: the drift interval counts from it too, so
     /// resuming never re-applies at once for time spent suspended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,8 +93,11 @@ pub struct TerraformStatus {
 /// The summary state of the latest run.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum State {
-    /// A run is under way (registry scan, deploy, post-deploy or destroy).
+    /// A run is under way (registry scan, plan, deploy, post-deploy or destroy).
     Progressing,
+    /// A plan with changes waits for approval (`status.plan`; `approval: Manual`, or a
+    /// requested plan).
+    Planned,
     /// The deploy script finished successfully (no post-deploy script is set, or it is pending).
     Success,
     /// The deploy and the post-deploy script both finished successfully.
@@ -103,6 +115,7 @@ impl State {
     pub fn as_str(self) -> &'static str {
         match self {
             State::Progressing => "Progressing",
+            State::Planned => "Planned",
             State::Success => "Success",
             State::Completed => "Completed",
             State::Failed => "Failed",
@@ -215,6 +228,8 @@ pub enum RunAction {
     PostDeploy,
     /// `scripts.destroy`.
     Destroy,
+    /// `scripts.plan`.
+    Plan,
 }
 
 /// How a run ended.
@@ -267,6 +282,132 @@ pub struct RunRecord {
     /// and token applied the same inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<String>,
+    /// The plan id: the one a plan run made, or the approved one a deploy applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// Why a plan run ran (plan runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<PlanTrigger>,
+}
+
+/// The latest plan of a resource.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanStatus {
+    /// What approving names (`kubectl alustan approve NAME --plan ID`).
+    pub id: String,
+    /// The plan Job.
+    pub job_name: String,
+    /// The `metadata.generation` whose spec was planned.
+    pub generation: i64,
+    /// The image tag planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The manifest digest of the image planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Why it was planned.
+    pub trigger: PlanTrigger,
+    /// When the plan finished.
+    pub time: Time,
+    /// How many resources each action touches.
+    pub counts: PlanCounts,
+    /// The changed resources (no-op and read excluded), at most 100.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<PlannedChange>,
+    /// Changed resources beyond those listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub changes_omitted: i64,
+    /// SHA-256 of the plan file, kept in `artifactSecret` for the deploy; absent when the plan
+    /// script wrote none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_digest: Option<String>,
+    /// The Secret (owned by this resource) holding the plan file until it is applied or
+    /// superseded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_secret: Option<String>,
+    /// Where the plan stands.
+    pub decision: PlanDecision,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
+impl PlanStatus {
+    /// Whether applying the plan would change anything.
+    pub fn has_changes(&self) -> bool {
+        self.counts.total() > 0
+    }
+
+    /// `2 to add, 1 to change, 0 to destroy, 1 to replace` (Terraform's words).
+    pub fn counts_text(&self) -> String {
+        let c = &self.counts;
+        format!("{} to add, {} to change, {} to destroy, {} to replace", c.create, c.update, c.delete, c.replace)
+    }
+}
+
+/// How many resources each action touches.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct PlanCounts {
+    pub create: i64,
+    pub update: i64,
+    pub delete: i64,
+    pub replace: i64,
+}
+
+impl PlanCounts {
+    pub fn total(&self) -> i64 {
+        self.create + self.update + self.delete + self.replace
+    }
+}
+
+/// One changed resource.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct PlannedChange {
+    /// Its address, e.g. `aws_instance.web[0]`.
+    pub address: String,
+    pub action: PlanAction,
+}
+
+/// What a plan does to a resource.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanAction {
+    Create,
+    Update,
+    Delete,
+    /// Delete and create (either order).
+    Replace,
+}
+
+/// Why a plan ran.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum PlanTrigger {
+    /// The inputs changed (spec, image, sync request) under `approval: Manual`.
+    Change,
+    /// The sync interval's drift check.
+    Drift,
+    /// `kubectl alustan plan` (`alustan.io/plan-requested-at`).
+    Request,
+}
+
+/// Where a plan stands.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum PlanDecision {
+    /// Waits for its id to be approved or rejected.
+    Pending,
+    /// Approved: its deploy runs or ran.
+    Approved,
+    /// Rejected: nothing applied.
+    Rejected,
+    /// Applied by a deploy that succeeded.
+    Applied,
+    /// Changes found by a drift check in `drift: Detect`: reported, not applied.
+    Detected,
+    /// No changes: nothing to approve.
+    NoChanges,
 }
 
 impl RunRecord {

@@ -250,6 +250,8 @@ fn a_full_status_from_the_rust_types_validates() {
             digest: None,
             token: None,
             inputs: None,
+            plan: None,
+            trigger: None,
         }],
     };
     let mut object = example();

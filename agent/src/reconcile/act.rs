@@ -12,8 +12,19 @@ use super::status::{Phase, push_run};
 use super::validate;
 use crate::error::Result;
 use crate::registry::ChosenImage;
-use crate::runs::jobs::{self, RunSpec, action_label, job_name};
+use crate::runs::jobs::{self, PlanHandoff, RunSpec, action_label, job_name};
 use crate::runs::start::{Started, start};
+
+/// What a run carries beyond its script and image.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extra<'a> {
+    /// Why a deploy starts (status says it when the run must wait).
+    pub why: Option<Why>,
+    /// The approved plan a deploy applies.
+    pub plan: Option<PlanHandoff<'a>>,
+    /// Why a plan runs.
+    pub trigger: Option<alustan_shared::PlanTrigger>,
+}
 
 impl Pass<'_> {
     /// Carries out a decision for a resource that is not being deleted.
@@ -67,15 +78,25 @@ impl Pass<'_> {
                 self.summarize(state, Phase::Stalled, reason::RETRIES_EXHAUSTED, &message);
                 Ok(Action::requeue(sync))
             }
-            (Decision::Deploy { key, round, why }, Some(chosen)) => {
+            (Decision::Deploy { key, round, why, plan }, Some(chosen)) => {
                 let name = job_name(&self.name, RunAction::Deploy, &key, round);
                 let image = (chosen.reference.as_str(), chosen.tag.as_str());
                 let script = (self.tf.spec.scripts.deploy.as_str(), Vec::new());
-                if self.start_run(RunAction::Deploy, name, script, image, token, Some(why)).await? {
+                let secret = match &plan {
+                    Some(id) => self.approved_plan_file(id).await?,
+                    None => None,
+                };
+                let handoff = plan.as_deref().zip(secret.as_deref()).map(|(id, secret)| PlanHandoff { id, secret });
+                let extra = Extra { why: Some(why), plan: handoff, trigger: None };
+                if self.start_run(RunAction::Deploy, name, script, image, token, extra).await? {
                     if let Some(token) = token {
                         self.status.last_handled_reconcile_at = Some(token.to_owned());
                     }
-                    let message = format!("deploying {} ({})", chosen.tag, why.as_str());
+                    let mut message = format!("deploying {} ({})", chosen.tag, why.as_str());
+                    if let Some(id) = &plan {
+                        self.plan_started(id);
+                        message = format!("deploying {} (plan {id}, {})", chosen.tag, why.as_str());
+                    }
                     self.summarize(State::Progressing, Phase::Reconciling, reason::DEPLOYING, &message);
                     self.event(EventType::Normal, reason::DEPLOYING, "Deploy", &message).await;
                 }
@@ -87,12 +108,28 @@ impl Pass<'_> {
                 let name = job_name(&self.name, RunAction::PostDeploy, &key, attempt);
                 let image = (chosen.reference.as_str(), chosen.tag.as_str());
                 let script = (post.script.as_str(), args);
-                if self.start_run(RunAction::PostDeploy, name, script, image, token, None).await? {
+                if self.start_run(RunAction::PostDeploy, name, script, image, token, Extra::default()).await? {
                     let message = format!("running post-deploy {} of {}", post.script, chosen.tag);
                     self.summarize(State::Success, Phase::Reconciling, reason::POST_DEPLOYING, &message);
                     self.event(EventType::Normal, reason::POST_DEPLOYING, "PostDeploy", &message).await;
                 }
                 Ok(Action::requeue(sync))
+            }
+            (Decision::Plan { key, round, why }, Some(chosen)) => {
+                self.start_plan(&key, round, why, chosen, token).await?;
+                Ok(Action::requeue(sync))
+            }
+            (Decision::AwaitingApproval { id }, _) => {
+                self.awaiting_approval(&id);
+                Ok(Action::requeue(sync))
+            }
+            (Decision::PlanRejected { id }, _) => {
+                self.plan_rejected(&id).await;
+                Ok(Action::requeue(sync))
+            }
+            (Decision::Drifted { id, recheck_after }, _) => {
+                self.drift_left_alone(&id);
+                Ok(Action::requeue(recheck_after.min(sync)))
             }
             // A deploy without a scanned image, or deletion decisions here: nothing to do yet.
             (other, _) => {
@@ -123,7 +160,8 @@ impl Pass<'_> {
     }
 
     /// Starts run `name` of `script` on `image` (reference, tag), applying the spec as it is
-    /// now, and records it as running; `false` when another run of the resource is still
+    /// now (`extra`: why, the approved plan a deploy applies, why a plan runs), and records it
+    /// as running; `false` when another run of the resource is still
     /// active: that one is recorded as running instead and status says the new one (`why`)
     /// waits for it.
     pub async fn start_run(
@@ -133,11 +171,12 @@ impl Pass<'_> {
         (script, extra_args): (&str, Vec<String>),
         (image, tag): (&str, &str),
         token: Option<&str>,
-        why: Option<Why>,
+        extra: Extra<'_>,
     ) -> Result<bool> {
         let inputs = self.fingerprint.clone();
         let variables = &self.resolved;
-        let run = RunSpec { action, name, script, extra_args, image, tag, inputs: &inputs, token, variables };
+        let (why, plan, trigger) = (extra.why, extra.plan, extra.trigger);
+        let run = RunSpec { action, name, script, extra_args, image, tag, inputs: &inputs, token, variables, plan, trigger };
         let job = jobs::build(self.tf, &run, &self.ctx.jobs)?;
         let label = action_label(run.action);
         match start(self.ctx, &job, &self.resolved.sensitive).await? {

@@ -11,6 +11,13 @@
 //! date stays so (its dependency re-deploying is no reason to flap), and a run already going
 //! goes on.
 //!
+//! **Plans.** With `approval: Manual` a deploy of new inputs goes through a plan: the plan
+//! runs, its changes wait for its id to be approved ([`Decision::AwaitingApproval`]), and only
+//! then the deploy applies that plan; a plan without changes is applied without asking. With a
+//! plan script, the sync interval plans instead of re-deploying ([`Policy::drift`]): changes
+//! are applied (`Correct`, through approval when `Manual`) or only reported (`Detect`). A
+//! requested plan (`kubectl alustan plan`) never applies anything by itself.
+//!
 //! A deploy applies the wanted inputs when its record carries the same spec fingerprint, image
 //! digest and sync token ([`Wanted`]); records written before those fields existed are matched
 //! by their deterministic Job name (see [`crate::runs::jobs`]). Only the newest deploy counts:
@@ -18,7 +25,7 @@
 
 use std::time::Duration;
 
-use alustan_shared::{RunAction, RunRecord, RunResult, TerraformStatus};
+use alustan_shared::{DriftMode, PlanStatus, PlanTrigger, RunAction, RunRecord, RunResult, TerraformStatus};
 
 use crate::runs::jobs::{post_key, round_of, run_key};
 
@@ -63,6 +70,25 @@ pub struct Inputs<'a> {
     pub retry: Retry,
     /// The first `dependsOn` entry that is not Ready, and why (e.g. `ns/network: Deploying`).
     pub waiting_for: Option<&'a str>,
+    /// Plans, approvals and drift.
+    pub policy: Policy<'a>,
+}
+
+/// How changes and drift go through plans (from the spec and the annotations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policy<'a> {
+    /// `spec.scripts.plan` is set.
+    pub plan_script: bool,
+    /// `approval: Manual`.
+    pub manual: bool,
+    /// What the sync interval does (`spec.drift`; `None`: unset).
+    pub drift: Option<DriftMode>,
+    /// The plan request token (`alustan.io/plan-requested-at`).
+    pub plan_token: Option<&'a str>,
+    /// The approved plan id (`alustan.io/approve-plan`).
+    pub approved: Option<&'a str>,
+    /// The rejected plan id (`alustan.io/reject-plan`).
+    pub rejected: Option<&'a str>,
 }
 
 /// Why a deploy starts (or waits behind a running run).
@@ -74,6 +100,8 @@ pub enum Why {
     ResyncRequested,
     Retry,
     Drift,
+    PlanRequested,
+    Approved,
 }
 
 impl Why {
@@ -85,6 +113,8 @@ impl Why {
             Self::ResyncRequested => "resync requested",
             Self::Retry => "retry after failure",
             Self::Drift => "drift interval elapsed",
+            Self::PlanRequested => "plan requested",
+            Self::Approved => "plan approved",
         }
     }
 }
@@ -114,8 +144,17 @@ pub enum Decision {
     Backoff { action: RunAction, failures: u32, after: Duration },
     /// Attempts are used up until the inputs change.
     Stalled { action: RunAction, failures: u32 },
-    /// Start deploy `round` of the inputs of `key`.
-    Deploy { key: String, round: u32, why: Why },
+    /// Start deploy `round` of the inputs of `key`; `plan`: the approved plan it applies.
+    Deploy { key: String, round: u32, why: Why, plan: Option<String> },
+    /// Start plan `round` of the inputs of `key`.
+    Plan { key: String, round: u32, why: Why },
+    /// Plan `id` has changes and waits for its id to be approved (or rejected).
+    AwaitingApproval { id: String },
+    /// Plan `id` was rejected: nothing runs until the inputs change or a plan is requested.
+    PlanRejected { id: String },
+    /// Plan `id` of the applied inputs found changes that `drift: Detect` leaves alone; the
+    /// next drift check is due after `recheck_after`.
+    Drifted { id: String, recheck_after: Duration },
     /// Start post-deploy `attempt` after the deploy whose post key is `key`.
     PostDeploy { key: String, attempt: u32 },
     /// Start destroy `round` of the applied image (`key`).
@@ -205,7 +244,7 @@ impl Inputs<'_> {
 /// What to do for a resource that is not being deleted.
 pub fn decide(input: &Inputs<'_>) -> Decision {
     match (decide_runs(input), input.waiting_for) {
-        (Decision::Deploy { .. } | Decision::PostDeploy { .. }, Some(dependency)) => {
+        (Decision::Deploy { .. } | Decision::PostDeploy { .. } | Decision::Plan { .. }, Some(dependency)) => {
             Decision::WaitingForDependency { dependency: dependency.to_owned() }
         }
         (decision, _) => decision,
@@ -225,6 +264,11 @@ fn decide_runs(input: &Inputs<'_>) -> Decision {
     let Some(digest) = input.wanted.digest else { return Decision::Scan };
     let key = run_key(input.uid, input.wanted.generation, digest, input.wanted.token);
     let round = next_round(status, input.name, RunAction::Deploy, &key);
+    let gate = Gate { input, digest, key: &key, round };
+    // A requested plan first: it applies nothing by itself.
+    if input.policy.plan_script && input.policy.plan_token.is_some_and(|t| Some(t) != status.last_handled_plan_at.as_deref()) {
+        return gate.plan(Why::PlanRequested);
+    }
     let deploys = status.history.iter().enumerate().filter(|(_, r)| r.action == RunAction::Deploy);
     let mut wanted_deploys = deploys.clone().map_while(|(_, r)| input.applies_wanted(r, digest, &key).then_some(r));
     let Some((index, latest)) = deploys.clone().next() else {
@@ -236,15 +280,19 @@ fn decide_runs(input: &Inputs<'_>) -> Decision {
             }
             _ => Why::SpecChanged,
         };
-        return Decision::Deploy { key, round, why };
+        return gate.deploy(why, status.history.len());
     };
     if !input.applies_wanted(latest, digest, &key) {
         let why = input.change_since(latest).unwrap_or(Why::SpecChanged);
-        return Decision::Deploy { key, round, why };
+        return gate.deploy(why, index);
     }
     if failed(latest) {
+        // Under manual approval a failed apply is planned again (its plan is stale now).
+        if input.policy.manual && gate.newest_plan(index).is_some() {
+            return gate.deploy(Why::Retry, index);
+        }
         let failures = u32::try_from(wanted_deploys.by_ref().take_while(|r| failed(r)).count()).unwrap_or(u32::MAX);
-        let retry = Decision::Deploy { key, round, why: Why::Retry };
+        let retry = if input.policy.manual { gate.plan(Why::Retry) } else { gate.direct(Why::Retry, None) };
         return after_failure(input.retry, input.now, failures, latest, retry);
     }
     // The newest deploy applied the wanted inputs and succeeded: its post-deploy, then drift.
@@ -265,12 +313,117 @@ fn decide_runs(input: &Inputs<'_>) -> Decision {
             }
         }
     }
+    // Plans of the applied inputs since: drift checks and requested plans.
+    let since = status.history.iter().position(|r| r.job_name == drift_from.job_name).unwrap_or(0);
+    let mut drifted = None;
+    if let Some(plan) = gate.newest_plan(since) {
+        if failed(plan) {
+            let failures = gate.failed_plans(since);
+            return after_failure(input.retry, input.now, failures, plan, gate.plan(Why::Retry));
+        }
+        match gate.summary(plan) {
+            Some(summary) if summary.has_changes() => match gate.of_applied(summary) {
+                Some(decision) => return decision,
+                None => drifted = Some(summary.id.clone()),
+            },
+            _ => {}
+        }
+        drift_from = plan;
+    }
     // Time spent suspended does not count towards drift.
     let resumed = status.resumed_at.as_ref().and_then(|at| input.now.duration_since(at.0).try_into().ok());
     let elapsed = elapsed_since(drift_from, input.now).min(resumed.unwrap_or(Duration::MAX));
-    match input.drift_interval.checked_sub(elapsed) {
-        Some(left) if !left.is_zero() => Decision::Nothing { recheck_after: left },
-        _ => Decision::Deploy { key, round, why: Why::Drift },
+    let interval = input.drift_interval;
+    match (interval.checked_sub(elapsed), input.policy.drift, drifted) {
+        (_, Some(DriftMode::Off), _) => Decision::Nothing { recheck_after: interval },
+        (Some(left), _, Some(id)) if !left.is_zero() => Decision::Drifted { id, recheck_after: left },
+        (Some(left), _, None) if !left.is_zero() => Decision::Nothing { recheck_after: left },
+        _ if input.policy.plan_script => gate.plan(Why::Drift),
+        _ => gate.direct(Why::Drift, None),
+    }
+}
+
+/// Where a deploy of the wanted inputs stands towards its plan.
+struct Gate<'i, 'a> {
+    input: &'i Inputs<'a>,
+    digest: &'i str,
+    key: &'i str,
+    round: u32,
+}
+
+impl Gate<'_, '_> {
+    fn direct(&self, why: Why, plan: Option<String>) -> Decision {
+        Decision::Deploy { key: self.key.to_owned(), round: self.round, why, plan }
+    }
+
+    fn plan(&self, why: Why) -> Decision {
+        let round = next_round(self.input.status, self.input.name, RunAction::Plan, self.key);
+        Decision::Plan { key: self.key.to_owned(), round, why }
+    }
+
+    /// The newest plan run of the wanted inputs among the records newer than `before` (an
+    /// index into the history, newest first).
+    fn newest_plan(&self, before: usize) -> Option<&RunRecord> {
+        let history = &self.input.status.history;
+        history[..before.min(history.len())]
+            .iter()
+            .find(|r| r.action == RunAction::Plan && self.input.applies_wanted(r, self.digest, self.key))
+    }
+
+    /// Failed plan runs of the wanted inputs in a row, newest first, among those newer than `before`.
+    fn failed_plans(&self, before: usize) -> u32 {
+        let history = &self.input.status.history;
+        let plans = history[..before.min(history.len())]
+            .iter()
+            .filter(|r| r.action == RunAction::Plan && self.input.applies_wanted(r, self.digest, self.key));
+        u32::try_from(plans.take_while(|r| failed(r)).count()).unwrap_or(u32::MAX)
+    }
+
+    /// What plan run `record` found (`status.plan` while it is the latest plan).
+    fn summary(&self, record: &RunRecord) -> Option<&PlanStatus> {
+        self.input.status.plan.as_ref().filter(|p| p.job_name == record.job_name)
+    }
+
+    /// A deploy of new inputs (`why`; its plans are newer than history index `before`):
+    /// straight away, or under manual approval through its plan.
+    fn deploy(&self, why: Why, before: usize) -> Decision {
+        if !self.input.policy.manual {
+            return self.direct(why, None);
+        }
+        let Some(plan) = self.newest_plan(before) else { return self.plan(why) };
+        if failed(plan) {
+            let failures = self.failed_plans(before);
+            return after_failure(self.input.retry, self.input.now, failures, plan, self.plan(Why::Retry));
+        }
+        let Some(summary) = self.summary(plan) else { return self.plan(why) };
+        let policy = &self.input.policy;
+        if !summary.has_changes() {
+            // Nothing to approve: apply it (outputs and post-deploy follow as usual).
+            return self.direct(why, Some(summary.id.clone()));
+        }
+        if policy.approved == Some(summary.id.as_str()) {
+            return self.direct(Why::Approved, Some(summary.id.clone()));
+        }
+        if policy.rejected == Some(summary.id.as_str()) {
+            return Decision::PlanRejected { id: summary.id.clone() };
+        }
+        Decision::AwaitingApproval { id: summary.id.clone() }
+    }
+
+    /// What follows a plan of the applied inputs that found changes; `None`: drift left alone.
+    fn of_applied(&self, summary: &PlanStatus) -> Option<Decision> {
+        let policy = &self.input.policy;
+        let id = summary.id.clone();
+        if policy.approved == Some(id.as_str()) {
+            return Some(self.direct(Why::Approved, Some(id)));
+        }
+        if policy.rejected == Some(id.as_str()) || policy.drift == Some(DriftMode::Detect) {
+            return None;
+        }
+        if summary.trigger == PlanTrigger::Drift && !policy.manual {
+            return Some(self.direct(Why::Drift, Some(id)));
+        }
+        Some(Decision::AwaitingApproval { id })
     }
 }
 
@@ -326,3 +479,7 @@ pub fn destroy_key(uid: &str, digest: &str, fingerprint: &str) -> String {
 #[cfg(test)]
 #[path = "decide_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "decide_plan_tests.rs"]
+mod plan_tests;

@@ -27,6 +27,7 @@ fn inputs(status: &TerraformStatus) -> Inputs<'_> {
         drift_interval: HOUR,
         retry: RETRY,
         waiting_for: None,
+        policy: Policy::default(),
     }
 }
 
@@ -45,6 +46,8 @@ fn run(action: RunAction, job_name: String, wanted: Wanted<'_>, result: RunResul
         digest: None,
         token: wanted.token.map(str::to_owned),
         inputs: Some(wanted.fingerprint.to_owned()),
+        plan: None,
+        trigger: None,
     }
 }
 
@@ -165,7 +168,7 @@ fn after_a_run_of_older_inputs_the_newest_inputs_run_once() {
     let status = status(vec![deploy(WANTED, 0, RunResult::Succeeded, 50)]);
     let newest = Wanted { generation: 3, fingerprint: "fp3", ..WANTED };
     let decision = decide(&Inputs { wanted: newest, ..inputs(&status) });
-    assert_eq!(decision, Decision::Deploy { key: key(newest), round: 0, why: Why::SpecChanged });
+    assert_eq!(decision, Decision::Deploy { key: key(newest), round: 0, why: Why::SpecChanged, plan: None });
     // With its run recorded, generation 2 is never run: A → B → A is the newest only.
     let mut ran = status.clone();
     ran.history.insert(0, deploy(newest, 0, RunResult::Succeeded, 90));

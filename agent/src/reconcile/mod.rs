@@ -16,6 +16,7 @@ pub mod decide;
 pub mod dependencies;
 pub mod destroy;
 pub mod pass;
+pub mod plan;
 pub mod results;
 pub mod scan;
 pub mod status;
@@ -32,7 +33,7 @@ use kube::{Api, ResourceExt as _};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use decide::{Decision, Inputs, Wanted, decide};
+use decide::{Decision, Inputs, Policy, Wanted, decide};
 use pass::Pass;
 use scan::Scanned;
 use status::Phase;
@@ -181,6 +182,14 @@ impl Pass<'_> {
             drift_interval: drift,
             retry: self.ctx.retry(),
             waiting_for: self.waiting_for.as_deref(),
+            policy: Policy {
+                plan_script: self.tf.spec.scripts.plan.is_some(),
+                manual: self.tf.manual_approval(),
+                drift: self.tf.spec.drift,
+                plan_token: self.tf.plan_token(),
+                approved: self.tf.approved_plan(),
+                rejected: self.tf.rejected_plan(),
+            },
         }
     }
 

@@ -81,6 +81,7 @@ impl Pass<'_> {
                 self.finish(&record.job_name, RunResult::Succeeded, at, "destroy succeeded");
                 Ok(())
             }
+            RunAction::Plan => self.planned(record, at).await,
         }
     }
 
@@ -97,7 +98,7 @@ impl Pass<'_> {
     /// What the run's log says. A log that cannot be read (its Pod gone, its node unreachable)
     /// is an error of the run, never of the pass: a pass that failed on it would keep the run
     /// "running" forever and hold every later run and the deletion behind it.
-    async fn collect(&self, job: &str) -> Collected {
+    pub(super) async fn collect(&self, job: &str, plan: bool) -> Collected {
         let pods: Api<Pod> = self.api();
         let secrets: Api<Secret> = self.api();
         let read = async {
@@ -108,7 +109,7 @@ impl Pass<'_> {
                 });
             };
             let _slot = self.ctx.pad_slots.acquire().await.map_err(|_| Error::ShuttingDown)?;
-            observe::collect_log(&pods, &secrets, &kube::ResourceExt::name_any(&pod), job).await
+            observe::collect_log(&pods, &secrets, &kube::ResourceExt::name_any(&pod), job, plan).await
         };
         read.await.unwrap_or_else(|err: Error| Collected {
             error: Some(format!("its log cannot be read: {err}")),
@@ -123,7 +124,7 @@ impl Pass<'_> {
 
     /// Ends `record` as failed: its history record, status (`Error` for a destroy: the
     /// resource is going away) and a Warning Event.
-    async fn fail_run(&mut self, record: &RunRecord, at: Option<Time>, text: String) {
+    pub(super) async fn fail_run(&mut self, record: &RunRecord, at: Option<Time>, text: String) {
         self.fail_run_with_log(record, at, text.clone(), &text).await;
     }
 
@@ -137,7 +138,7 @@ impl Pass<'_> {
     }
 
     async fn deployed(&mut self, record: &RunRecord, at: Option<Time>) -> Result<()> {
-        let collected = self.collect(&record.job_name).await;
+        let collected = self.collect(&record.job_name, false).await;
         if let Some(err) = collected.error {
             self.fail_run(record, at, format!("deploy succeeded but its outputs cannot be read: {err}")).await;
             return Ok(());
@@ -166,6 +167,7 @@ impl Pass<'_> {
             applied_at: Some(at.clone()),
         });
         self.finish(&record.job_name, RunResult::Succeeded, Some(at), "deploy succeeded");
+        self.plan_applied(record).await;
         let message = format!("deployed {tag}");
         let ready = self.tf.spec.post_deploy.is_none() && self.current(record);
         let phase = if ready { Phase::Ready } else { Phase::Reconciling };
@@ -175,7 +177,7 @@ impl Pass<'_> {
     }
 
     async fn post_deployed(&mut self, record: &RunRecord, at: Option<Time>) -> Result<()> {
-        let collected = self.collect(&record.job_name).await;
+        let collected = self.collect(&record.job_name, false).await;
         let Some(value) = collected.post_deploy else {
             if let Some(err) = collected.error {
                 self.fail_run(record, at, format!("post-deploy succeeded but {err}")).await;

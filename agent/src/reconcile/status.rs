@@ -56,6 +56,8 @@ pub enum Phase {
     Ready,
     /// Given up until something changes.
     Stalled,
+    /// Waiting for a person (a plan to approve): neither working nor given up.
+    Waiting,
 }
 
 /// Sets `state`, `message`, `observedGeneration` and the conditions together.
@@ -75,6 +77,7 @@ pub fn summarize(
         Phase::Reconciling => (conditions::FALSE, conditions::TRUE, conditions::FALSE),
         Phase::Ready => (conditions::TRUE, conditions::FALSE, conditions::FALSE),
         Phase::Stalled => (conditions::FALSE, conditions::FALSE, conditions::TRUE),
+        Phase::Waiting => (conditions::FALSE, conditions::FALSE, conditions::FALSE),
     };
     set_condition(status, conditions::READY, ready, reason, &message, generation);
     set_condition(status, conditions::RECONCILING, reconciling, reason, &message, generation);
@@ -85,7 +88,18 @@ pub fn summarize(
 pub fn push_run(status: &mut TerraformStatus, record: RunRecord) {
     status.history.retain(|r| r.job_name != record.job_name);
     status.history.insert(0, record);
-    status.history.truncate(HISTORY_LIMIT);
+    // The newest run of each action stays, whatever came after it: decisions read the last
+    // deploy and post-deploy, which a row of drift plans must not push out.
+    while status.history.len() > HISTORY_LIMIT {
+        let history = &status.history;
+        let droppable = (0..history.len())
+            .rev()
+            .find(|&i| history[..i].iter().any(|newer| newer.action == history[i].action));
+        match droppable {
+            Some(index) => status.history.remove(index),
+            None => status.history.remove(history.len() - 1),
+        };
+    }
 }
 
 /// The agent's own last status write per resource uid, kept until its watch delivers it: the
@@ -180,10 +194,42 @@ mod tests {
                     digest: None,
                     token: None,
                     inputs: None,
+                    plan: None,
+                    trigger: None,
                 },
             );
         }
         assert_eq!(status.history.len(), HISTORY_LIMIT);
         assert_eq!(status.history[0].job_name, "j11");
+    }
+
+    #[test]
+    fn a_row_of_plans_never_pushes_out_the_last_deploy() {
+        let record = |action, name: String| RunRecord {
+            action,
+            job_name: name,
+            image: "i".into(),
+            tag: None,
+            start_time: Time(jiff::Timestamp::now()),
+            completion_time: None,
+            result: RunResult::Succeeded,
+            message: None,
+            generation: None,
+            digest: None,
+            token: None,
+            inputs: None,
+            plan: None,
+            trigger: None,
+        };
+        let mut status = TerraformStatus::default();
+        push_run(&mut status, record(RunAction::Deploy, "deploy".into()));
+        push_run(&mut status, record(RunAction::PostDeploy, "post".into()));
+        for i in 0..25 {
+            push_run(&mut status, record(RunAction::Plan, format!("plan-{i}")));
+        }
+        assert_eq!(status.history.len(), HISTORY_LIMIT);
+        assert_eq!(status.history[0].job_name, "plan-24");
+        let names: Vec<&str> = status.history.iter().map(|r| r.job_name.as_str()).collect();
+        assert_eq!(names[HISTORY_LIMIT - 2..], ["post", "deploy"], "{names:?}");
     }
 }

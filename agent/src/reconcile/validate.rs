@@ -18,12 +18,29 @@ const VARIABLES_MAX_BYTES: usize = 512 * 1024;
 /// Checks everything a deploy (and its post-deploy) needs.
 pub fn for_deploy(spec: &TerraformSpec) -> Result<()> {
     script("spec.scripts.deploy", &spec.scripts.deploy)?;
+    plans(spec)?;
     variables(&spec.variables)?;
     if let Some(post) = &spec.post_deploy {
         script("spec.postDeploy.script", &post.script)?;
         post_deploy_args(&post.args, &spec.variables)?;
     }
     Ok(())
+}
+
+/// `approval: Manual` and drift detection plan, so they need a plan script (the CRD says so
+/// too, on API servers with CEL).
+fn plans(spec: &TerraformSpec) -> Result<()> {
+    match &spec.scripts.plan {
+        Some(plan) => script("spec.scripts.plan", plan),
+        None if spec.approval == Some(alustan_shared::Approval::Manual) => Err(Error::invalid_spec(
+            "spec.approval",
+            "Manual needs spec.scripts.plan (the script that plans, so there is a plan to approve)",
+        )),
+        None if matches!(spec.drift, Some(alustan_shared::DriftMode::Detect | alustan_shared::DriftMode::Correct)) => {
+            Err(Error::invalid_spec("spec.drift", "Detect and Correct need spec.scripts.plan (drift is found by planning)"))
+        }
+        None => Ok(()),
+    }
 }
 
 /// Checks what a destroy needs (none of it when there is no destroy script).

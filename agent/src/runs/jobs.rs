@@ -23,9 +23,14 @@ use crate::runs::seal::SEAL_DIR;
 const OUTPUTS_DIR: &str = "/alustan";
 /// The volume of the run's seal Secret.
 const SEAL_VOLUME: &str = "alustan-seal";
+/// The volume of the approved plan file a deploy applies.
+const PLAN_VOLUME: &str = "alustan-plan";
+/// Where it is mounted.
+const PLAN_DIR: &str = "/alustan-plan";
 
 /// Runs the script (`$1`, args after it), then, on success, prints the outputs file sealed
-/// (see [`crate::runs::seal`]) between the markers. A bare script name found in the working
+/// (see [`crate::runs::seal`]) between the markers; a plan run's outputs file is its plan
+/// bundle (see [`crate::runs::plan`]). A bare script name found in the working
 /// directory runs as `./name`.
 pub fn wrapper() -> String {
     format!(
@@ -33,6 +38,13 @@ pub fn wrapper() -> String {
 case "$s" in */*) ;; *) if [ -f "./$s" ]; then s="./$s"; fi ;; esac
 "$s" "$@"
 rc=$?
+if [ "$rc" -eq 0 ] && [ "$ALUSTAN_ACTION" = plan ]; then
+  if [ -s "$ALUSTAN_PLAN" ]; then
+    {{ wc -c < "$ALUSTAN_PLAN"; cat "$ALUSTAN_PLAN"; if [ -f "$ALUSTAN_PLAN_FILE" ]; then cat "$ALUSTAN_PLAN_FILE"; fi; }} > "$ALUSTAN_OUTPUTS"
+  else
+    printf '0\n' > "$ALUSTAN_OUTPUTS"
+  fi
+fi
 if [ "$rc" -eq 0 ] && [ -s "$ALUSTAN_OUTPUTS" ]; then
   printf '\n%s\n' "$ALUSTAN_OUTPUTS_BEGIN"
 {}  printf '%s\n' "$ALUSTAN_OUTPUTS_END"
@@ -49,6 +61,7 @@ pub fn script_field(action: RunAction) -> &'static str {
         RunAction::Deploy => "spec.scripts.deploy",
         RunAction::PostDeploy => "spec.postDeploy.script",
         RunAction::Destroy => "spec.scripts.destroy",
+        RunAction::Plan => "spec.scripts.plan",
     }
 }
 
@@ -58,6 +71,7 @@ pub fn action_label(action: RunAction) -> &'static str {
         RunAction::Deploy => "deploy",
         RunAction::PostDeploy => "post-deploy",
         RunAction::Destroy => "destroy",
+        RunAction::Plan => "plan",
     }
 }
 
@@ -78,6 +92,7 @@ fn prefix(resource: &str, action: RunAction, key: &str) -> String {
         RunAction::Deploy => "deploy",
         RunAction::PostDeploy => "post",
         RunAction::Destroy => "destroy",
+        RunAction::Plan => "plan",
     };
     format!("{short}-{action}-{key}-")
 }
@@ -119,6 +134,18 @@ pub struct RunSpec<'a> {
     pub token: Option<&'a str>,
     /// `spec.variablesFrom`'s values; sensitive ones are read from the run's seal Secret.
     pub variables: &'a crate::reconcile::variables_from::Resolved,
+    /// A deploy of an approved plan: the plan it applies.
+    pub plan: Option<PlanHandoff<'a>>,
+    /// A plan run: why it runs.
+    pub trigger: Option<alustan_shared::PlanTrigger>,
+}
+
+/// The approved plan a deploy applies: its id and the Secret holding its plan file (mounted
+/// read-only where `$ALUSTAN_PLAN_FILE` points).
+#[derive(Debug, Clone, Copy)]
+pub struct PlanHandoff<'a> {
+    pub id: &'a str,
+    pub secret: &'a str,
 }
 
 impl RunSpec<'_> {
@@ -137,6 +164,8 @@ impl RunSpec<'_> {
             digest: self.image.rsplit_once('@').map(|(_, digest)| digest.to_owned()),
             token: self.token.map(str::to_owned),
             inputs: Some(self.inputs.to_owned()),
+            plan: self.plan.map(|p| p.id.to_owned()),
+            trigger: self.trigger,
         }
     }
 }
@@ -163,6 +192,7 @@ fn record_from(metadata: &ObjectMeta, job_name: String, container: Option<&Conta
     let action = match labels.get(meta::LABEL_ACTION).map(String::as_str) {
         Some("post-deploy") => RunAction::PostDeploy,
         Some("destroy") => RunAction::Destroy,
+        Some("plan") => RunAction::Plan,
         _ => RunAction::Deploy,
     };
     let env = |name: &str| container.and_then(|c| c.env.as_ref()?.iter().find(|e| e.name == name)?.value.clone());
@@ -179,6 +209,8 @@ fn record_from(metadata: &ObjectMeta, job_name: String, container: Option<&Conta
         digest: None,
         token: annotations.get(ANNOTATION_TOKEN).cloned(),
         inputs: annotations.get(ANNOTATION_INPUTS).cloned(),
+        plan: annotations.get(ANNOTATION_PLAN).cloned(),
+        trigger: annotations.get(ANNOTATION_TRIGGER).and_then(|t| serde_json::from_value(serde_json::json!(t)).ok()),
     }
 }
 
@@ -186,6 +218,19 @@ fn record_from(metadata: &ObjectMeta, job_name: String, container: Option<&Conta
 const ANNOTATION_INPUTS: &str = "alustan.io/inputs";
 /// Annotation on a run's Job: the sync request token it answers.
 const ANNOTATION_TOKEN: &str = "alustan.io/token";
+/// Annotation on a deploy's Job: the approved plan it applies.
+const ANNOTATION_PLAN: &str = "alustan.io/plan";
+/// Annotation on a plan's Job: why it runs.
+const ANNOTATION_TRIGGER: &str = "alustan.io/trigger";
+
+/// A plan trigger as written in the Job's annotation (and status).
+fn trigger_name(trigger: alustan_shared::PlanTrigger) -> &'static str {
+    match trigger {
+        alustan_shared::PlanTrigger::Change => "Change",
+        alustan_shared::PlanTrigger::Drift => "Drift",
+        alustan_shared::PlanTrigger::Request => "Request",
+    }
+}
 
 /// The markers around the outputs file in the log of Job `job`.
 pub fn markers(job: &str) -> (String, String) {
@@ -231,21 +276,22 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
         env_var("ALUSTAN_IMAGE", run.image),
         env_var("ALUSTAN_TAG", run.tag),
     ]);
+    let mut mounts = vec![
+        VolumeMount { name: "alustan".into(), mount_path: OUTPUTS_DIR.into(), ..VolumeMount::default() },
+        VolumeMount { name: SEAL_VOLUME.into(), mount_path: SEAL_DIR.into(), read_only: Some(true), ..VolumeMount::default() },
+    ];
+    let mut volumes = vec![
+        Volume { name: "alustan".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() },
+        seal_volume(seal_name),
+    ];
+    add_plan_files(run, &mut env, &mut mounts, &mut volumes);
     let container = Container {
         name: "run".into(),
         image: Some(run.image.to_owned()),
         command: Some(command),
         env: Some(env),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        volume_mounts: Some(vec![
-            VolumeMount { name: "alustan".into(), mount_path: OUTPUTS_DIR.into(), ..VolumeMount::default() },
-            VolumeMount {
-                name: SEAL_VOLUME.into(),
-                mount_path: SEAL_DIR.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(mounts),
         ..Container::default()
     };
     let service_account = tf.spec.service_account_name.clone().or_else(|| settings.service_account.clone());
@@ -265,8 +311,13 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
             namespace: tf.metadata.namespace.clone(),
             labels: Some(labels.clone()),
             annotations: Some(
-                [(ANNOTATION_INPUTS, Some(run.inputs)), (ANNOTATION_TOKEN, run.token)]
-                    .into_iter()
+                [
+                    (ANNOTATION_INPUTS, Some(run.inputs)),
+                    (ANNOTATION_TOKEN, run.token),
+                    (ANNOTATION_PLAN, run.plan.map(|p| p.id)),
+                    (ANNOTATION_TRIGGER, run.trigger.map(trigger_name)),
+                ]
+                .into_iter()
                     .filter_map(|(key, value)| Some((key.to_owned(), value?.to_owned())))
                     .collect(),
             ),
@@ -284,14 +335,7 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
                     service_account_name: service_account,
                     image_pull_secrets: pull_secrets,
                     containers: vec![container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "alustan".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Volume::default()
-                        },
-                        seal_volume(seal_name),
-                    ]),
+                    volumes: Some(volumes),
                     ..PodSpec::default()
                 }),
             },
@@ -301,18 +345,38 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
     })
 }
 
+/// Where a plan run writes its summary and plan file; where a deploy of an approved plan
+/// reads the plan file (its Secret, mounted read-only).
+fn add_plan_files(run: &RunSpec<'_>, env: &mut Vec<EnvVar>, mounts: &mut Vec<VolumeMount>, volumes: &mut Vec<Volume>) {
+    if run.action == RunAction::Plan {
+        env.push(env_var(meta::ENV_PLAN, &format!("{OUTPUTS_DIR}/plan.json")));
+        env.push(env_var(meta::ENV_PLAN_FILE, &format!("{OUTPUTS_DIR}/plan.bin")));
+    }
+    if let Some(plan) = run.plan {
+        env.push(env_var(meta::ENV_PLAN_FILE, &format!("{PLAN_DIR}/{}", meta::PLAN_KEY)));
+        mounts.push(VolumeMount {
+            name: PLAN_VOLUME.into(),
+            mount_path: PLAN_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+        volumes.push(secret_volume(PLAN_VOLUME, plan.secret.to_owned(), meta::PLAN_KEY));
+    }
+}
+
 /// The pad, created by the agent before the Job (see `crate::runs::start`); only its pad key:
 /// the Secret also holds sensitive variables, read as env.
 fn seal_volume(seal_name: String) -> Volume {
+    secret_volume(SEAL_VOLUME, seal_name, meta::SEAL_KEY)
+}
+
+/// Volume `name` of one key of Secret `secret`, as a file named after the key.
+fn secret_volume(name: &str, secret: String, key: &str) -> Volume {
     Volume {
-        name: SEAL_VOLUME.into(),
+        name: name.into(),
         secret: Some(SecretVolumeSource {
-            secret_name: Some(seal_name),
-            items: Some(vec![KeyToPath {
-                key: meta::SEAL_KEY.to_owned(),
-                path: meta::SEAL_KEY.to_owned(),
-                ..KeyToPath::default()
-            }]),
+            secret_name: Some(secret),
+            items: Some(vec![KeyToPath { key: key.to_owned(), path: key.to_owned(), ..KeyToPath::default() }]),
             ..SecretVolumeSource::default()
         }),
         ..Volume::default()
@@ -395,6 +459,8 @@ mod tests {
             inputs: "fp",
             token: Some("t1"),
             variables: &crate::reconcile::variables_from::Resolved::default(),
+            plan: None,
+            trigger: None,
         };
         let settings = JobSettings {
             active_deadline_seconds: 60,

@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::{ListParams, LogParams};
 
 use crate::error::Result;
-use crate::runs::outputs::{Collected, collect_lines};
+use crate::runs::outputs::{Collected, LogCollector, PLAN_BLOCK_BYTES, collect_with};
 use crate::runs::seal::{Pad, SealError};
 
 /// How a Job stands.
@@ -75,9 +75,19 @@ pub fn termination(pod: &Pod) -> Option<(i32, String)> {
 
 /// Streams the Pod's log through a [`crate::runs::outputs::LogCollector`] (bounded memory, long
 /// lines cut: see [`crate::runs::log_lines`]) and unseals its outputs block with the Job's pad.
-pub async fn collect_log(pods: &Api<Pod>, secrets: &Api<Secret>, pod: &str, job: &str) -> Result<Collected> {
+/// `plan`: the Job is a plan run, whose block is its plan bundle (left in
+/// [`Collected::bundle`], unparsed).
+pub async fn collect_log(
+    pods: &Api<Pod>,
+    secrets: &Api<Secret>,
+    pod: &str,
+    job: &str,
+    plan: bool,
+) -> Result<Collected> {
     let stream = pods.log_stream(pod, &LogParams::default()).await?;
-    let mut collected = collect_lines(Box::pin(stream), job).await.map_err(kube::Error::ReadEvents)?.collected;
+    let collector =
+        if plan { LogCollector::with_block_limit(job, PLAN_BLOCK_BYTES) } else { LogCollector::new(job) };
+    let mut collected = collect_with(Box::pin(stream), collector).await.map_err(kube::Error::ReadEvents)?.collected;
     if collected.sealed.is_some() {
         let name = meta::seal_secret_name(job);
         // A pad that is gone fails the run (nothing can read its outputs any more); an API
@@ -86,7 +96,7 @@ pub async fn collect_log(pods: &Api<Pod>, secrets: &Api<Secret>, pod: &str, job:
             Some(secret) => Pad::from_secret(&secret),
             None => Err(SealError::SecretMissing(name)),
         };
-        collected.unseal(pad);
+        if plan { collected.unseal_bundle(pad) } else { collected.unseal(pad) }
     }
     Ok(collected)
 }

@@ -17,6 +17,9 @@ const TAIL_LINES: usize = 20;
 const LINE_CHARS: usize = 500;
 /// The most the outputs block or a JSON candidate may hold.
 const BLOCK_BYTES: usize = 256 * 1024;
+/// The most a plan run's block may hold: its bundle, as hex lines, fills at most the plan
+/// pad twice over, plus a newline per 32 bytes and the header.
+pub const PLAN_BLOCK_BYTES: usize = alustan_shared::meta::PLAN_SEAL_BYTES * 2 + alustan_shared::meta::PLAN_SEAL_BYTES / 32 + 64;
 
 /// Collects what matters from a log, line by line.
 #[derive(Debug)]
@@ -27,6 +30,7 @@ pub struct LogCollector {
     block: Option<String>,
     in_block: bool,
     block_overflow: bool,
+    block_limit: usize,
     finished_block: Option<String>,
     terraform_outputs: Option<Vec<String>>,
     in_terraform_outputs: bool,
@@ -50,6 +54,8 @@ pub struct Collected {
     pub json_error: Option<String>,
     /// The outputs block as printed, still sealed: [`Collected::unseal`] reads it.
     pub sealed: Option<String>,
+    /// A plan run's bundle, unsealed (see [`crate::runs::plan`]).
+    pub bundle: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -68,6 +74,7 @@ impl LogCollector {
             block: None,
             in_block: false,
             block_overflow: false,
+            block_limit: BLOCK_BYTES,
             finished_block: None,
             terraform_outputs: None,
             in_terraform_outputs: false,
@@ -77,6 +84,11 @@ impl LogCollector {
         }
     }
 
+    /// A collector whose outputs block may hold `limit` bytes (a plan run's bundle).
+    pub fn with_block_limit(job: &str, limit: usize) -> Self {
+        Self { block_limit: limit, ..Self::new(job) }
+    }
+
     pub fn push_line(&mut self, line: &str) {
         let line = line.trim_end_matches('\r');
         if self.in_block {
@@ -84,7 +96,7 @@ impl LogCollector {
                 self.in_block = false;
                 self.finished_block = self.block.take();
             } else if let Some(block) = &mut self.block {
-                if block.len() + line.len() < BLOCK_BYTES {
+                if block.len() + line.len() < self.block_limit {
                     block.push_str(line);
                     block.push('\n');
                 } else {
@@ -168,7 +180,7 @@ impl LogCollector {
             ..Collected::default()
         };
         if self.block_overflow {
-            collected.error = Some("the outputs file is larger than 256 KiB".into());
+            collected.error = Some(format!("the outputs file is larger than {} KiB", self.block_limit / 2048));
         } else if let Some(block) = self.finished_block {
             if crate::runs::seal::is_sealed(&block) {
                 collected.sealed = Some(block);
@@ -189,13 +201,26 @@ impl LogCollector {
 impl Collected {
     /// Reads the sealed outputs block, if any, with the run's pad (or why it is unavailable).
     pub fn unseal(&mut self, pad: Result<Pad, SealError>) {
-        let Some(block) = self.sealed.take() else { return };
+        match self.unseal_bytes(pad).map(String::from_utf8) {
+            Some(Ok(text)) => self.set_outputs(&text),
+            Some(Err(_)) => self.error = Some("the outputs file is not UTF-8 text".into()),
+            None => {}
+        }
+    }
+
+    /// Reads a plan run's sealed bundle into [`Collected::bundle`] (or why it is unavailable).
+    pub fn unseal_bundle(&mut self, pad: Result<Pad, SealError>) {
+        self.bundle = self.unseal_bytes(pad);
+    }
+
+    fn unseal_bytes(&mut self, pad: Result<Pad, SealError>) -> Option<Vec<u8>> {
+        let block = self.sealed.take()?;
         match pad.and_then(|pad| crate::runs::seal::unseal(&block, &pad)) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => self.set_outputs(&text),
-                Err(_) => self.error = Some("the outputs file is not UTF-8 text".into()),
-            },
-            Err(err) => self.error = Some(err.to_string()),
+            Ok(bytes) => Some(bytes),
+            Err(err) => {
+                self.error = Some(err.to_string());
+                None
+            }
         }
     }
 
@@ -223,7 +248,14 @@ pub struct Streamed {
 
 /// Streams a log through a [`LogCollector`]: memory stays bounded whatever the log's size.
 pub async fn collect_lines(reader: impl futures::AsyncBufRead + Unpin, job: &str) -> std::io::Result<Streamed> {
-    let mut collector = LogCollector::new(job);
+    collect_with(reader, LogCollector::new(job)).await
+}
+
+/// [`collect_lines`] through a given collector (a plan run's, with its larger block).
+pub async fn collect_with(
+    reader: impl futures::AsyncBufRead + Unpin,
+    mut collector: LogCollector,
+) -> std::io::Result<Streamed> {
     let mut lines = crate::runs::log_lines::BoundedLines::new(reader, MAX_LINE_BYTES);
     let mut count = 0;
     while let Some(line) = lines.next_line().await? {

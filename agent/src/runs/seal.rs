@@ -80,7 +80,12 @@ impl fmt::Debug for Pad {
 impl Pad {
     /// [`meta::SEAL_BYTES`] bytes from the system's secure generator.
     pub fn generate() -> Result<Self, SealError> {
-        let mut bytes = vec![0; meta::SEAL_BYTES];
+        Self::generate_len(meta::SEAL_BYTES)
+    }
+
+    /// `len` bytes from the system's secure generator (a plan run's pad is larger).
+    pub fn generate_len(len: usize) -> Result<Self, SealError> {
+        let mut bytes = vec![0; len];
         SystemRandom::new().fill(&mut bytes).map_err(|_| SealError::Random)?;
         Ok(Self(bytes))
     }

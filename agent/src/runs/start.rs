@@ -6,7 +6,7 @@
 //! garbage-collected with it (until then the resource owns it, so a failed start leaks nothing
 //! for longer than the resource lives).
 
-use alustan_shared::RunRecord;
+use alustan_shared::{RunAction, RunRecord};
 use alustan_shared::meta;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -53,7 +53,8 @@ pub async fn start(
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let seal_name = meta::seal_secret_name(&name);
-    let pad = Pad::generate()?;
+    let plan = job.labels().get(meta::LABEL_ACTION).is_some_and(|a| a == jobs::action_label(RunAction::Plan));
+    let pad = if plan { Pad::generate_len(meta::PLAN_SEAL_BYTES)? } else { Pad::generate()? };
     let mut secret = pad.to_secret(ObjectMeta {
         name: Some(seal_name.clone()),
         namespace: Some(namespace.clone()),

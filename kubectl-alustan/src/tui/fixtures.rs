@@ -103,6 +103,8 @@ fn run(
         digest: None,
         token: None,
         inputs: None,
+        plan: None,
+        trigger: None,
     }
 }
 

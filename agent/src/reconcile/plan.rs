@@ -1,0 +1,297 @@
+//! Plans: starting a plan run, keeping what it found (`status.plan`, the plan file in a
+//! Secret), and saying in status what waits for whom — approval, rejection, drift left alone.
+//! Which of these happens is [`super::decide`]'s answer; this carries it out.
+//!
+//! The plan file goes from the plan run to the deploy untouched: sealed through the plan
+//! Job's log (see [`crate::runs::plan`]), kept in the Secret `{name}-plan` (owned by the
+//! resource, annotated with the plan id), and mounted read-only into the deploy that applies
+//! that id, after its id and SHA-256 are checked against `status.plan`. It is deleted once
+//! applied, rejected or superseded by a plan without a file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use alustan_shared::conditions::{self, reason};
+use alustan_shared::{PlanDecision, PlanStatus, PlanTrigger, RunAction, RunRecord, RunResult, State, meta};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams};
+use kube::runtime::events::EventType;
+use kube::{Api, Resource as _};
+
+use super::act::Extra;
+use super::decide::Why;
+use super::pass::Pass;
+use super::status::{Phase, set_condition};
+use crate::error::{Error, Result};
+use crate::registry::ChosenImage;
+use crate::runs::jobs::job_name;
+use crate::runs::plan::{Plan, digest, plan_id, read_bundle};
+
+impl Pass<'_> {
+    /// Starts plan `round` of the inputs of `key` on the chosen image.
+    pub async fn start_plan(
+        &mut self,
+        key: &str,
+        round: u32,
+        why: Why,
+        chosen: &ChosenImage,
+        token: Option<&str>,
+    ) -> Result<()> {
+        let Some(script) = self.tf.spec.scripts.plan.clone() else { return Ok(()) };
+        let trigger = match why {
+            Why::PlanRequested => PlanTrigger::Request,
+            _ if self.applied_inputs(&chosen.digest) => PlanTrigger::Drift,
+            _ => PlanTrigger::Change,
+        };
+        let name = job_name(&self.name, RunAction::Plan, key, round);
+        let image = (chosen.reference.as_str(), chosen.tag.as_str());
+        let extra = Extra { why: Some(why), plan: None, trigger: Some(trigger) };
+        if !self.start_run(RunAction::Plan, name, (&script, Vec::new()), image, token, extra).await? {
+            return Ok(());
+        }
+        if why == Why::PlanRequested {
+            self.status.last_handled_plan_at = self.tf.plan_token().map(str::to_owned);
+        }
+        let message = format!("planning {} ({})", chosen.tag, why.as_str());
+        if trigger == PlanTrigger::Change {
+            self.summarize(State::Progressing, Phase::Reconciling, reason::PLANNING, &message);
+        } else {
+            // A check of what is applied: state and Ready keep describing the applied run.
+            self.note(conditions::TRUE, reason::PLANNING, &message);
+        }
+        self.event(EventType::Normal, reason::PLANNING, "Plan", &message).await;
+        Ok(())
+    }
+
+    /// Whether the newest successful deploy applied the spec as it is now, from image `digest`.
+    fn applied_inputs(&self, digest: &str) -> bool {
+        self.applied_record().is_some_and(|r| r.inputs.as_deref() == Some(&self.fingerprint) && r.digest() == Some(digest))
+    }
+
+    fn applied_record(&self) -> Option<&RunRecord> {
+        self.status.history.iter().find(|r| r.action == RunAction::Deploy && r.result == RunResult::Succeeded)
+    }
+
+    /// Keeps what plan run `record` found: `status.plan`, its plan file, the `Drifted`
+    /// condition when it planned the applied inputs.
+    pub async fn planned(&mut self, record: &RunRecord, at: Option<Time>) -> Result<()> {
+        let collected = self.collect(&record.job_name, true).await;
+        if let Some(err) = collected.error {
+            self.fail_run(record, at, format!("plan succeeded but its result cannot be read: {err}")).await;
+            return Ok(());
+        }
+        let bundle = collected.bundle.unwrap_or_default();
+        let plan = match read_bundle(&bundle) {
+            Ok(plan) => plan,
+            Err(err) => {
+                self.fail_run(record, at, format!("plan: {err}")).await;
+                return Ok(());
+            }
+        };
+        if self.tf.manual_approval() && plan.counts.total() > 0 && plan.artifact.is_none() {
+            let text = format!(
+                "plan: the plan script wrote no plan file to ${}; with approval: Manual the deploy applies exactly the approved plan file, so one is needed (e.g. `terraform plan -out \"${}\"`)",
+                meta::ENV_PLAN_FILE,
+                meta::ENV_PLAN_FILE
+            );
+            self.fail_run(record, at, text).await;
+            return Ok(());
+        }
+        let id = plan_id(&record.job_name, record.generation.unwrap_or(self.generation), &digest(&bundle));
+        let mut secret = None;
+        if let Some(bytes) = &plan.artifact {
+            match self.keep_plan_file(&id, bytes).await {
+                Ok(name) => secret = Some(name),
+                Err(err @ Error::Rejected { .. }) => {
+                    self.fail_run(record, at, format!("plan succeeded but its plan file cannot be kept: {err}")).await;
+                    return Ok(());
+                }
+                Err(err) => return Err(err),
+            }
+        } else if self.status.plan.as_ref().is_some_and(|p| p.artifact_secret.is_some()) {
+            self.drop_plan_file().await;
+        }
+        let at = at.unwrap_or_else(|| Time(jiff::Timestamp::now()));
+        let trigger = record.trigger.unwrap_or(PlanTrigger::Change);
+        let changes = plan.counts.total() > 0;
+        self.status.plan = Some(PlanStatus {
+            id: id.clone(),
+            job_name: record.job_name.clone(),
+            generation: record.generation.unwrap_or(self.generation),
+            tag: record.tag.clone(),
+            digest: record.digest().map(str::to_owned),
+            trigger,
+            time: at.clone(),
+            counts: plan.counts,
+            changes: plan.changes.clone(),
+            changes_omitted: i64::try_from(plan.omitted).unwrap_or(i64::MAX),
+            artifact_digest: plan.artifact.as_deref().map(digest),
+            artifact_secret: secret,
+            decision: if changes { PlanDecision::Pending } else { PlanDecision::NoChanges },
+        });
+        self.finish(&record.job_name, RunResult::Succeeded, Some(at), &format!("plan {id}: {plan}"));
+        if let Some(entry) = self.status.history.iter_mut().find(|r| r.job_name == record.job_name) {
+            entry.plan = Some(id.clone());
+        }
+        if self.applied_inputs(record.digest().unwrap_or_default()) {
+            self.drift_found(&id, &plan).await;
+        } else if changes {
+            let note = format!("plan {id}: {plan}; waiting for approval");
+            self.event(EventType::Normal, reason::AWAITING_APPROVAL, "Plan", &note).await;
+        }
+        Ok(())
+    }
+
+    /// Sets `Drifted` from a plan of the applied inputs; a change is a Warning Event and a metric.
+    async fn drift_found(&mut self, id: &str, plan: &Plan) {
+        let generation = self.generation;
+        if plan.counts.total() == 0 {
+            let message = format!("plan {id} found no changes");
+            set_condition(&mut self.status, conditions::DRIFTED, conditions::FALSE, reason::NO_DRIFT, &message, generation);
+            return;
+        }
+        let message = format!("plan {id} of the applied inputs found changes: {plan}");
+        set_condition(&mut self.status, conditions::DRIFTED, conditions::TRUE, reason::DRIFT_DETECTED, &message, generation);
+        self.ctx.metrics.drift_detected();
+        self.event(EventType::Warning, reason::DRIFT_DETECTED, "Plan", &message).await;
+    }
+
+    /// The plan file Secret of approved plan `id`, checked: it must hold exactly the file
+    /// planned. `None`: the plan script wrote no file (the deploy plans again itself).
+    pub async fn approved_plan_file(&self, id: &str) -> Result<Option<String>> {
+        let again = format!("run `kubectl alustan plan {}` to plan again", self.name);
+        let Some(plan) = self.status.plan.as_ref().filter(|p| p.id == id) else {
+            return Err(Error::PlanFile(format!("plan {id} is no longer the latest plan; {again}")));
+        };
+        let (Some(secret), Some(expected)) = (&plan.artifact_secret, &plan.artifact_digest) else { return Ok(None) };
+        let api: Api<Secret> = self.api();
+        let found = api.get_opt(secret).await?;
+        let holds = found.as_ref().is_some_and(|s| {
+            let named = s.metadata.annotations.as_ref().and_then(|a| a.get(meta::PLAN_ID_ANNOTATION));
+            let file = s.data.as_ref().and_then(|d| d.get(meta::PLAN_KEY));
+            named.map(String::as_str) == Some(id) && file.is_some_and(|f| digest(&f.0) == *expected)
+        });
+        if !holds {
+            return Err(Error::PlanFile(format!(
+                "the plan file of plan {id} (Secret {secret}) is gone or is not the file planned; nothing was applied; {again}"
+            )));
+        }
+        Ok(Some(secret.clone()))
+    }
+
+    /// A deploy of approved plan `id` started.
+    pub fn plan_started(&mut self, id: &str) {
+        if let Some(plan) = self.status.plan.as_mut().filter(|p| p.id == id && p.decision == PlanDecision::Pending) {
+            plan.decision = PlanDecision::Approved;
+        }
+    }
+
+    /// Deploy `record` succeeded: the plan it applied is done with.
+    pub async fn plan_applied(&mut self, record: &RunRecord) {
+        let Some(id) = record.plan.as_deref() else { return };
+        let Some(plan) = self.status.plan.as_mut().filter(|p| p.id == id) else { return };
+        plan.decision = PlanDecision::Applied;
+        if plan.artifact_secret.take().is_some() {
+            self.drop_plan_file().await;
+        }
+        if conditions::find(&self.status.conditions, conditions::DRIFTED).is_some() {
+            let message = format!("plan {id} applied");
+            let generation = self.generation;
+            set_condition(&mut self.status, conditions::DRIFTED, conditions::FALSE, reason::NO_DRIFT, &message, generation);
+        }
+    }
+
+    /// Status while plan `id` waits for approval.
+    pub fn awaiting_approval(&mut self, id: &str) {
+        let counts = self.status.plan.as_ref().map(PlanStatus::counts_text).unwrap_or_default();
+        let name = &self.name;
+        let mut message = format!(
+            "plan {id} waits for approval: {counts}; approve with `kubectl alustan approve {name} --plan {id}` or reject with `kubectl alustan reject {name}`"
+        );
+        if let Some(other) = self.tf.approved_plan().filter(|other| *other != id) {
+            let _ = write!(message, " (the approval on the resource names plan {other}, which a newer plan superseded)");
+        }
+        self.summarize(State::Planned, Phase::Waiting, reason::AWAITING_APPROVAL, &message);
+    }
+
+    /// Status once plan `id` of new inputs was rejected.
+    pub async fn plan_rejected(&mut self, id: &str) {
+        let message = format!(
+            "plan {id} was rejected: nothing applied; change the spec or run `kubectl alustan plan {}` to plan again",
+            self.name
+        );
+        if self.mark_rejected(id).await {
+            self.event(EventType::Normal, reason::PLAN_REJECTED, "Plan", &message).await;
+        }
+        self.summarize(State::Planned, Phase::Stalled, reason::PLAN_REJECTED, &message);
+    }
+
+    /// Status while drift found by plan `id` is left alone (`drift: Detect`, or the plan was
+    /// rejected): state and Ready keep describing the applied run.
+    pub fn drift_left_alone(&mut self, id: &str) {
+        let counts = self.status.plan.as_ref().map(PlanStatus::counts_text).unwrap_or_default();
+        let rejected = self.tf.rejected_plan() == Some(id);
+        let why = if rejected { "plan rejected" } else { "drift: Detect" };
+        let message = format!(
+            "drift found by plan {id}: {counts}; not applied ({why}); `kubectl alustan approve {} --plan {id}` applies it",
+            self.name
+        );
+        if let Some(plan) = self.status.plan.as_mut().filter(|p| p.id == id && p.decision == PlanDecision::Pending) {
+            plan.decision = if rejected { PlanDecision::Rejected } else { PlanDecision::Detected };
+        }
+        self.note(conditions::FALSE, reason::DRIFT_DETECTED, &message);
+    }
+
+    /// Marks plan `id` rejected and drops its file; `false` when it already was.
+    async fn mark_rejected(&mut self, id: &str) -> bool {
+        let Some(plan) = self.status.plan.as_mut().filter(|p| p.id == id) else { return false };
+        if plan.decision == PlanDecision::Rejected {
+            return false;
+        }
+        plan.decision = PlanDecision::Rejected;
+        if plan.artifact_secret.take().is_some() {
+            self.drop_plan_file().await;
+        }
+        true
+    }
+
+    /// Writes the plan file of plan `id` into the resource's plan Secret.
+    async fn keep_plan_file(&self, id: &str, bytes: &[u8]) -> Result<String> {
+        let name = meta::plan_secret_name(&self.name);
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(self.namespace.clone()),
+                owner_references: self.tf.controller_owner_ref(&()).map(|o| vec![o]),
+                labels: Some(BTreeMap::from([
+                    (meta::LABEL_MANAGED_BY.to_owned(), meta::MANAGED_BY_VALUE.to_owned()),
+                    (meta::LABEL_TERRAFORM.to_owned(), meta::terraform_label_value(&self.name)),
+                ])),
+                annotations: Some(BTreeMap::from([(meta::PLAN_ID_ANNOTATION.to_owned(), id.to_owned())])),
+                ..ObjectMeta::default()
+            },
+            type_: Some("Opaque".into()),
+            data: Some(BTreeMap::from([(meta::PLAN_KEY.to_owned(), ByteString(bytes.to_vec()))])),
+            ..Secret::default()
+        };
+        let api: Api<Secret> = self.api();
+        api.patch(&name, &PatchParams::apply(meta::FIELD_MANAGER).force(), &Patch::Apply(&secret))
+            .await
+            .map_err(|err| Error::creating(format!("Secret {name}"), err))?;
+        Ok(name)
+    }
+
+    /// Deletes the plan Secret (a plan file no run will apply). Failing to is only logged: the
+    /// Secret goes with the resource, and a newer plan overwrites it.
+    async fn drop_plan_file(&self) {
+        let api: Api<Secret> = self.api();
+        let name = meta::plan_secret_name(&self.name);
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(err) => tracing::warn!(secret = %name, error = %err, "cannot delete the plan Secret"),
+        }
+    }
+}
