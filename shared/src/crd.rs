@@ -128,6 +128,8 @@ mod tests {
             reference.contains("| `status.credentials.<name>.passwordSecretRef.key` | string | yes |"),
             "{reference}"
         );
-        assert!(reference.contains("`Progressing` \\| `Planned` \\| `Success` \\| `Completed` \\| `Failed` \\| `Error`"));
+        assert!(
+            reference.contains("`Progressing` \\| `Planned` \\| `Success` \\| `Completed` \\| `Failed` \\| `Error`")
+        );
     }
 }

@@ -12,12 +12,13 @@ pub mod spec;
 pub mod status;
 
 pub use spec::{
-    Approval, ContainerRegistry, DriftMode, DependencyReference, Need, PostDeploy, RegistryProvider, Scripts, SecretReference, TagFilter,
-    TagOrder, TagPolicy, Terraform, TerraformSpec, VariablesFrom, VariablesSourceKind,
+    Approval, ContainerRegistry, DependencyReference, DriftMode, Need, PostDeploy, RegistryProvider, Scripts,
+    SecretReference, TagFilter, TagOrder, TagPolicy, Terraform, TerraformSpec, VariablesFrom, VariablesSourceKind,
 };
 pub use status::{
-    AppliedImage, Credential, PlanAction, PlanCounts, PlanDecision, PlanStatus, PlanTrigger, PlannedChange, RegistryScan, RejectedTag, RejectionReason, RunAction, RunRecord, RunResult,
-    SecretKeyReference, State, TerraformStatus,
+    AppliedImage, Credential, PlanAction, PlanCounts, PlanDecision, PlanStatus, PlanTrigger, PlannedChange,
+    RegistryScan, RejectedTag, RejectionReason, RunAction, RunRecord, RunResult, SecretKeyReference, State,
+    TerraformStatus,
 };
 
 /// The API group of every alustan resource.

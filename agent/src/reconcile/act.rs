@@ -176,7 +176,8 @@ impl Pass<'_> {
         let inputs = self.fingerprint.clone();
         let variables = &self.resolved;
         let (why, plan, trigger) = (extra.why, extra.plan, extra.trigger);
-        let run = RunSpec { action, name, script, extra_args, image, tag, inputs: &inputs, token, variables, plan, trigger };
+        let run =
+            RunSpec { action, name, script, extra_args, image, tag, inputs: &inputs, token, variables, plan, trigger };
         let job = jobs::build(self.tf, &run, &self.ctx.jobs)?;
         let label = action_label(run.action);
         match start(self.ctx, &job, &self.resolved.sensitive).await? {

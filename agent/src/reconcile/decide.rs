@@ -266,7 +266,9 @@ fn decide_runs(input: &Inputs<'_>) -> Decision {
     let round = next_round(status, input.name, RunAction::Deploy, &key);
     let gate = Gate { input, digest, key: &key, round };
     // A requested plan first: it applies nothing by itself.
-    if input.policy.plan_script && input.policy.plan_token.is_some_and(|t| Some(t) != status.last_handled_plan_at.as_deref()) {
+    if input.policy.plan_script
+        && input.policy.plan_token.is_some_and(|t| Some(t) != status.last_handled_plan_at.as_deref())
+    {
         return gate.plan(Why::PlanRequested);
     }
     let deploys = status.history.iter().enumerate().filter(|(_, r)| r.action == RunAction::Deploy);

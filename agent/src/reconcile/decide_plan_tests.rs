@@ -131,7 +131,10 @@ fn an_empty_plan_is_applied_without_asking() {
 fn failed_plans_back_off_then_stall() {
     let failed = run(RunAction::Plan, 0, NEWER, RunResult::Failed, 95);
     let once = with(vec![failed], None);
-    assert!(matches!(decide(&inputs(&once, NEWER, MANUAL)), Decision::Backoff { action: RunAction::Plan, failures: 1, .. }));
+    assert!(matches!(
+        decide(&inputs(&once, NEWER, MANUAL)),
+        Decision::Backoff { action: RunAction::Plan, failures: 1, .. }
+    ));
     let thrice = with(
         vec![
             run(RunAction::Plan, 2, NEWER, RunResult::Failed, 95),

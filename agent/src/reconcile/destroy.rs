@@ -143,7 +143,15 @@ impl Pass<'_> {
             Ok(()) => {
                 let name = job_name(&self.name, RunAction::Destroy, key, round);
                 let image = (applied.image.as_str(), applied.tag.as_str());
-                self.start_run(RunAction::Destroy, name, (&script, Vec::new()), image, None, super::act::Extra::default()).await
+                self.start_run(
+                    RunAction::Destroy,
+                    name,
+                    (&script, Vec::new()),
+                    image,
+                    None,
+                    super::act::Extra::default(),
+                )
+                .await
             }
             Err(err) => Err(err),
         };

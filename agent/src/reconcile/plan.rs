@@ -67,7 +67,8 @@ impl Pass<'_> {
 
     /// Whether the newest successful deploy applied the spec as it is now, from image `digest`.
     fn applied_inputs(&self, digest: &str) -> bool {
-        self.applied_record().is_some_and(|r| r.inputs.as_deref() == Some(&self.fingerprint) && r.digest() == Some(digest))
+        self.applied_record()
+            .is_some_and(|r| r.inputs.as_deref() == Some(&self.fingerprint) && r.digest() == Some(digest))
     }
 
     fn applied_record(&self) -> Option<&RunRecord> {
@@ -79,7 +80,14 @@ impl Pass<'_> {
     pub async fn planned(&mut self, record: &RunRecord, at: Option<Time>) -> Result<()> {
         let collected = self.collect(&record.job_name, true).await;
         if let Some(err) = collected.error {
-            self.fail_run(record, at, format!("plan succeeded but its result cannot be read: {err}")).await;
+            // The bundle is what the seal calls the outputs file.
+            let limit = meta::PLAN_SEAL_BYTES / 1024;
+            let text = format!(
+                "plan succeeded but its result cannot be read: {err} (a plan hands back at most {limit} KiB: the summary in ${} and the plan file in ${} together)",
+                meta::ENV_PLAN,
+                meta::ENV_PLAN_FILE
+            );
+            self.fail_run(record, at, text).await;
             return Ok(());
         }
         let bundle = collected.bundle.unwrap_or_default();
@@ -149,11 +157,25 @@ impl Pass<'_> {
         let generation = self.generation;
         if plan.counts.total() == 0 {
             let message = format!("plan {id} found no changes");
-            set_condition(&mut self.status, conditions::DRIFTED, conditions::FALSE, reason::NO_DRIFT, &message, generation);
+            set_condition(
+                &mut self.status,
+                conditions::DRIFTED,
+                conditions::FALSE,
+                reason::NO_DRIFT,
+                &message,
+                generation,
+            );
             return;
         }
         let message = format!("plan {id} of the applied inputs found changes: {plan}");
-        set_condition(&mut self.status, conditions::DRIFTED, conditions::TRUE, reason::DRIFT_DETECTED, &message, generation);
+        set_condition(
+            &mut self.status,
+            conditions::DRIFTED,
+            conditions::TRUE,
+            reason::DRIFT_DETECTED,
+            &message,
+            generation,
+        );
         self.ctx.metrics.drift_detected();
         self.event(EventType::Warning, reason::DRIFT_DETECTED, "Plan", &message).await;
     }
@@ -199,7 +221,14 @@ impl Pass<'_> {
         if conditions::find(&self.status.conditions, conditions::DRIFTED).is_some() {
             let message = format!("plan {id} applied");
             let generation = self.generation;
-            set_condition(&mut self.status, conditions::DRIFTED, conditions::FALSE, reason::NO_DRIFT, &message, generation);
+            set_condition(
+                &mut self.status,
+                conditions::DRIFTED,
+                conditions::FALSE,
+                reason::NO_DRIFT,
+                &message,
+                generation,
+            );
         }
     }
 
@@ -211,7 +240,8 @@ impl Pass<'_> {
             "plan {id} waits for approval: {counts}; approve with `kubectl alustan approve {name} --plan {id}` or reject with `kubectl alustan reject {name}`"
         );
         if let Some(other) = self.tf.approved_plan().filter(|other| *other != id) {
-            let _ = write!(message, " (the approval on the resource names plan {other}, which a newer plan superseded)");
+            let _ =
+                write!(message, " (the approval on the resource names plan {other}, which a newer plan superseded)");
         }
         self.summarize(State::Planned, Phase::Waiting, reason::AWAITING_APPROVAL, &message);
     }

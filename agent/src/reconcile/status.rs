@@ -92,9 +92,8 @@ pub fn push_run(status: &mut TerraformStatus, record: RunRecord) {
     // deploy and post-deploy, which a row of drift plans must not push out.
     while status.history.len() > HISTORY_LIMIT {
         let history = &status.history;
-        let droppable = (0..history.len())
-            .rev()
-            .find(|&i| history[..i].iter().any(|newer| newer.action == history[i].action));
+        let droppable =
+            (0..history.len()).rev().find(|&i| history[..i].iter().any(|newer| newer.action == history[i].action));
         match droppable {
             Some(index) => status.history.remove(index),
             None => status.history.remove(history.len() - 1),

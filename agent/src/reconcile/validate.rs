@@ -37,7 +37,10 @@ fn plans(spec: &TerraformSpec) -> Result<()> {
             "Manual needs spec.scripts.plan (the script that plans, so there is a plan to approve)",
         )),
         None if matches!(spec.drift, Some(alustan_shared::DriftMode::Detect | alustan_shared::DriftMode::Correct)) => {
-            Err(Error::invalid_spec("spec.drift", "Detect and Correct need spec.scripts.plan (drift is found by planning)"))
+            Err(Error::invalid_spec(
+                "spec.drift",
+                "Detect and Correct need spec.scripts.plan (drift is found by planning)",
+            ))
         }
         None => Ok(()),
     }

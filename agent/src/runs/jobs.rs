@@ -278,7 +278,12 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
     ]);
     let mut mounts = vec![
         VolumeMount { name: "alustan".into(), mount_path: OUTPUTS_DIR.into(), ..VolumeMount::default() },
-        VolumeMount { name: SEAL_VOLUME.into(), mount_path: SEAL_DIR.into(), read_only: Some(true), ..VolumeMount::default() },
+        VolumeMount {
+            name: SEAL_VOLUME.into(),
+            mount_path: SEAL_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
     ];
     let mut volumes = vec![
         Volume { name: "alustan".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() },
@@ -318,8 +323,8 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
                     (ANNOTATION_TRIGGER, run.trigger.map(trigger_name)),
                 ]
                 .into_iter()
-                    .filter_map(|(key, value)| Some((key.to_owned(), value?.to_owned())))
-                    .collect(),
+                .filter_map(|(key, value)| Some((key.to_owned(), value?.to_owned())))
+                .collect(),
             ),
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()

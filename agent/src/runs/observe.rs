@@ -85,8 +85,7 @@ pub async fn collect_log(
     plan: bool,
 ) -> Result<Collected> {
     let stream = pods.log_stream(pod, &LogParams::default()).await?;
-    let collector =
-        if plan { LogCollector::with_block_limit(job, PLAN_BLOCK_BYTES) } else { LogCollector::new(job) };
+    let collector = if plan { LogCollector::with_block_limit(job, PLAN_BLOCK_BYTES) } else { LogCollector::new(job) };
     let mut collected = collect_with(Box::pin(stream), collector).await.map_err(kube::Error::ReadEvents)?.collected;
     if collected.sealed.is_some() {
         let name = meta::seal_secret_name(job);

@@ -19,7 +19,8 @@ const LINE_CHARS: usize = 500;
 const BLOCK_BYTES: usize = 256 * 1024;
 /// The most a plan run's block may hold: its bundle, as hex lines, fills at most the plan
 /// pad twice over, plus a newline per 32 bytes and the header.
-pub const PLAN_BLOCK_BYTES: usize = alustan_shared::meta::PLAN_SEAL_BYTES * 2 + alustan_shared::meta::PLAN_SEAL_BYTES / 32 + 64;
+pub const PLAN_BLOCK_BYTES: usize =
+    alustan_shared::meta::PLAN_SEAL_BYTES * 2 + alustan_shared::meta::PLAN_SEAL_BYTES / 32 + 64;
 
 /// Collects what matters from a log, line by line.
 #[derive(Debug)]

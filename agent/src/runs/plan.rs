@@ -30,7 +30,9 @@ pub enum PlanError {
     NoResourceChanges,
     #[error("resource change {index} of the plan summary has no `address` string")]
     NoAddress { index: usize },
-    #[error("resource change {address:?} of the plan summary has unknown actions {actions:?} (expected Terraform's: no-op, create, read, update, delete)")]
+    #[error(
+        "resource change {address:?} of the plan summary has unknown actions {actions:?} (expected Terraform's: no-op, create, read, update, delete)"
+    )]
     UnknownActions { address: String, actions: Vec<String> },
 }
 
@@ -84,8 +86,8 @@ pub fn read_bundle(bundle: &[u8]) -> Result<Plan, PlanError> {
 /// The changes a summary lists: `resource_changes[].address` and `.change.actions` (or
 /// `.actions`); `no-op` and `read` are not changes.
 pub fn read_summary(summary: &[u8]) -> Result<Plan, PlanError> {
-    let parsed: Summary = serde_json::from_slice(summary)
-        .map_err(|err| PlanError::NotJson { line: err.line(), column: err.column() })?;
+    let parsed: Summary =
+        serde_json::from_slice(summary).map_err(|err| PlanError::NotJson { line: err.line(), column: err.column() })?;
     let entries = parsed.resource_changes.ok_or(PlanError::NoResourceChanges)?;
     let mut plan = Plan::default();
     for (index, entry) in entries.iter().enumerate() {

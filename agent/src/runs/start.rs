@@ -6,8 +6,8 @@
 //! garbage-collected with it (until then the resource owns it, so a failed start leaks nothing
 //! for longer than the resource lives).
 
-use alustan_shared::{RunAction, RunRecord};
 use alustan_shared::meta;
+use alustan_shared::{RunAction, RunRecord};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
