@@ -9,8 +9,9 @@
 #
 #   NO_TUI=1  no TUI: wait until every sample reaches the state its
 #             `demo.alustan.io/expected-state` annotation names, print `kubectl alustan get -A`
-#             and a describe of each, delete dev/dev-sandbox (its destroy script must run), and
-#             exit non-zero naming any sample in the wrong state. What CI runs.
+#             and a describe of each, approve prod-database's plan (Planned -> Success), change
+#             reporting-db's real state (Drifted=True), delete dev/dev-sandbox (its destroy
+#             script must run), and exit non-zero naming any check that failed. What CI runs.
 #   KEEP=1    keep the work dir (logs, kubeconfig, the kubelet's pod dirs) instead of removing it.
 #   DEMO_TIMEOUT=SECONDS  how long NO_TUI=1 waits for the samples (default 240).
 #   CONTROL_PLANE=real  the same demo on the real Kubernetes control plane (etcd, kube-apiserver,
@@ -36,6 +37,9 @@ TAGS=(v0.9.0 v1.0.0 v1.0.1 v1.1.0 v2.0.0-rc.1 v2.0.0 latest
   v1.2.2.2022-01-15t161730814Z.9eabf5b5 v1.2.2.2022-01-16t090000000Z.1c2d3e4f v1.3.0.2022-01-17t090000000Z.aaaaaaaa)
 # The sample whose deletion NO_TUI=1 checks (its destroy script must run first).
 DESTROY_SAMPLE=(dev dev-sandbox)
+# The samples whose plan NO_TUI=1 approves, and whose real state it changes (default namespace).
+APPROVAL_SAMPLE=prod-database
+DRIFT_SAMPLE=reporting-db
 
 if [[ -t 2 ]]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD="" PLAIN=""; fi
 log() { printf '%s\n' "${BOLD}demo:${PLAIN} $*" >&2; }
@@ -217,6 +221,38 @@ if [[ -n "$wrong" ]]; then
   exit 1
 fi
 
+# wait_for NS/NAME JSONPATH VALUE WHAT: until the resource's JSONPATH is VALUE (60 s).
+wait_for() {
+  local ns=${1%%/*} name=${1#*/} deadline=$((SECONDS + 60))
+  until [[ "$(k get terraforms.alustan.io -n "$ns" "$name" -o jsonpath="$2")" == "$3" ]]; do
+    if ((SECONDS >= deadline)); then
+      summary "$total" 1
+      log "$1: $4 did not happen within 60 s; agent log tail:"
+      tail -n 40 "$WORK/agent.log" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+}
+
+# approval: Manual — the plan waits; approving its id applies exactly that plan.
+log "default/${APPROVAL_SAMPLE}: Planned; showing and approving its plan"
+echo "\$ kubectl alustan show-plan ${APPROVAL_SAMPLE}"
+kubectl alustan show-plan "$APPROVAL_SAMPLE"
+echo "\$ kubectl alustan approve ${APPROVAL_SAMPLE}"
+kubectl alustan approve "$APPROVAL_SAMPLE"
+wait_for "default/$APPROVAL_SAMPLE" '{.status.state}' Success "the approved plan's deploy"
+wait_for "default/$APPROVAL_SAMPLE" '{.status.plan.decision}' Applied "the plan marked Applied"
+log "default/${APPROVAL_SAMPLE}: Planned -> approved -> Success, the approved plan applied"
+
+# drift: Detect — change the "real infrastructure" behind alustan's back.
+log "default/${DRIFT_SAMPLE}: changing its real state by hand; the next drift check must report it"
+k patch configmap "tfstate-$DRIFT_SAMPLE" --type merge -p '{"data":{"instance_class":"db.t3.nano"}}' >&2
+wait_for "default/$DRIFT_SAMPLE" '{.status.conditions[?(@.type=="Drifted")].status}' True "Drifted=True"
+echo "\$ kubectl alustan get ${DRIFT_SAMPLE}"
+kubectl alustan get "$DRIFT_SAMPLE"
+log "default/${DRIFT_SAMPLE}: drift detected and left alone (drift: Detect)"
+
 ns=${DESTROY_SAMPLE[0]} name=${DESTROY_SAMPLE[1]}
 log "deleting $ns/$name: the agent runs its destroy script, then releases it"
 k delete terraforms.alustan.io -n "$ns" "$name" --wait=false >&2
@@ -239,4 +275,4 @@ if ! grep -qx Destroyed <<<"$reasons"; then
 fi
 log "$ns/$name: destroy ran and the resource was released"
 log "every sample reached its expected state"
-summary $((total + 1)) 0
+summary $((total + 3)) 0

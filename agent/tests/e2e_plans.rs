@@ -342,3 +342,23 @@ async fn bad_plan_results_are_clear_errors_and_nothing_is_applied() {
         assert_eq!(jobs_of(&agent, name, "deploy").await, 0, "{name}: nothing applied");
     }
 }
+
+#[tokio::test]
+async fn the_api_server_refuses_approval_or_drift_detection_without_a_plan_script() {
+    let agent = start().await;
+    for (name, extra, expected) in [
+        ("manual", json!({"approval": "Manual"}), "approval: Manual needs spec.scripts.plan"),
+        ("detect", json!({"drift": "Detect"}), "drift: Detect or Correct needs spec.scripts.plan"),
+    ] {
+        let mut tf = resource(&agent, name, "1", &extra);
+        tf.spec.scripts.plan = None;
+        let refused = agent.terraforms.create(&PostParams::default(), &tf).await.unwrap_err();
+        let kube::Error::Api(status) = refused else { panic!("{name}: {refused}") };
+        assert_eq!(status.code, 422, "{status:?}");
+        assert!(status.message.contains(expected), "{name}: {}", status.message);
+    }
+    // Off needs no plan script, and Auto is today's behaviour.
+    let mut off = resource(&agent, "off", "1", &json!({"drift": "Off", "approval": "Auto"}));
+    off.spec.scripts.plan = None;
+    agent.create(&off).await;
+}
