@@ -31,19 +31,26 @@ sa=/var/run/secrets/kubernetes.io/serviceaccount
 api() {
   if [ -n "${3:-}" ]; then set -- "$1" "$2" -H 'Content-Type: application/json' --data "$3"; fi
   m=$1; p=$2; shift 2
-  curl -sS -o /tmp/body -w '%{http_code}' -X "$m" -H "Authorization: Bearer $(cat $sa/token)" "$@" \
-    "http://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT$p"
+  # A real API server speaks HTTPS (its CA beside the token); the embedded one plain HTTP.
+  if [ -r $sa/ca.crt ]; then set -- "$@" --cacert $sa/ca.crt "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT$p"
+  else set -- "$@" "http://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT$p"; fi
+  curl -sS -o /tmp/body -w '%{http_code}' -X "$m" -H "Authorization: Bearer $(cat $sa/token)" "$@"
 }
 cm=/api/v1/namespaces/default/configmaps
 real_size() {
-  if [ "$(api GET $cm/infra-$ALUSTAN_TERRAFORM)" = 200 ]; then sed -n 's/.*"size": *"\([^"]*\)".*/\1/p' /tmp/body; fi
+  code=$(api GET $cm/infra-$ALUSTAN_TERRAFORM)
+  case "$code" in
+    200) sed -n 's/.*"size": *"\([^"]*\)".*/\1/p' /tmp/body ;;
+    404) ;;
+    *) echo "Error: reading the state: HTTP $code" >&2; exit 1 ;;
+  esac
 }
 "#;
 
 /// Plans `aws_instance.web` towards `TF_VAR_size`; the summary carries the password as
 /// `terraform show -json` would (a value the agent must drop), the plan file carries both.
 const PLAN: &str = r#"
-real=$(real_size)
+real=$(real_size) || exit 1
 if [ -z "$real" ]; then action=create; elif [ "$real" != "$TF_VAR_size" ]; then action=update; else action=no-op; fi
 echo "planning: real ${real:-none}, wanted $TF_VAR_size: $action"
 printf '{"format_version":"1.2","resource_changes":[{"address":"aws_instance.web","change":{"actions":["%s"],"after":{"size":"%s","password":"%s"}}}]}' \
@@ -55,7 +62,7 @@ printf 'size=%s\npassword=%s\n' "$TF_VAR_size" "$TF_VAR_password" > "$ALUSTAN_PL
 const DEPLOY: &str = r#"
 if [ -n "${ALUSTAN_PLAN_FILE:-}" ]; then size=$(sed -n 's/^size=//p' "$ALUSTAN_PLAN_FILE"); from=plan; else size=$TF_VAR_size; from=spec; fi
 echo "applying size $size from the $from"
-body="{\"metadata\":{\"name\":\"infra-$ALUSTAN_TERRAFORM\"},\"data\":{\"size\":\"$size\"}}"
+body="{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"infra-$ALUSTAN_TERRAFORM\"},\"data\":{\"size\":\"$size\"}}"
 code=$(api POST $cm "$body")
 if [ "$code" = 409 ]; then code=$(api PUT $cm/infra-$ALUSTAN_TERRAFORM "$body"); fi
 case "$code" in 200|201) ;; *) echo "Error: writing the state: HTTP $code"; exit 1 ;; esac
