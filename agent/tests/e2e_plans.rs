@@ -330,7 +330,7 @@ async fn drift_correct_applies_the_plan_that_found_it() {
 async fn bad_plan_results_are_clear_errors_and_nothing_is_applied() {
     let agent = start().await;
     let cases = [
-        ("missing", "no-such-plan", "plan failed: exit code 127"),
+        ("missing", "no-such-plan", "exit code 127"),
         ("notjson", "not-json", "is not JSON (line 1, column 1)"),
         ("huge", "huge", "bytes its seal covers"),
     ];

@@ -55,11 +55,13 @@ impl Pass<'_> {
             self.status.last_handled_plan_at = self.tf.plan_token().map(str::to_owned);
         }
         let message = format!("planning {} ({})", chosen.tag, why.as_str());
-        if trigger == PlanTrigger::Change {
-            self.summarize(State::Progressing, Phase::Reconciling, reason::PLANNING, &message);
-        } else {
-            // A check of what is applied: state and Ready keep describing the applied run.
-            self.note(conditions::TRUE, reason::PLANNING, &message);
+        match trigger {
+            PlanTrigger::Change => self.summarize(State::Progressing, Phase::Reconciling, reason::PLANNING, &message),
+            // Asked for: say so; state and Ready keep describing the applied run.
+            PlanTrigger::Request => self.note(conditions::TRUE, reason::PLANNING, &message),
+            // A routine drift check stays quiet (its run record is all it writes): only what
+            // it finds is news.
+            PlanTrigger::Drift => return Ok(()),
         }
         self.event(EventType::Normal, reason::PLANNING, "Plan", &message).await;
         Ok(())
