@@ -74,6 +74,7 @@ fn scripts() -> Vec<(&'static str, String)> {
         ("plan", format!("{LIB}{PLAN}")),
         ("deploy", format!("{LIB}{DEPLOY}")),
         ("not-json", "echo 'resource_changes: [oops' > \"$ALUSTAN_PLAN\"\n".to_owned()),
+        ("slow-plan", format!("sleep 3\n{LIB}{PLAN}")),
         // 600 KiB of plan file: more than a plan may hand back.
         (
             "huge",
@@ -368,4 +369,22 @@ async fn the_api_server_refuses_approval_or_drift_detection_without_a_plan_scrip
     let mut off = resource(&agent, "off", "1", &json!({"drift": "Off", "approval": "Auto"}));
     off.spec.scripts.plan = None;
     agent.create(&off).await;
+}
+
+#[tokio::test]
+async fn an_agent_killed_mid_plan_adopts_the_plan_run_and_never_starts_a_second() {
+    let mut agent = start().await;
+    let mut tf = resource(&agent, "web", "1", &json!({"approval": "Manual"}));
+    tf.spec.scripts.plan = Some("slow-plan".into());
+    agent.create(&tf).await;
+    agent
+        .wait_for("web", "the plan running", |tf| {
+            tf.status.as_ref().is_some_and(|s| s.history.iter().any(|r| r.action == alustan_shared::RunAction::Plan))
+        })
+        .await;
+    agent.restart().await;
+    let planned = agent.wait_for("web", "Planned", |tf| state(tf) == Some(State::Planned)).await;
+    assert_eq!(planned.status.unwrap().plan.unwrap().counts.create, 1);
+    assert_eq!(jobs_of(&agent, "web", "plan").await, 1, "one plan run, adopted across the restart");
+    assert_eq!(jobs_of(&agent, "web", "deploy").await, 0);
 }
