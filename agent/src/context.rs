@@ -41,6 +41,8 @@ pub struct Context {
     /// Runs being launched or read back at once: each holds a pad, its Secret and (reading) a
     /// sealed block, a few hundred KiB; a limit below the reconcile concurrency bounds memory.
     pub pad_slots: tokio::sync::Semaphore,
+    /// Each resource's last outputs file size: its next pad is sized to it.
+    pub outputs_sizes: crate::runs::seal::OutputsSizes,
     /// Wakes a resource whose background scan ended (the controller's `reconcile_on` stream;
     /// [`crate::run`] connects it).
     pub scan_wakes: Mutex<UnboundedSender<ObjectRef<Terraform>>>,
@@ -107,6 +109,7 @@ impl Context {
             scan_failures: crate::reconcile::backoff::ScanFailures::default(),
             reconcile_errors: crate::reconcile::backoff::ErrorStreaks::default(),
             pad_slots: tokio::sync::Semaphore::new(PAD_SLOTS),
+            outputs_sizes: crate::runs::seal::OutputsSizes::default(),
             // Nothing listens until `run` connects the controller.
             scan_wakes: Mutex::new(futures::channel::mpsc::unbounded().0),
             graph: crate::graph::Graph::default(),

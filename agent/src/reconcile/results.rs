@@ -138,6 +138,10 @@ impl Pass<'_> {
 
     async fn deployed(&mut self, record: &RunRecord, at: Option<Time>) -> Result<()> {
         let collected = self.collect(&record.job_name).await;
+        // The next pad is sized to this file (an oversize one too, so a retry can print it; none: 0).
+        if let Some(bytes) = collected.outputs_bytes.or(collected.error.is_none().then_some(0)) {
+            self.ctx.outputs_sizes.remember(&self.uid, bytes);
+        }
         if let Some(err) = collected.error {
             self.fail_run(record, at, format!("deploy succeeded but its outputs cannot be read: {err}")).await;
             return Ok(());

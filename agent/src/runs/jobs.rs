@@ -25,7 +25,8 @@ const OUTPUTS_DIR: &str = "/alustan";
 const SEAL_VOLUME: &str = "alustan-seal";
 
 /// Runs the script (`$1`, args after it), then, on success, prints the outputs file sealed
-/// (see [`crate::runs::seal`]) between the markers. A bare script name found in the working
+/// (see [`crate::runs::seal`]) between the markers if the run has a pad (a deploy) and the
+/// file is not empty: nothing more runs otherwise. A bare script name found in the working
 /// directory runs as `./name`.
 pub fn wrapper() -> String {
     format!(
@@ -33,7 +34,7 @@ pub fn wrapper() -> String {
 case "$s" in */*) ;; *) if [ -f "./$s" ]; then s="./$s"; fi ;; esac
 "$s" "$@"
 rc=$?
-if [ "$rc" -eq 0 ] && [ -s "$ALUSTAN_OUTPUTS" ]; then
+if [ "$rc" -eq 0 ] && [ -n "$ALUSTAN_SEAL" ] && [ -s "$ALUSTAN_OUTPUTS" ]; then
   printf '\n%s\n' "$ALUSTAN_OUTPUTS_BEGIN"
 {}  printf '%s\n' "$ALUSTAN_OUTPUTS_END"
 fi
@@ -219,9 +220,13 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
     let (begin, end) = markers(&run.name);
     let seal_name = meta::seal_secret_name(&run.name);
     let mut env = variables_env(tf, run.variables, &seal_name);
+    // Only a deploy has an outputs file to seal (the outputs contract): only it gets a pad.
+    let pad = run.action == RunAction::Deploy;
+    if pad {
+        env.push(env_var(meta::ENV_SEAL_FILE, &format!("{SEAL_DIR}/{}", meta::SEAL_KEY)));
+    }
     env.extend([
         env_var(meta::ENV_OUTPUTS_FILE, &format!("{OUTPUTS_DIR}/outputs.json")),
-        env_var(meta::ENV_SEAL_FILE, &format!("{SEAL_DIR}/{}", meta::SEAL_KEY)),
         env_var("ALUSTAN_OUTPUTS_BEGIN", &begin),
         env_var("ALUSTAN_OUTPUTS_END", &end),
         env_var("ALUSTAN_ACTION", action_label(run.action)),
@@ -237,15 +242,20 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
         command: Some(command),
         env: Some(env),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        volume_mounts: Some(vec![
-            VolumeMount { name: "alustan".into(), mount_path: OUTPUTS_DIR.into(), ..VolumeMount::default() },
-            VolumeMount {
-                name: SEAL_VOLUME.into(),
-                mount_path: SEAL_DIR.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(
+            [
+                Some(VolumeMount { name: "alustan".into(), mount_path: OUTPUTS_DIR.into(), ..VolumeMount::default() }),
+                pad.then(|| VolumeMount {
+                    name: SEAL_VOLUME.into(),
+                    mount_path: SEAL_DIR.into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        ),
         ..Container::default()
     };
     let service_account = tf.spec.service_account_name.clone().or_else(|| settings.service_account.clone());
@@ -284,14 +294,19 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
                     service_account_name: service_account,
                     image_pull_secrets: pull_secrets,
                     containers: vec![container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "alustan".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Volume::default()
-                        },
-                        seal_volume(seal_name),
-                    ]),
+                    volumes: Some(
+                        [
+                            Some(Volume {
+                                name: "alustan".into(),
+                                empty_dir: Some(EmptyDirVolumeSource::default()),
+                                ..Volume::default()
+                            }),
+                            pad.then(|| seal_volume(seal_name)),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                    ),
                     ..PodSpec::default()
                 }),
             },
@@ -301,8 +316,14 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
     })
 }
 
-/// The pad, created by the agent before the Job (see `crate::runs::start`); only its pad key:
-/// the Secret also holds sensitive variables, read as env.
+/// Whether `job` mounts a pad (its seal Secret must then hold one: see `crate::runs::start`).
+pub fn mounts_pad(job: &Job) -> bool {
+    let volumes = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.volumes.as_ref());
+    volumes.is_some_and(|volumes| volumes.iter().any(|v| v.name == SEAL_VOLUME))
+}
+
+/// The pad, created by the agent right after the Job (see `crate::runs::start`); only its pad
+/// key: the Secret also holds sensitive variables, read as env.
 fn seal_volume(seal_name: String) -> Volume {
     Volume {
         name: SEAL_VOLUME.into(),
@@ -435,12 +456,39 @@ mod tests {
         let env = container["env"].as_array().unwrap();
         assert!(env.iter().any(|e| e["name"] == "TF_VAR_a" && e["value"] == "1"));
         assert!(env.iter().any(|e| e["name"] == meta::ENV_OUTPUTS_FILE));
-        // The pad: the run's own seal Secret, mounted read-only where ALUSTAN_SEAL points.
+        // A destroy has no outputs file to seal: no pad, no seal volume.
+        assert!(!env.iter().any(|e| e["name"] == meta::ENV_SEAL_FILE));
+        assert!(!mounts_pad(&job));
+        assert!(pod["volumes"].as_array().unwrap().iter().all(|v| v["name"] != SEAL_VOLUME));
+    }
+
+    #[test]
+    fn only_a_deploy_mounts_its_pad_where_alustan_seal_points() {
+        let tf = terraform();
+        let variables = crate::reconcile::variables_from::Resolved::default();
+        let run = |action| RunSpec {
+            action,
+            name: "staging-cluster-deploy-k-0".into(),
+            script: "deploy",
+            extra_args: vec![],
+            image: "r/x@sha256:aa",
+            tag: "v1",
+            inputs: "fp",
+            token: None,
+            variables: &variables,
+        };
+        let job = build(&tf, &run(RunAction::Deploy), &JobSettings::default()).unwrap();
+        assert!(mounts_pad(&job));
+        let value = serde_json::to_value(&job).unwrap();
+        let pod = &value["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        let env = container["env"].as_array().unwrap();
         assert!(env.iter().any(|e| e["name"] == meta::ENV_SEAL_FILE && e["value"] == "/alustan-seal/pad"));
         let seal = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == SEAL_VOLUME).unwrap();
-        assert_eq!(seal["secret"]["secretName"], "staging-cluster-destroy-k-0-seal");
+        assert_eq!(seal["secret"]["secretName"], "staging-cluster-deploy-k-0-seal");
         let mounts = container["volumeMounts"].as_array().unwrap();
         let mount = mounts.iter().find(|m| m["name"] == SEAL_VOLUME).unwrap();
         assert_eq!((mount["mountPath"].as_str(), mount["readOnly"].as_bool()), (Some("/alustan-seal"), Some(true)));
+        assert!(!mounts_pad(&build(&tf, &run(RunAction::PostDeploy), &JobSettings::default()).unwrap()));
     }
 }

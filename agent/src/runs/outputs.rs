@@ -50,6 +50,8 @@ pub struct Collected {
     pub json_error: Option<String>,
     /// The outputs block as printed, still sealed: [`Collected::unseal`] reads it.
     pub sealed: Option<String>,
+    /// The outputs file's size its sealed block announced (read or not).
+    pub outputs_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -190,6 +192,7 @@ impl Collected {
     /// Reads the sealed outputs block, if any, with the run's pad (or why it is unavailable).
     pub fn unseal(&mut self, pad: Result<Pad, SealError>) {
         let Some(block) = self.sealed.take() else { return };
+        self.outputs_bytes = crate::runs::seal::announced_size(&block);
         match pad.and_then(|pad| crate::runs::seal::unseal(&block, &pad)) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => self.set_outputs(&text),
