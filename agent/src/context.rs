@@ -51,6 +51,10 @@ pub struct Context {
     /// The controller's cache of every `Terraform` (set by each [`crate::run`]): dependencies
     /// and producers of outputs are read from it, not fetched one by one.
     pub cache: Mutex<Option<kube::runtime::reflector::Store<Terraform>>>,
+    /// The controller's cache of the agent's Jobs, outcomes only (set by each [`crate::run`]).
+    pub job_cache: Mutex<Option<kube::runtime::reflector::Store<k8s_openapi::api::batch::v1::Job>>>,
+    /// Every Ingress, hosts only, for `status.ingressURLs` (set by each [`crate::run`]).
+    pub ingress_cache: Mutex<Option<kube::runtime::reflector::Store<k8s_openapi::api::networking::v1::Ingress>>>,
 }
 
 /// How many runs may hold a pad in memory at once (see [`Context::pad_slots`]).
@@ -114,6 +118,8 @@ impl Context {
             scan_wakes: Mutex::new(futures::channel::mpsc::unbounded().0),
             graph: crate::graph::Graph::default(),
             cache: Mutex::new(None),
+            job_cache: Mutex::new(None),
+            ingress_cache: Mutex::new(None),
         })
     }
 
@@ -122,6 +128,13 @@ impl Context {
     pub fn cached(&self, key: &crate::graph::Key) -> Option<std::sync::Arc<Terraform>> {
         let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         cache.as_ref()?.get(&ObjectRef::new(&key.name).within(&key.namespace))
+    }
+
+    /// Job `name` of `namespace` as the Jobs' watch last saw it (`None`: not seen yet, gone,
+    /// or no controller runs: the caller reads the API).
+    pub fn cached_job(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<k8s_openapi::api::batch::v1::Job>> {
+        let cache = self.job_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.as_ref()?.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// A new wake channel for the controller (replacing any earlier one).

@@ -236,26 +236,14 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
         env_var("ALUSTAN_IMAGE", run.image),
         env_var("ALUSTAN_TAG", run.tag),
     ]);
+    let (volumes, mounts) = run_volumes(pad.then_some(seal_name));
     let container = Container {
         name: "run".into(),
         image: Some(run.image.to_owned()),
         command: Some(command),
         env: Some(env),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        volume_mounts: Some(
-            [
-                Some(VolumeMount { name: "alustan".into(), mount_path: OUTPUTS_DIR.into(), ..VolumeMount::default() }),
-                pad.then(|| VolumeMount {
-                    name: SEAL_VOLUME.into(),
-                    mount_path: SEAL_DIR.into(),
-                    read_only: Some(true),
-                    ..VolumeMount::default()
-                }),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-        ),
+        volume_mounts: Some(mounts),
         ..Container::default()
     };
     let service_account = tf.spec.service_account_name.clone().or_else(|| settings.service_account.clone());
@@ -294,19 +282,7 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
                     service_account_name: service_account,
                     image_pull_secrets: pull_secrets,
                     containers: vec![container],
-                    volumes: Some(
-                        [
-                            Some(Volume {
-                                name: "alustan".into(),
-                                empty_dir: Some(EmptyDirVolumeSource::default()),
-                                ..Volume::default()
-                            }),
-                            pad.then(|| seal_volume(seal_name)),
-                        ]
-                        .into_iter()
-                        .flatten()
-                        .collect(),
-                    ),
+                    volumes: Some(volumes),
                     ..PodSpec::default()
                 }),
             },
@@ -314,6 +290,26 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
         }),
         status: None,
     })
+}
+
+/// The outputs file's emptyDir and, for a run with a pad, its seal Secret (`seal_name`):
+/// volumes and the container's mounts.
+fn run_volumes(seal_name: Option<String>) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let outputs =
+        Volume { name: "alustan".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() };
+    let mut volumes = vec![outputs];
+    let mut mounts =
+        vec![VolumeMount { name: "alustan".into(), mount_path: OUTPUTS_DIR.into(), ..VolumeMount::default() }];
+    if let Some(seal_name) = seal_name {
+        volumes.push(seal_volume(seal_name));
+        mounts.push(VolumeMount {
+            name: SEAL_VOLUME.into(),
+            mount_path: SEAL_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    (volumes, mounts)
 }
 
 /// Whether `job` mounts a pad (its seal Secret must then hold one: see `crate::runs::start`).

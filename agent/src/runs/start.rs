@@ -51,10 +51,8 @@ pub async fn start(ctx: &Context, job: &Job, sensitive: &BTreeMap<String, String
     if let Some(active) = active_run(&jobs, &pods, &resource, &owner, Some(&name)).await? {
         return Ok(Started::Busy(Box::new(active)));
     }
-    let pad = match jobs::mounts_pad(job) {
-        true => Some(Pad::generate(crate::runs::seal::pad_bytes(ctx.outputs_sizes.last(&owner)))?),
-        false => None,
-    };
+    let pad_bytes = crate::runs::seal::pad_bytes(ctx.outputs_sizes.last(&owner));
+    let pad = if jobs::mounts_pad(job) { Some(Pad::generate(pad_bytes)?) } else { None };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let seal = seal_secret(job, pad.as_ref(), sensitive)?;
     if let Some(secret) = &seal {
