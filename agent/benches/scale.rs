@@ -1,8 +1,9 @@
 //! The agent at scale (issues 5 and 17), printed beside its goals (never asserted):
 //!
 //! 1. the floor: the testenv kubelet running, without the agent, the very Jobs the agent would
-//!    create (built by `runs::jobs::build`: the seal wrapper, the pad Secret created first and
-//!    mounted), a deploy then (with post-deploy) a post-deploy Job per resource;
+//!    create (built by `runs::jobs::build`: the seal wrapper; a deploy's pad Secret, built by
+//!    `runs::start::seal_secret`, created first and mounted), a deploy then (with post-deploy)
+//!    a post-deploy Job per resource;
 //! 2. the real `alustan-agent` binary, a separate process, against N `Terraform`s sharing
 //!    10 images (instant `deploy` scripts writing a tiny outputs JSON; with post-deploy an
 //!    instant `post` script printing its JSON): time until all are `Completed` (`Success`
@@ -195,14 +196,9 @@ fn terraform(i: usize, image: &str, post_deploy: bool) -> BoxResult<alustan_shar
     }))?)
 }
 
-/// The agent's Job for `action` of resource `i` and its pad Secret, built by the agent's own
-/// code; without owner references (no `Terraform` owns them here, and the collector would
-/// delete them).
-fn agent_shaped(
-    stack: &Stack,
-    i: usize,
-    action: alustan_shared::RunAction,
-) -> BoxResult<(Job, k8s_openapi::api::core::v1::Secret)> {
+/// The agent's Job for `action` of resource `i`, built by the agent's own code; without owner
+/// references (no `Terraform` owns it here, and the collector would delete it).
+fn agent_shaped(stack: &Stack, i: usize, action: alustan_shared::RunAction) -> BoxResult<Job> {
     use alustan_agent::runs::jobs::{self, JobSettings, RunSpec};
     let (repo, digest) = &stack.images[i % IMAGES];
     let host = stack.proxy.host_port();
@@ -230,18 +226,11 @@ fn agent_shaped(
         JobSettings { active_deadline_seconds: 3600, ttl_seconds_after_finished: 3600, ..JobSettings::default() };
     let mut job = jobs::build(&tf, &run, &settings)?;
     job.metadata.owner_references = None;
-    let pad = alustan_agent::runs::seal::Pad::generate()?;
-    let secret = pad.to_secret(kube::api::ObjectMeta {
-        name: Some(alustan_shared::meta::seal_secret_name(&run.name)),
-        namespace: Some("default".into()),
-        labels: job.metadata.labels.clone(),
-        ..kube::api::ObjectMeta::default()
-    });
-    Ok((job, secret))
+    Ok(job)
 }
 
 /// Step 1: the kubelet alone runs the agent's Jobs for `crs` resources: each resource's pad
-/// Secret and deploy Job, then (with post-deploy) its post-deploy pad and Job once the deploy
+/// Secret and deploy Job, then (with post-deploy) its post-deploy Job once the deploy
 /// succeeded, as the agent sequences them; the time until every last Job succeeded.
 async fn floor(crs: usize, post_deploy: bool) -> BoxResult<Duration> {
     use alustan_shared::RunAction;
@@ -249,9 +238,15 @@ async fn floor(crs: usize, post_deploy: bool) -> BoxResult<Duration> {
     let client = stack.env.client()?;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    // As `runs::start` does: a deploy's seal Secret (the pad a first deploy gets), then the Job.
     let start_run = async |i: usize, action: RunAction| -> BoxResult<String> {
-        let (job, secret) = agent_shaped(&stack, i, action)?;
-        secrets.create(&PostParams::default(), &secret).await?;
+        let job = agent_shaped(&stack, i, action)?;
+        let pad = alustan_agent::runs::jobs::mounts_pad(&job)
+            .then(|| alustan_agent::runs::seal::Pad::generate(alustan_agent::runs::seal::pad_bytes(None)))
+            .transpose()?;
+        if let Some(secret) = alustan_agent::runs::start::seal_secret(&job, pad.as_ref(), &BTreeMap::new())? {
+            secrets.create(&PostParams::default(), &secret).await?;
+        }
         let created = jobs.create(&PostParams::default(), &job).await?;
         Ok(created.metadata.name.unwrap_or_default())
     };

@@ -42,7 +42,7 @@ fn time(runs: usize, mut f: impl FnMut()) -> Duration {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let dir = tempfile::tempdir()?;
-    let pad = Pad::generate()?;
+    let pad = Pad::generate(meta::SEAL_BYTES)?;
     let outputs: Vec<u8> = (0..meta::SEAL_BYTES).map(|i| b"{\"k\": \"value\"}\n"[i % 15]).collect();
     std::fs::write(dir.path().join("pad"), pad.as_bytes())?;
     std::fs::write(dir.path().join("source"), &outputs)?;

@@ -41,6 +41,8 @@ pub struct Context {
     /// Runs being launched or read back at once: each holds a pad, its Secret and (reading) a
     /// sealed block, a few hundred KiB; a limit below the reconcile concurrency bounds memory.
     pub pad_slots: tokio::sync::Semaphore,
+    /// Each resource's last outputs file size: its next pad is sized to it.
+    pub outputs_sizes: crate::runs::seal::OutputsSizes,
     /// Wakes a resource whose background scan ended (the controller's `reconcile_on` stream;
     /// [`crate::run`] connects it).
     pub scan_wakes: Mutex<UnboundedSender<ObjectRef<Terraform>>>,
@@ -49,6 +51,10 @@ pub struct Context {
     /// The controller's cache of every `Terraform` (set by each [`crate::run`]): dependencies
     /// and producers of outputs are read from it, not fetched one by one.
     pub cache: Mutex<Option<kube::runtime::reflector::Store<Terraform>>>,
+    /// The controller's cache of the agent's Jobs, outcomes only (set by each [`crate::run`]).
+    pub job_cache: Mutex<Option<kube::runtime::reflector::Store<k8s_openapi::api::batch::v1::Job>>>,
+    /// Every Ingress, hosts only, for `status.ingressURLs` (set by each [`crate::run`]).
+    pub ingress_cache: Mutex<Option<kube::runtime::reflector::Store<k8s_openapi::api::networking::v1::Ingress>>>,
 }
 
 /// How many runs may hold a pad in memory at once (see [`Context::pad_slots`]).
@@ -107,10 +113,13 @@ impl Context {
             scan_failures: crate::reconcile::backoff::ScanFailures::default(),
             reconcile_errors: crate::reconcile::backoff::ErrorStreaks::default(),
             pad_slots: tokio::sync::Semaphore::new(PAD_SLOTS),
+            outputs_sizes: crate::runs::seal::OutputsSizes::default(),
             // Nothing listens until `run` connects the controller.
             scan_wakes: Mutex::new(futures::channel::mpsc::unbounded().0),
             graph: crate::graph::Graph::default(),
             cache: Mutex::new(None),
+            job_cache: Mutex::new(None),
+            ingress_cache: Mutex::new(None),
         })
     }
 
@@ -119,6 +128,13 @@ impl Context {
     pub fn cached(&self, key: &crate::graph::Key) -> Option<std::sync::Arc<Terraform>> {
         let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         cache.as_ref()?.get(&ObjectRef::new(&key.name).within(&key.namespace))
+    }
+
+    /// Job `name` of `namespace` as the Jobs' watch last saw it (`None`: not seen yet, gone,
+    /// or no controller runs: the caller reads the API).
+    pub fn cached_job(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<k8s_openapi::api::batch::v1::Job>> {
+        let cache = self.job_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.as_ref()?.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// A new wake channel for the controller (replacing any earlier one).

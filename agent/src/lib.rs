@@ -86,11 +86,23 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         })
         .applied_objects();
     let pruner = tokio::spawn(prune_scans(Arc::clone(&ctx)));
+    let (ingresses, ingress_watch) = crate::runs::gather::watch_ingresses(ctx.client.clone());
+    *ctx.ingress_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ingresses);
     let scans_ended = ctx.connect_scan_wakes();
+    // The Jobs' watch also keeps a cache of their outcomes: a pass reads a run's Job from it
+    // rather than with a GET. Only what `runs::observe::outcome` reads is kept (metadata
+    // without managedFields, status), a few hundred bytes a Job.
+    let (job_reader, job_writer) = reflector::store();
+    *ctx.job_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(job_reader);
+    let owned_jobs = watcher(jobs, watcher::Config::default().labels(&managed).page_size(LIST_PAGE_SIZE))
+        .default_backoff()
+        .modify(crate::runs::observe::keep_outcome_only)
+        .reflect(job_writer)
+        .touched_objects();
     Controller::for_stream(terraforms, reader)
         .reconcile_on(scans_ended)
         .reconcile_on(woken_by_dependencies)
-        .owns(jobs, watcher::Config::default().labels(&managed).page_size(LIST_PAGE_SIZE))
+        .owns_stream(owned_jobs)
         .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
@@ -101,6 +113,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         })
         .await;
     pruner.abort();
+    ingress_watch.abort();
 }
 
 /// Every sync interval, drops the scanner's tag lists older than two intervals: repositories no

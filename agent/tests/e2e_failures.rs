@@ -132,8 +132,10 @@ async fn deleting_the_namespace_ends_even_though_destroy_cannot_start_there() {
         assert!(start.elapsed() < std::time::Duration::from_secs(60), "not Completed: {:#?}", current.status);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    // The terminating namespace refuses the destroy's Secret and the Events with 403.
+    // The terminating namespace refuses the destroy's Job (a destroy has no seal Secret unless
+    // it has sensitive variables) and the Events with 403.
     agent.expect_forbidden("/api/v1/namespaces/doomed/");
+    agent.expect_forbidden("/apis/batch/v1/namespaces/doomed/");
     agent.expect_forbidden("/apis/events.k8s.io/v1/namespaces/doomed/");
     namespaces.delete("doomed", &DeleteParams::default()).await.unwrap();
     let start = std::time::Instant::now();

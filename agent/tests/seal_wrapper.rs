@@ -71,7 +71,7 @@ fn block(log: &str) -> String {
 }
 
 fn sealed_outputs_are_hidden_in_the_log_and_read_back(tools: &Tools) {
-    let pad = Pad::generate().unwrap();
+    let pad = Pad::generate(meta::SEAL_BYTES).unwrap();
     let log = run_wrapper(tools, OUTPUTS.as_bytes(), &pad);
     assert!(log.starts_with("applying\n"), "{log}");
     let (begin, end) = markers(JOB);
@@ -103,7 +103,7 @@ fn every_byte_pair_round_trips(tools: &Tools) {
 
 fn a_file_larger_than_the_pad_is_not_printed(tools: &Tools) {
     let big = format!("{{\"pw\":{{\"value\":\"hunter2{}\",\"sensitive\":true}}}}", "x".repeat(meta::SEAL_BYTES));
-    let pad = Pad::generate().unwrap();
+    let pad = Pad::generate(meta::SEAL_BYTES).unwrap();
     let log = run_wrapper(tools, big.as_bytes(), &pad);
     assert!(!log.contains("hunter2") && !log.contains("xxxx"), "{log}");
     let size = big.len() as u64;
@@ -170,4 +170,26 @@ fn a_missing_pad_prints_nothing_of_the_file() {
     assert!(!log.contains("hunter2"), "{log}");
     let block = block(&log);
     assert!(block.starts_with("oversize ") && block.ends_with(" 0\n"), "{log}");
+}
+
+#[test]
+fn without_a_pad_the_wrapper_prints_no_block_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("deploy"), "#!/bin/sh\necho '{\"pw\":\"hunter2\"}' > \"$ALUSTAN_OUTPUTS\"\n")
+        .unwrap();
+    let mut command =
+        wrapper_command(Path::new("/bin/sh"), &std::env::var("PATH").unwrap(), dir.path(), &wrapper(), JOB);
+    let output = command.env_remove(meta::ENV_SEAL_FILE).output().unwrap();
+    assert!(output.status.success() && output.stderr.is_empty(), "{output:?}");
+    let log = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(log, "", "a run without a pad (post-deploy, destroy) prints nothing of its outputs file");
+}
+
+#[test]
+fn a_pad_smaller_than_the_largest_reports_its_own_size_when_too_small() {
+    let pad = Pad::generate(100).unwrap();
+    let log = run_wrapper(&Tools::Busybox, &[b'x'; 101], &pad);
+    assert_eq!(block(&log), "oversize 101 100\n");
+    let fits = run_wrapper(&Tools::Host, &[b'x'; 100], &pad);
+    assert_eq!(unseal(&block(&fits), &pad).unwrap(), [b'x'; 100]);
 }

@@ -32,7 +32,14 @@ impl Pass<'_> {
             self.status.history.iter().filter(|r| r.result == RunResult::Running).cloned().collect();
         let pods: Api<Pod> = self.api();
         for record in running {
-            let outcome = match jobs.get_opt(&record.job_name).await? {
+            // The watch's copy when it has the Job (the event that woke this pass is in it); a
+            // GET when it does not yet (just created) or no more.
+            let cached = self.ctx.cached_job(&self.namespace, &record.job_name);
+            let job = match cached {
+                Some(job) => Some(job),
+                None => jobs.get_opt(&record.job_name).await?.map(std::sync::Arc::new),
+            };
+            let outcome = match job {
                 Some(job) => observe::outcome(&job),
                 // A Job deleted by hand may leave its Pod running (orphaned, or terminating): the
                 // run is over only once no Pod of it runs any more.
@@ -139,6 +146,10 @@ impl Pass<'_> {
 
     async fn deployed(&mut self, record: &RunRecord, at: Option<Time>) -> Result<()> {
         let collected = self.collect(&record.job_name, false).await;
+        // The next pad is sized to this file (an oversize one too, so a retry can print it; none: 0).
+        if let Some(bytes) = collected.outputs_bytes.or(collected.error.is_none().then_some(0)) {
+            self.ctx.outputs_sizes.remember(&self.uid, bytes);
+        }
         if let Some(err) = collected.error {
             self.fail_run(record, at, format!("deploy succeeded but its outputs cannot be read: {err}")).await;
             return Ok(());
@@ -155,7 +166,8 @@ impl Pass<'_> {
             Err(err) => return Err(err),
         }
         self.status.output = collected.outputs.plain;
-        self.status.ingress_urls = crate::runs::gather::ingress_urls(&self.ctx.client).await;
+        let ingresses = self.ctx.ingress_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        self.status.ingress_urls = crate::runs::gather::ingress_urls(&self.ctx.client, ingresses).await;
         self.status.credentials =
             crate::runs::gather::credentials(&self.ctx.client, &self.ctx.credential_sources).await;
         let tag = record.tag.clone().unwrap_or_default();

@@ -5,20 +5,65 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use alustan_shared::{Credential, SecretKeyReference};
+use futures::{FutureExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::ListParams;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, ResourceExt as _};
 
 /// Every host of every rule of every Ingress, grouped by the Ingress's namespace, sorted and
-/// deduplicated; `https://` when the host is in the Ingress's TLS section.
-pub async fn ingress_urls(client: &Client) -> BTreeMap<String, Vec<String>> {
+/// deduplicated; `https://` when the host is in the Ingress's TLS section. Read from `cache`
+/// (the agent's Ingress watch, shared by every resource) once it has listed them all; until
+/// then (or without permission to watch) with a LIST.
+pub async fn ingress_urls(client: &Client, cache: Option<Store<Ingress>>) -> BTreeMap<String, Vec<String>> {
+    if let Some(store) = cache
+        && store.wait_until_ready().now_or_never().is_some_and(|ready| ready.is_ok())
+    {
+        let ingresses: Vec<Ingress> = store.state().iter().map(|ingress| Ingress::clone(ingress)).collect();
+        return urls(&ingresses);
+    }
     let api: Api<Ingress> = Api::all(client.clone());
     match api.list(&ListParams::default()).await {
         Ok(list) => urls(&list.items),
         Err(err) => {
             tracing::warn!(error = %err, "cannot list Ingresses; status.ingressURLs left empty");
             BTreeMap::new()
+        }
+    }
+}
+
+/// Watches every Ingress into a store holding only what [`urls`] reads (hosts of rules and
+/// TLS sections), until the returned task is aborted.
+pub fn watch_ingresses(client: Client) -> (Store<Ingress>, tokio::task::JoinHandle<()>) {
+    let (reader, writer) = reflector::store();
+    let stream = watcher(Api::<Ingress>::all(client), watcher::Config::default().page_size(100))
+        .default_backoff()
+        .modify(keep_hosts_only)
+        .reflect(writer);
+    let task = tokio::spawn(stream.for_each(|event| async move {
+        if let Err(err) = event {
+            tracing::debug!(error = %err, "the Ingress watch failed; status.ingressURLs are listed instead");
+        }
+    }));
+    (reader, task)
+}
+
+/// An Ingress stripped to its namespace, rule hosts and TLS hosts: the cache's shape.
+pub fn keep_hosts_only(ingress: &mut Ingress) {
+    ingress.metadata.managed_fields = None;
+    ingress.metadata.annotations = None;
+    ingress.metadata.labels = None;
+    ingress.status = None;
+    if let Some(spec) = &mut ingress.spec {
+        spec.default_backend = None;
+        spec.ingress_class_name = None;
+        for rule in spec.rules.iter_mut().flatten() {
+            rule.http = None;
+        }
+        for tls in spec.tls.iter_mut().flatten() {
+            tls.secret_name = None;
         }
     }
 }

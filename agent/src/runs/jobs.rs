@@ -29,8 +29,9 @@ const PLAN_VOLUME: &str = "alustan-plan";
 const PLAN_DIR: &str = "/alustan-plan";
 
 /// Runs the script (`$1`, args after it), then, on success, prints the outputs file sealed
-/// (see [`crate::runs::seal`]) between the markers; a plan run's outputs file is its plan
-/// bundle (see [`crate::runs::plan`]). A bare script name found in the working
+/// (see [`crate::runs::seal`]) between the markers if the run has a pad (a deploy or a plan)
+/// and the file is not empty: nothing more runs otherwise; a plan run's outputs file is its
+/// plan bundle (see [`crate::runs::plan`]). A bare script name found in the working
 /// directory runs as `./name`.
 pub fn wrapper() -> String {
     format!(
@@ -45,7 +46,7 @@ if [ "$rc" -eq 0 ] && [ "$ALUSTAN_ACTION" = plan ]; then
     printf '0\n' > "$ALUSTAN_OUTPUTS"
   fi
 fi
-if [ "$rc" -eq 0 ] && [ -s "$ALUSTAN_OUTPUTS" ]; then
+if [ "$rc" -eq 0 ] && [ -n "$ALUSTAN_SEAL" ] && [ -s "$ALUSTAN_OUTPUTS" ]; then
   printf '\n%s\n' "$ALUSTAN_OUTPUTS_BEGIN"
 {}  printf '%s\n' "$ALUSTAN_OUTPUTS_END"
 fi
@@ -264,9 +265,14 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
     let (begin, end) = markers(&run.name);
     let seal_name = meta::seal_secret_name(&run.name);
     let mut env = variables_env(tf, run.variables, &seal_name);
+    // Only a deploy has an outputs file to seal (the outputs contract), and a plan its plan
+    // bundle: only they get a pad.
+    let pad = matches!(run.action, RunAction::Deploy | RunAction::Plan);
+    if pad {
+        env.push(env_var(meta::ENV_SEAL_FILE, &format!("{SEAL_DIR}/{}", meta::SEAL_KEY)));
+    }
     env.extend([
         env_var(meta::ENV_OUTPUTS_FILE, &format!("{OUTPUTS_DIR}/outputs.json")),
-        env_var(meta::ENV_SEAL_FILE, &format!("{SEAL_DIR}/{}", meta::SEAL_KEY)),
         env_var("ALUSTAN_OUTPUTS_BEGIN", &begin),
         env_var("ALUSTAN_OUTPUTS_END", &end),
         env_var("ALUSTAN_ACTION", action_label(run.action)),
@@ -276,19 +282,7 @@ pub fn build(tf: &Terraform, run: &RunSpec<'_>, settings: &JobSettings) -> Resul
         env_var("ALUSTAN_IMAGE", run.image),
         env_var("ALUSTAN_TAG", run.tag),
     ]);
-    let mut mounts = vec![
-        VolumeMount { name: "alustan".into(), mount_path: OUTPUTS_DIR.into(), ..VolumeMount::default() },
-        VolumeMount {
-            name: SEAL_VOLUME.into(),
-            mount_path: SEAL_DIR.into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        },
-    ];
-    let mut volumes = vec![
-        Volume { name: "alustan".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() },
-        seal_volume(seal_name),
-    ];
+    let (mut volumes, mut mounts) = run_volumes(pad.then_some(seal_name));
     add_plan_files(run, &mut env, &mut mounts, &mut volumes);
     let container = Container {
         name: "run".into(),
@@ -369,8 +363,34 @@ fn add_plan_files(run: &RunSpec<'_>, env: &mut Vec<EnvVar>, mounts: &mut Vec<Vol
     }
 }
 
-/// The pad, created by the agent before the Job (see `crate::runs::start`); only its pad key:
-/// the Secret also holds sensitive variables, read as env.
+/// The outputs file's emptyDir and, for a run with a pad, its seal Secret (`seal_name`):
+/// volumes and the container's mounts.
+fn run_volumes(seal_name: Option<String>) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let outputs =
+        Volume { name: "alustan".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() };
+    let mut volumes = vec![outputs];
+    let mut mounts =
+        vec![VolumeMount { name: "alustan".into(), mount_path: OUTPUTS_DIR.into(), ..VolumeMount::default() }];
+    if let Some(seal_name) = seal_name {
+        volumes.push(seal_volume(seal_name));
+        mounts.push(VolumeMount {
+            name: SEAL_VOLUME.into(),
+            mount_path: SEAL_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    (volumes, mounts)
+}
+
+/// Whether `job` mounts a pad (its seal Secret must then hold one: see `crate::runs::start`).
+pub fn mounts_pad(job: &Job) -> bool {
+    let volumes = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.volumes.as_ref());
+    volumes.is_some_and(|volumes| volumes.iter().any(|v| v.name == SEAL_VOLUME))
+}
+
+/// The pad, created by the agent right after the Job (see `crate::runs::start`); only its pad
+/// key: the Secret also holds sensitive variables, read as env.
 fn seal_volume(seal_name: String) -> Volume {
     secret_volume(SEAL_VOLUME, seal_name, meta::SEAL_KEY)
 }
@@ -506,12 +526,57 @@ mod tests {
         let env = container["env"].as_array().unwrap();
         assert!(env.iter().any(|e| e["name"] == "TF_VAR_a" && e["value"] == "1"));
         assert!(env.iter().any(|e| e["name"] == meta::ENV_OUTPUTS_FILE));
-        // The pad: the run's own seal Secret, mounted read-only where ALUSTAN_SEAL points.
+        // A destroy has no outputs file to seal: no pad, no seal volume.
+        assert!(!env.iter().any(|e| e["name"] == meta::ENV_SEAL_FILE));
+        assert!(!mounts_pad(&job));
+        assert!(pod["volumes"].as_array().unwrap().iter().all(|v| v["name"] != SEAL_VOLUME));
+    }
+
+    #[test]
+    fn only_a_deploy_or_a_plan_mounts_its_pad_where_alustan_seal_points() {
+        let tf = terraform();
+        let variables = crate::reconcile::variables_from::Resolved::default();
+        let run = |action| RunSpec {
+            action,
+            name: "staging-cluster-deploy-k-0".into(),
+            script: "deploy",
+            extra_args: vec![],
+            image: "r/x@sha256:aa",
+            tag: "v1",
+            inputs: "fp",
+            token: None,
+            variables: &variables,
+            plan: None,
+            trigger: None,
+        };
+        let job = build(&tf, &run(RunAction::Deploy), &JobSettings::default()).unwrap();
+        assert!(mounts_pad(&job));
+        let value = serde_json::to_value(&job).unwrap();
+        let pod = &value["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        let env = container["env"].as_array().unwrap();
         assert!(env.iter().any(|e| e["name"] == meta::ENV_SEAL_FILE && e["value"] == "/alustan-seal/pad"));
         let seal = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == SEAL_VOLUME).unwrap();
-        assert_eq!(seal["secret"]["secretName"], "staging-cluster-destroy-k-0-seal");
+        assert_eq!(seal["secret"]["secretName"], "staging-cluster-deploy-k-0-seal");
         let mounts = container["volumeMounts"].as_array().unwrap();
         let mount = mounts.iter().find(|m| m["name"] == SEAL_VOLUME).unwrap();
         assert_eq!((mount["mountPath"].as_str(), mount["readOnly"].as_bool()), (Some("/alustan-seal"), Some(true)));
+        assert!(!mounts_pad(&build(&tf, &run(RunAction::PostDeploy), &JobSettings::default()).unwrap()));
+        // A plan hands back its summary and plan file sealed; it writes them where the env says.
+        let plan = serde_json::to_value(build(&tf, &run(RunAction::Plan), &JobSettings::default()).unwrap()).unwrap();
+        let env = plan["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap().clone();
+        let value_of = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+        assert_eq!(value_of(meta::ENV_SEAL_FILE), Some(serde_json::json!("/alustan-seal/pad")));
+        assert_eq!(value_of(meta::ENV_PLAN), Some(serde_json::json!("/alustan/plan.json")));
+        assert_eq!(value_of(meta::ENV_PLAN_FILE), Some(serde_json::json!("/alustan/plan.bin")));
+        // A deploy of an approved plan reads its file from the plan Secret, read-only.
+        let handoff = RunSpec { plan: Some(PlanHandoff { id: "3-ab", secret: "web-plan" }), ..run(RunAction::Deploy) };
+        let deploy = serde_json::to_value(build(&tf, &handoff, &JobSettings::default()).unwrap()).unwrap();
+        let pod = &deploy["spec"]["template"]["spec"];
+        let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == PLAN_VOLUME).unwrap();
+        assert_eq!(volume["secret"]["secretName"], "web-plan");
+        let env = pod["containers"][0]["env"].as_array().unwrap();
+        assert!(env.iter().any(|e| e["name"] == meta::ENV_PLAN_FILE && e["value"] == "/alustan-plan/plan"));
+        assert_eq!(deploy["metadata"]["annotations"]["alustan.io/plan"], "3-ab");
     }
 }

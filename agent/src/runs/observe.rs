@@ -46,6 +46,15 @@ pub fn outcome(job: &Job) -> Outcome {
     }
 }
 
+/// Strips a Job to what [`outcome`] and the controller's owner mapping read (its metadata
+/// without labels, annotations and managedFields; its status): the Job cache's shape.
+pub fn keep_outcome_only(job: &mut Job) {
+    job.spec = None;
+    job.metadata.managed_fields = None;
+    job.metadata.annotations = None;
+    job.metadata.labels = None;
+}
+
 /// The Job's Pod (the newest, should there be several).
 pub async fn pod(pods: &Api<Pod>, job: &str) -> Result<Option<Pod>> {
     let mut list = pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await?.items;

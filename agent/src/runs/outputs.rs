@@ -57,6 +57,8 @@ pub struct Collected {
     pub sealed: Option<String>,
     /// A plan run's bundle, unsealed (see [`crate::runs::plan`]).
     pub bundle: Option<Vec<u8>>,
+    /// The outputs file's size its sealed block announced (read or not).
+    pub outputs_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -216,6 +218,7 @@ impl Collected {
 
     fn unseal_bytes(&mut self, pad: Result<Pad, SealError>) -> Option<Vec<u8>> {
         let block = self.sealed.take()?;
+        self.outputs_bytes = crate::runs::seal::announced_size(&block);
         match pad.and_then(|pad| crate::runs::seal::unseal(&block, &pad)) {
             Ok(bytes) => Some(bytes),
             Err(err) => {

@@ -1,15 +1,18 @@
 //! The seal: a one-time pad that keeps a run's outputs (sensitive ones included) out of its
-//! log. Each Job gets a Secret `<job>-seal` holding [`meta::SEAL_BYTES`] random bytes, mounted
-//! read-only at [`SEAL_DIR`]; the Job's wrapper XORs the outputs file with it and prints hex
-//! between the markers; the agent reads the Secret back and XORs again. Anyone reading the
-//! log (`pods/log`, a log shipper) sees bytes that say nothing without the Secret.
+//! log. Each deploy Job gets a Secret `<job>-seal` holding random bytes (see [`pad_bytes`]),
+//! mounted read-only at [`SEAL_DIR`]; the Job's wrapper XORs the outputs file with it and
+//! prints hex between the markers; the agent reads the Secret back and XORs again. Anyone
+//! reading the log (`pods/log`, a log shipper) sees bytes that say nothing without the Secret.
+//! Runs that have no outputs file by contract (post-deploy, destroy) get no pad.
 //!
 //! A block, after the begin marker: `sealed SIZE` then hex lines of SIZE sealed bytes; or,
 //! when the file is larger than the pad, the single line `oversize SIZE LIMIT` (nothing of the
-//! file is printed). The wrapper uses only POSIX `wc`, `od` and `awk`, as found in busybox,
-//! Alpine and Debian images.
+//! file is printed). The wrapper uses only POSIX `od` and `awk`, as found in busybox, Alpine
+//! and Debian images: one `od` of the outputs file, one of the pad, one `awk`, in one pass.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 use alustan_shared::meta;
 use k8s_openapi::ByteString;
@@ -20,32 +23,66 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 /// Where the seal Secret is mounted in the Job's container.
 pub const SEAL_DIR: &str = "/alustan-seal";
 
-/// XORs the bytes after a `-` line (`od -t u1` of the outputs file) with those before it (of
-/// the pad) and prints them as hex, 32 bytes a line. POSIX awk has no XOR: a 16×16 table of
-/// nibble XORs, built first, does it. Variables start at 0 explicitly: mawk indexes an
-/// uninitialised counter as `""`, not `0`. It stops at the pad's end rather than print a byte
-/// left in clear (the agent then reports a short block).
-const XOR_AWK: &str = r#"BEGIN { n = 0; m = 0; for (a = 0; a < 16; a++) for (b = 0; b < 16; b++) { x = 0; p = 1; i = a; j = b; while (i > 0 || j > 0) { if (i % 2 != j % 2) x += p; i = int(i / 2); j = int(j / 2); p *= 2 }; t[a * 16 + b] = x } }
-$1 == "-" { data = 1; next }
-!data { for (f = 1; f <= NF; f++) pad[n++] = $f; next }
-{ for (f = 1; f <= NF; f++) { if (m >= n) exit 2; k = pad[m]; v = $f; printf "%02x", t[int(v / 16) * 16 + int(k / 16)] * 16 + t[(v % 16) * 16 + k % 16]; if (++m % 32 == 0) printf "\n" } }
-END { if (m % 32) printf "\n" }"#;
+/// The smallest pad: a resource whose outputs were small (or absent) gets this much.
+pub const MIN_PAD_BYTES: usize = 16 * 1024;
+/// How many times the last outputs file's size a pad covers: outputs may grow between deploys.
+const PAD_HEADROOM: usize = 4;
+
+/// Reads `od -t u1` of the outputs file, a `-` line, then `od -t u1` of the pad; prints the
+/// block at the end (so an oversize file prints nothing of itself) and stops reading the pad
+/// once it covers the file (the pad's `od` then ends on a closed pipe). At most the largest
+/// pad's worth of bytes is held. POSIX awk has no XOR: a 16×16 table of nibble XORs, built
+/// first, does it. Variables start at 0 explicitly: mawk indexes an uninitialised counter as
+/// `""`, not `0`.
+const XOR_AWK: &str = r#"BEGIN { m = 0; n = 0; o = 0; line = ""; for (a = 0; a < 16; a++) for (b = 0; b < 16; b++) { x = 0; p = 1; i = a; j = b; while (i > 0 || j > 0) { if (i % 2 != j % 2) x += p; i = int(i / 2); j = int(j / 2); p *= 2 }; t[a * 16 + b] = x } }
+!pad && $1 == "-" { pad = 1; if (m == 0) exit; next }
+!pad { for (f = 1; f <= NF; f++) { if (m < MAX) d[m] = $f; m++ }; next }
+{ for (f = 1; f <= NF; f++) { if (n >= m) exit; if (n >= MAX) { n++; continue } v = d[n]; k = $f; line = line sprintf("%02x", t[int(v / 16) * 16 + int(k / 16)] * 16 + t[(v % 16) * 16 + k % 16]); if (++n % 32 == 0) { out[o++] = line; line = "" } } }
+END { if (n < m) { printf "OVERSIZE %d %d\n", m, n; exit } if (line != "") out[o++] = line; printf "SEALED %d\n", m; for (i = 0; i < o; i++) print out[i] }"#;
 
 /// The shell lines printing the sealed block of `$ALUSTAN_OUTPUTS` (markers excluded).
 pub fn print_sealed_block() -> String {
     let (outputs, seal) = (meta::ENV_OUTPUTS_FILE, meta::ENV_SEAL_FILE);
-    let (sealed, oversize) = (meta::SEALED_HEADER, meta::OVERSIZE_HEADER);
+    let awk = XOR_AWK
+        .replace("OVERSIZE", meta::OVERSIZE_HEADER)
+        .replace("SEALED", meta::SEALED_HEADER)
+        .replace("MAX", &meta::SEAL_BYTES.to_string());
     format!(
-        r#"size=$(($(wc -c < "${outputs}")))
-limit=$(($(wc -c < "${seal}" || echo 0)))
-if [ "$size" -gt "$limit" ]; then
-  printf '%s %s %s\n' {oversize} "$size" "$limit"
-else
-  printf '%s %s\n' {sealed} "$size"
-  {{ od -A n -t u1 -v -N "$size" "${seal}"; echo -; od -A n -t u1 -v "${outputs}"; }} | awk '{XOR_AWK}'
-fi
+        r#"{{ od -A n -t u1 -v "${outputs}"; echo -; od -A n -t u1 -v "${seal}"; }} | awk '{awk}'
 "#
     )
+}
+
+/// The pad of a deploy of a resource whose last outputs file had `last` bytes (`None`:
+/// unknown, after a restart or on a first deploy): [`PAD_HEADROOM`] times that, at least
+/// [`MIN_PAD_BYTES`], at most [`meta::SEAL_BYTES`] (the largest outputs file a run may print).
+pub fn pad_bytes(last: Option<u64>) -> usize {
+    match last {
+        None => meta::SEAL_BYTES,
+        Some(bytes) => usize::try_from(bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(PAD_HEADROOM)
+            .clamp(MIN_PAD_BYTES, meta::SEAL_BYTES),
+    }
+}
+
+/// The size of each resource's last outputs file (by uid), as its sealed block said: the next
+/// pad is sized to it. In memory only: unknown sizes get the largest pad.
+#[derive(Debug, Default)]
+pub struct OutputsSizes(Mutex<HashMap<String, u64>>);
+
+impl OutputsSizes {
+    pub fn remember(&self, uid: &str, bytes: u64) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(uid.to_owned(), bytes);
+    }
+
+    pub fn last(&self, uid: &str) -> Option<u64> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(uid).copied()
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(uid);
+    }
 }
 
 /// Why sealed outputs could not be read. Never holds a byte of them.
@@ -78,13 +115,8 @@ impl fmt::Debug for Pad {
 }
 
 impl Pad {
-    /// [`meta::SEAL_BYTES`] bytes from the system's secure generator.
-    pub fn generate() -> Result<Self, SealError> {
-        Self::generate_len(meta::SEAL_BYTES)
-    }
-
-    /// `len` bytes from the system's secure generator (a plan run's pad is larger).
-    pub fn generate_len(len: usize) -> Result<Self, SealError> {
+    /// `len` bytes from the system's secure generator.
+    pub fn generate(len: usize) -> Result<Self, SealError> {
         let mut bytes = vec![0; len];
         SystemRandom::new().fill(&mut bytes).map_err(|_| SealError::Random)?;
         Ok(Self(bytes))
@@ -133,6 +165,13 @@ impl Pad {
 pub fn is_sealed(block: &str) -> bool {
     let first = block.lines().next().unwrap_or_default().split_whitespace().next();
     first == Some(meta::SEALED_HEADER) || first == Some(meta::OVERSIZE_HEADER)
+}
+
+/// The size of the outputs file a sealed (or oversize) block announces.
+pub fn announced_size(block: &str) -> Option<u64> {
+    let mut header = block.lines().next()?.split_whitespace();
+    let word = header.next()?;
+    (word == meta::SEALED_HEADER || word == meta::OVERSIZE_HEADER).then(|| header.next()?.parse().ok())?
 }
 
 /// The outputs file a sealed block stands for.
@@ -186,7 +225,7 @@ mod tests {
 
     #[test]
     fn seal_then_unseal_gives_the_bytes_back_and_hides_them() {
-        let pad = Pad::generate().unwrap();
+        let pad = Pad::generate(meta::SEAL_BYTES).unwrap();
         assert_eq!(pad.len(), meta::SEAL_BYTES);
         let data = br#"{"pw":{"value":"hunter2","sensitive":true}}"#;
         let block = seal(data, &pad);
@@ -194,12 +233,28 @@ mod tests {
         assert!(!block.contains("hunter2") && !block.contains(&hex::encode("hunter2")), "{block}");
         assert_eq!(unseal(&block, &pad).unwrap(), data);
         // Another pad gives other bytes: the block says nothing without its own.
-        assert_ne!(unseal(&block, &Pad::generate().unwrap()).unwrap(), data);
+        assert_ne!(unseal(&block, &Pad::generate(meta::SEAL_BYTES).unwrap()).unwrap(), data);
+    }
+
+    #[test]
+    fn a_pad_is_four_times_the_last_outputs_within_bounds_and_the_largest_when_unknown() {
+        assert_eq!(pad_bytes(None), meta::SEAL_BYTES);
+        assert_eq!(pad_bytes(Some(0)), MIN_PAD_BYTES);
+        assert_eq!(pad_bytes(Some(5000)), 20_000);
+        assert_eq!(pad_bytes(Some(40_000)), meta::SEAL_BYTES);
+        let sizes = OutputsSizes::default();
+        sizes.remember("u1", 10);
+        assert_eq!((sizes.last("u1"), sizes.last("u2")), (Some(10), None));
+        sizes.forget("u1");
+        assert_eq!(sizes.last("u1"), None);
+        assert_eq!(announced_size("sealed 12\nabcd\n"), Some(12));
+        assert_eq!(announced_size("oversize 70000 65536\n"), Some(70000));
+        assert_eq!(announced_size("{}\n"), None);
     }
 
     #[test]
     fn two_pads_differ() {
-        assert_ne!(Pad::generate().unwrap(), Pad::generate().unwrap());
+        assert_ne!(Pad::generate(meta::SEAL_BYTES).unwrap(), Pad::generate(meta::SEAL_BYTES).unwrap());
     }
 
     #[test]

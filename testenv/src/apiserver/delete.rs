@@ -111,7 +111,7 @@ pub fn delete_collection(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         for o in objs.iter().filter(|o| sel.matches(&ctx.external(o))) {
             let key = (meta_str(o, "namespace").to_owned(), meta_str(o, "name").to_owned());
             let done = delete_object(shared, &mut st, &ctx.def, &key, opts.policy.as_deref(), opts.dry_run)?;
-            items.push(ctx.external(&done));
+            items.push(ctx.external(&done).into_owned());
         }
         st.rv().to_string()
     };

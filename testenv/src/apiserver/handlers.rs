@@ -1,5 +1,6 @@
 //! Request dispatch for resource URLs, and the read verbs (get, list).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -59,7 +60,7 @@ impl Ctx<'_> {
     }
 
     /// The stored object as this request's version shows it.
-    pub fn external(&self, obj: &Value) -> Value {
+    pub fn external<'a>(&self, obj: &'a Value) -> Cow<'a, Value> {
         external(&self.def, &self.version.name, obj)
     }
 
@@ -88,7 +89,15 @@ impl Ctx<'_> {
             let include = Include::parse(self.req.param("includeObject"));
             return self.reply(status, table::render_one(&self.def, &self.version, obj, include));
         }
-        self.reply(status, obj.clone())
+        // Serialized from the borrowed object: no copy of it.
+        match serde_json::to_vec(obj) {
+            Ok(bytes) => {
+                let mut reply = self.reply(status, Value::Null);
+                reply.body = Body::Bytes(bytes, "application/json");
+                reply
+            }
+            Err(e) => ApiError::internal(e.to_string()).into(),
+        }
     }
 
     pub fn selectors(&self) -> Result<Selectors, ApiError> {
@@ -100,13 +109,21 @@ impl Ctx<'_> {
 }
 
 /// The stored object with the given version's apiVersion/kind (and event shape).
-pub fn external(def: &ResourceDef, version: &str, obj: &Value) -> Value {
+pub fn external<'a>(def: &ResourceDef, version: &str, obj: &'a Value) -> Cow<'a, Value> {
+    let api_version = def.api_version(version);
+    // Most stored objects already are in the version asked: no copy.
+    if def.special != Special::EventV1
+        && obj.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str())
+        && obj.get("kind").and_then(Value::as_str) == Some(def.kind.as_str())
+    {
+        return Cow::Borrowed(obj);
+    }
     let mut o = if def.special == Special::EventV1 { eventconv::core_to_v1(obj.clone()) } else { obj.clone() };
     if let Value::Object(m) = &mut o {
-        m.insert("apiVersion".into(), json!(def.api_version(version)));
+        m.insert("apiVersion".into(), json!(api_version));
         m.insert("kind".into(), json!(def.kind));
     }
-    o
+    Cow::Owned(o)
 }
 
 /// The Kubernetes verb of a request.
@@ -254,11 +271,12 @@ fn list(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         }
     }
     if ctx.wants_table() {
-        let items: Vec<Value> = page.iter().map(|o| ctx.external(o)).collect();
+        let items: Vec<Value> = page.iter().map(|o| ctx.external(o).into_owned()).collect();
         let include = Include::parse(ctx.req.param("includeObject"));
         return Ok(ctx.reply(200, table::render(&ctx.def, &ctx.version, &items, include, &meta)));
     }
-    let converted: Vec<Value> = if converts { page.iter().map(|o| ctx.external(o)).collect() } else { Vec::new() };
+    let converted: Vec<Value> =
+        if converts { page.iter().map(|o| ctx.external(o).into_owned()).collect() } else { Vec::new() };
     let objects: Vec<&Value> = if converts { converted.iter().collect() } else { page.iter().map(|o| &***o).collect() };
     // Typed (built-in) lists carry no apiVersion/kind on their items; custom resources do.
     let api_version = ctx.api_version();

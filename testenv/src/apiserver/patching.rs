@@ -38,7 +38,7 @@ pub fn patch_request(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let updated = {
         let mut st = shared.lock();
         let old = get_existing(ctx, &st)?;
-        let mut target = ctx.external(&old);
+        let mut target = ctx.external(&old).into_owned();
         match ct.as_str() {
             "application/json-patch+json" => patch::json_patch(&mut target, &patch).map_err(|e| match e {
                 JsonPatchError::Malformed(m) | JsonPatchError::Failed(m) => ApiError::new(422, "Invalid", m),

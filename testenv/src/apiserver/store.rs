@@ -7,7 +7,9 @@
 //! a revision older than the retained history fails with 410 Gone.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -35,6 +37,9 @@ impl EventType {
     }
 }
 
+/// How many of the latest changes keep their serialized watch lines.
+const RENDERED_KEPT: usize = 256;
+
 /// One committed change.
 #[derive(Debug)]
 pub struct Change {
@@ -46,6 +51,22 @@ pub struct Change {
     pub obj: Arc<Value>,
     /// The object before the change.
     pub prev: Option<Arc<Value>>,
+    /// Its watch event lines already serialized, by (version, event type): every watch of
+    /// the same version sends the same bytes, serialized once.
+    pub lines: Mutex<Vec<(String, &'static str, Bytes)>>,
+}
+
+impl Change {
+    /// The event line of this change for `version` and `kind`, made by `render` the first time.
+    pub fn rendered(&self, version: &str, kind: &'static str, render: impl FnOnce() -> Bytes) -> Bytes {
+        let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, line)) = lines.iter().find(|(v, k, _)| v == version && *k == kind) {
+            return line.clone();
+        }
+        let line = render();
+        lines.push((version.to_owned(), kind, line.clone()));
+        line
+    }
 }
 
 struct Watcher {
@@ -184,8 +205,14 @@ impl Store {
             kind,
             obj: Arc::clone(&obj),
             prev,
+            lines: Mutex::new(Vec::new()),
         });
         self.history.push_back(Arc::clone(&change));
+        // Live watches serialize a change soon after it is committed: an older one's lines are
+        // dropped (a late or replaying watch serializes it again) so the history stays small.
+        if let Some(old) = self.history.len().checked_sub(RENDERED_KEPT + 1).and_then(|at| self.history.get(at)) {
+            old.lines.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        }
         while self.history.len() > self.history_cap {
             if let Some(old) = self.history.pop_front() {
                 self.compacted = old.rv;

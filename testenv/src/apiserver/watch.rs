@@ -36,15 +36,26 @@ struct View {
     table: Option<Include>,
 }
 
+/// A watch event line, serialized from the borrowed object (no copy of it).
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: &'a Value,
+}
+
+fn line_of(kind: &str, object: &Value) -> Bytes {
+    let mut bytes = serde_json::to_vec(&Line { kind, object }).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
+}
+
 impl View {
     fn line(&self, kind: &str, obj: &Value) -> Bytes {
-        let object = match self.table {
-            Some(include) => table::render_one(&self.def, &self.version, obj, include),
-            None => obj.clone(),
-        };
-        let mut s = json!({"type": kind, "object": object}).to_string();
-        s.push('\n');
-        Bytes::from(s)
+        match self.table {
+            Some(include) => line_of(kind, &table::render_one(&self.def, &self.version, obj, include)),
+            None => line_of(kind, obj),
+        }
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -59,11 +70,12 @@ impl View {
         Bytes::from(s)
     }
 
-    fn ext(&self, obj: &Value) -> Value {
+    fn ext<'a>(&self, obj: &'a Value) -> std::borrow::Cow<'a, Value> {
         external(&self.def, &self.version.name, obj)
     }
 
-    /// The event (if any) a change produces for this watch.
+    /// The event (if any) a change produces for this watch. Every watch of the same version
+    /// without a table shares one serialization of it (see [`Change::rendered`]).
     fn event(&self, c: &Change) -> Option<Bytes> {
         let new = self.ext(&c.obj);
         let now = self.sel.matches(&new);
@@ -80,7 +92,10 @@ impl View {
             k if now => k.as_str(),
             _ => return None,
         };
-        Some(self.line(kind, &new))
+        if self.table.is_some() {
+            return Some(self.line(kind, &new));
+        }
+        Some(c.rendered(&self.version.name, kind, || line_of(kind, &new)))
     }
 }
 
