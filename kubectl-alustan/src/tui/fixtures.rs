@@ -49,7 +49,7 @@ pub fn terraform(namespace: &str, name: &str, age: i64) -> Terraform {
             ("TF_VAR_vpc_cidr".to_owned(), "10.1.0.0/16".to_owned()),
             ("TF_VAR_workspace".to_owned(), name.to_owned()),
         ]),
-        scripts: Scripts { deploy: "deploy".to_owned(), destroy: Some("destroy -c".to_owned()) },
+        scripts: Scripts { deploy: "deploy".to_owned(), destroy: Some("destroy -c".to_owned()), plan: None },
         post_deploy: None,
         container_registry: ContainerRegistry {
             provider: None,
@@ -65,6 +65,8 @@ pub fn terraform(namespace: &str, name: &str, age: i64) -> Terraform {
         sync_interval: None,
         depends_on: Vec::new(),
         variables_from: Vec::new(),
+        approval: None,
+        drift: None,
     };
     let mut object = Terraform::new(name, spec);
     object.metadata.namespace = Some(namespace.to_owned());
@@ -176,6 +178,8 @@ pub fn completed() -> Terraform {
         }),
         last_handled_reconcile_at: Some("2026-01-10T10:00:00Z".to_owned()),
         last_handled_rescan_at: None,
+        last_handled_plan_at: None,
+        plan: None,
         resumed_at: None,
         history: vec![
             run(RunAction::PostDeploy, RunResult::Succeeded, "v1.0.3", 7260, Some(40), None),
