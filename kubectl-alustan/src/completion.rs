@@ -30,11 +30,27 @@ const VALUE_FLAGS: &[&str] = &[
     "--run",
     "--cache-dir",
     "--agent-namespace",
+    "--plan",
 ];
 
 /// Subcommands whose first positional is a Terraform name.
 const TAKES_NAME: &[&str] =
-    &["get", "describe", "tree", "sync", "resync", "outputs", "credentials", "logs", "suspend", "resume"];
+    &[
+    "get",
+    "describe",
+    "tree",
+    "sync",
+    "resync",
+    "plan",
+    "approve",
+    "reject",
+    "show-plan",
+    "outputs",
+    "credentials",
+    "logs",
+    "suspend",
+    "resume",
+];
 
 /// The candidates for the last word of `words` (which may be empty), Cobra-formatted.
 pub async fn complete(words: &[String]) -> String {

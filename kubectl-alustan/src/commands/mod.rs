@@ -5,6 +5,7 @@ pub mod describe;
 pub mod get;
 pub mod logs;
 pub mod outputs;
+pub mod plan;
 pub mod suspend;
 pub mod sync;
 pub mod template;
@@ -15,9 +16,10 @@ use alustan_shared::Terraform;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 
-use crate::cli::{Cli, Command, KubeFlags};
+use crate::cli::{Cli, Command, KubeFlags, PlanVerdict};
 use crate::errors::{self, CliError};
 use crate::kube_client::{self, Connection};
+use crate::plans::Verdict;
 
 /// The resource name used in messages (`kubectl auth can-i get terraforms.alustan.io`).
 pub const RESOURCE: &str = "terraforms.alustan.io";
@@ -48,6 +50,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let request = sync::Request { kind: sync::Kind::Resync, wait, timeout };
             sync::run(&conn, &name, request, cli.kube.agent_namespace.as_deref()).await
         }
+        Command::Plan { name, wait, timeout } => {
+            plan::request(&conn, &name, plan::Follow { wait, timeout }, cli.kube.agent_namespace.as_deref()).await
+        }
+        Command::Approve(args) => verdict(&conn, &args, Verdict::Approve, &cli.kube).await,
+        Command::Reject(args) => verdict(&conn, &args, Verdict::Reject, &cli.kube).await,
+        Command::ShowPlan { name, output } => plan::show(&conn, &name, output).await,
         Command::Outputs { name, output, show_sensitive } => outputs::run(&conn, &name, output, show_sensitive).await,
         Command::Credentials { name, reveal, output } => credentials::run(&conn, &name, reveal, output).await,
         Command::Logs { name, run, follow } => logs::run(&conn, &name, run, follow).await,
@@ -59,6 +67,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+async fn verdict(conn: &Connection, args: &PlanVerdict, verdict: Verdict, flags: &KubeFlags) -> Result<(), CliError> {
+    let follow = plan::Follow { wait: args.wait, timeout: args.timeout };
+    let agent = flags.agent_namespace.as_deref();
+    plan::verdict(conn, &args.name, verdict, args.plan.as_deref(), follow, agent).await
+}
+
 /// The Terraform a command acts on by name (`get NAME` lists, so it is not one of them).
 fn named(command: &Command) -> Option<&str> {
     match command {
@@ -67,7 +81,10 @@ fn named(command: &Command) -> Option<&str> {
         | Command::Resync { name, .. }
         | Command::Outputs { name, .. }
         | Command::Credentials { name, .. }
-        | Command::Logs { name, .. } => Some(name),
+        | Command::Logs { name, .. }
+        | Command::Plan { name, .. }
+        | Command::ShowPlan { name, .. } => Some(name),
+        Command::Approve(args) | Command::Reject(args) => Some(&args.name),
         Command::Suspend(target) | Command::Resume(target) => target.name.as_deref(),
         _ => None,
     }

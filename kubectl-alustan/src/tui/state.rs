@@ -52,6 +52,7 @@ pub enum ViewKind {
     Outputs,
     Credentials,
     Logs,
+    Plan,
     Help,
 }
 
@@ -64,6 +65,7 @@ impl ViewKind {
             ViewKind::Outputs => "Outputs",
             ViewKind::Credentials => "Credentials",
             ViewKind::Logs => "Logs",
+            ViewKind::Plan => "Plan",
             ViewKind::Help => "Help",
         }
     }
