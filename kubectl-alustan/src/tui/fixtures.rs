@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use alustan_shared::{
+    Approval, PlanAction, PlanCounts, PlanDecision, PlanStatus, PlanTrigger, PlannedChange,
     AppliedImage, ContainerRegistry, Credential, PostDeploy, RegistryScan, RejectedTag, RejectionReason, RunAction,
     RunRecord, RunResult, Scripts, SecretKeyReference, State, Terraform, TerraformSpec, TerraformStatus, conditions,
 };
@@ -246,6 +247,55 @@ pub fn error() -> Terraform {
             condition(conditions::READY, conditions::FALSE, conditions::reason::REGISTRY_ERROR, "registry unreachable", 1200),
             condition(conditions::STALLED, conditions::TRUE, conditions::reason::REGISTRY_ERROR, "registry unreachable", 1200),
         ],
+        ..TerraformStatus::default()
+    });
+    object
+}
+
+/// `apps/checkout`: `approval: Manual`; a plan of a new image waits for approval.
+pub fn planned() -> Terraform {
+    let mut object = terraform("apps", "checkout", 2 * 86_400);
+    object.spec.scripts.plan = Some("plan".to_owned());
+    object.spec.approval = Some(Approval::Manual);
+    let plan_run = RunRecord {
+        plan: Some("p-7c1e9a".to_owned()),
+        trigger: Some(PlanTrigger::Change),
+        job_name: "checkout-plan-7c1e9a".to_owned(),
+        ..run(RunAction::Plan, RunResult::Succeeded, "v1.0.3", 400, Some(50), None)
+    };
+    let change = |address: &str, action| PlannedChange { address: address.to_owned(), action };
+    let message = "plan p-7c1e9a waits for approval: 2 to add, 1 to change, 1 to destroy, 1 to replace; approve with `kubectl alustan approve checkout --plan p-7c1e9a` or reject with `kubectl alustan reject checkout`";
+    object.status = Some(TerraformStatus {
+        state: Some(State::Planned),
+        message: Some(message.to_owned()),
+        conditions: vec![
+            condition(conditions::READY, conditions::FALSE, conditions::reason::AWAITING_APPROVAL, message, 350),
+            condition(conditions::RECONCILING, conditions::FALSE, conditions::reason::AWAITING_APPROVAL, message, 350),
+            condition(conditions::STALLED, conditions::FALSE, conditions::reason::AWAITING_APPROVAL, message, 350),
+        ],
+        applied: Some(applied("v1.0.2", 86_400)),
+        plan: Some(PlanStatus {
+            id: "p-7c1e9a".to_owned(),
+            job_name: plan_run.job_name.clone(),
+            generation: 3,
+            tag: Some("v1.0.3".to_owned()),
+            digest: Some(digest("v1.0.3")),
+            trigger: PlanTrigger::Change,
+            time: ago(350),
+            counts: PlanCounts { create: 2, update: 1, delete: 1, replace: 1 },
+            changes: vec![
+                change("aws_instance.web[0]", PlanAction::Create),
+                change("aws_instance.web[1]", PlanAction::Create),
+                change("aws_security_group.web", PlanAction::Update),
+                change("aws_iam_role.legacy", PlanAction::Delete),
+                change("aws_db_instance.main", PlanAction::Replace),
+            ],
+            changes_omitted: 0,
+            artifact_digest: Some(digest("plan")),
+            artifact_secret: Some("checkout-plan".to_owned()),
+            decision: PlanDecision::Pending,
+        }),
+        history: vec![plan_run, run(RunAction::Deploy, RunResult::Succeeded, "v1.0.2", 86_500, Some(100), None)],
         ..TerraformStatus::default()
     });
     object
