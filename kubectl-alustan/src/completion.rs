@@ -147,6 +147,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn plan_commands_and_the_plan_flag_are_offered() {
+        let out = complete(&words("")).await;
+        for command in ["plan\t", "approve\t", "reject\t", "show-plan\t"] {
+            assert!(out.lines().any(|l| l.starts_with(command)), "{command}: {out}");
+        }
+        let out = complete(&words("approve web --p")).await;
+        assert!(out.starts_with("--plan\tThe plan id"), "{out}");
+        // The word after --plan is its value: no Terraform names (and no cluster look-up).
+        assert_eq!(complete(&words("approve web --plan ")).await, ":4\n");
+    }
+
+    #[test]
+    fn shell_scripts_complete_the_plan_commands() {
+        let mut script = Vec::new();
+        clap_complete::generate(clap_complete::Shell::Bash, &mut Cli::command(), "kubectl-alustan", &mut script);
+        let script = String::from_utf8_lossy(&script);
+        for command in ["plan", "approve", "reject", "show-plan"] {
+            assert!(script.contains(&format!("kubectl__alustan,{command})")), "{command}");
+        }
+    }
+
+    #[tokio::test]
     async fn agent_namespace_is_offered_and_takes_a_value() {
         let out = complete(&words("version --agent")).await;
         assert!(out.starts_with("--agent-namespace\tWhere the alustan agent runs"), "{out}");
