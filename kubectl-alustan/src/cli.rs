@@ -403,7 +403,10 @@ mod tests {
         };
         assert_eq!(ok("approve a --plan p-1 --wait").command, Command::Approve(verdict(Some("p-1"), true)));
         assert_eq!(ok("reject a").command, Command::Reject(verdict(None, false)));
-        assert_eq!(ok("show-plan a -o json").command, Command::ShowPlan { name: "a".into(), output: Some(DataFormat::Json) });
+        assert_eq!(
+            ok("show-plan a -o json").command,
+            Command::ShowPlan { name: "a".into(), output: Some(DataFormat::Json) }
+        );
         usage_error("approve");
         usage_error("approve a --timeout 1m");
         usage_error("show-plan a -o wide");

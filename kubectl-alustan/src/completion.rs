@@ -34,8 +34,7 @@ const VALUE_FLAGS: &[&str] = &[
 ];
 
 /// Subcommands whose first positional is a Terraform name.
-const TAKES_NAME: &[&str] =
-    &[
+const TAKES_NAME: &[&str] = &[
     "get",
     "describe",
     "tree",

@@ -71,7 +71,7 @@ pub enum CliError {
     Api { what: String, message: String },
     /// An approval or rejection the current plan does not allow (exit 7 for a stale id).
     #[error(transparent)]
-    Plan(#[from] crate::plans::Refusal),
+    Plan(Box<crate::plans::Refusal>),
     #[error("{0}")]
     Other(String),
 }
@@ -113,10 +113,7 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (4, "`--wait`: the resource is suspended, so no run starts (the request is kept)"),
     (5, "`--wait`: the agent refused the resource's spec (`Stalled`, `InvalidSpec`), so no run starts"),
     (6, "`--wait`: the agent is not running (its Lease is stale or absent), so no run starts"),
-    (
-        7,
-        "`approve`/`reject --plan ID`: ID is not the current plan (a newer plan superseded it); nothing was written",
-    ),
+    (7, "`approve`/`reject --plan ID`: ID is not the current plan (a newer plan superseded it); nothing was written"),
 ];
 
 /// [`EXIT_CODES`] as a Markdown table.
@@ -138,7 +135,7 @@ impl CliError {
             CliError::Suspended(_) => 4,
             CliError::InvalidSpec(_) => 5,
             CliError::AgentDown(_) => 6,
-            CliError::Plan(crate::plans::Refusal::Stale { .. }) => 7,
+            CliError::Plan(refusal) if matches!(**refusal, crate::plans::Refusal::Stale { .. }) => 7,
             _ => 1,
         }
     }
@@ -158,6 +155,12 @@ impl CliError {
             },
             _ => CliError::Unreachable { what: format!("{verb} {resource}{}", in_namespace(namespace)), source: error },
         }
+    }
+}
+
+impl From<crate::plans::Refusal> for CliError {
+    fn from(refusal: crate::plans::Refusal) -> Self {
+        CliError::Plan(Box::new(refusal))
     }
 }
 

@@ -48,31 +48,23 @@ pub enum Refusal {
     NoPlanScript { key: String },
     #[error("terraform {key} has no plan yet\n  fix: `kubectl alustan plan {name}` requests one")]
     NoPlan { key: String, name: String },
-    /// The id named is not the current plan's (a newer plan superseded it).
+    /// The id named is not the current plan's (a newer plan superseded it). `about`: the
+    /// current plan's decision and counts.
     #[error(
-        "plan {wanted} is not the current plan of terraform {key}: the current plan is {current} ({decision:?}: {counts}); nothing was written\n  fix: read it with `kubectl alustan show-plan {name}`, then `kubectl alustan {verb} {name} --plan {current}`"
+        "plan {wanted} is not the current plan of terraform {key}: the current plan is {current} ({about}); nothing was written\n  fix: read it with `kubectl alustan show-plan {name}`, then `kubectl alustan {} {name} --plan {current}`",
+        verdict.verb()
     )]
-    Stale {
-        key: String,
-        name: String,
-        verb: &'static str,
-        wanted: String,
-        current: String,
-        decision: PlanDecision,
-        counts: String,
-    },
-    #[error("nothing to {verb}: plan {id} of terraform {key} {why}")]
-    Nothing { key: String, verb: &'static str, id: String, why: String },
+    Stale { key: String, name: String, verdict: Verdict, wanted: String, current: String, about: String },
+    #[error("nothing to {}: plan {id} of terraform {key} {why}", verdict.verb())]
+    Nothing { key: String, verdict: Verdict, id: String, why: String },
 }
 
 /// The latest plan, or why there is none.
 pub fn current(object: &Terraform) -> Result<&PlanStatus, Refusal> {
     let key = crate::commands::key(object);
     let name = object.metadata.name.clone().unwrap_or_default();
-    object.status.as_ref().and_then(|s| s.plan.as_ref()).ok_or(if object.spec.scripts.plan.is_none() {
-        Refusal::NoPlanScript { key }
-    } else {
-        Refusal::NoPlan { key, name }
+    object.status.as_ref().and_then(|s| s.plan.as_ref()).ok_or_else(|| {
+        if object.spec.scripts.plan.is_none() { Refusal::NoPlanScript { key } } else { Refusal::NoPlan { key, name } }
     })
 }
 
@@ -86,11 +78,10 @@ pub fn check<'a>(object: &'a Terraform, verdict: Verdict, wanted: Option<&str>) 
         return Err(Refusal::Stale {
             key,
             name,
-            verb: verdict.verb(),
+            verdict,
             wanted: wanted.to_owned(),
             current: plan.id.clone(),
-            decision: plan.decision,
-            counts: plan.counts_text(),
+            about: format!("{:?}: {}", plan.decision, plan.counts_text()),
         });
     }
     let why = match plan.decision {
@@ -100,7 +91,7 @@ pub fn check<'a>(object: &'a Terraform, verdict: Verdict, wanted: Option<&str>) 
         PlanDecision::Rejected => format!("was rejected; `kubectl alustan plan {name}` plans again"),
         PlanDecision::NoChanges => "has no changes: it needs no approval".to_owned(),
     };
-    Err(Refusal::Nothing { key, verb: verdict.verb(), id: plan.id.clone(), why })
+    Err(Refusal::Nothing { key, verdict, id: plan.id.clone(), why })
 }
 
 /// The TUI's confirmation: `Approve plan ID of ns/name: 2 to add, …?` (the counts repeated).
@@ -253,7 +244,9 @@ mod tests {
         let text = refusal.to_string();
         assert!(matches!(refusal, Refusal::Stale { .. }));
         assert!(text.contains("plan p-old is not the current plan of terraform apps/web"), "{text}");
-        assert!(text.contains("the current plan is p-2f4a (Pending: 2 to add, 1 to change, 1 to destroy, 1 to replace)"));
+        assert!(
+            text.contains("the current plan is p-2f4a (Pending: 2 to add, 1 to change, 1 to destroy, 1 to replace)")
+        );
         assert!(text.contains("`kubectl alustan approve web --plan p-2f4a`"), "{text}");
     }
 

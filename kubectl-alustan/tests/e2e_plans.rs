@@ -256,7 +256,8 @@ async fn show_plan_prints_the_plan_or_status_plan_and_get_describe_mark_planned_
     assert!(text.contains("Plan (latest)\n  Plan:      p-2 (Pending)"), "{text}");
 
     // Drift found by a plan of the applied inputs: `Completed (drifted)`, the condition in describe.
-    let drift = "drift found by plan p-5: 0 to add, 1 to change, 0 to destroy, 0 to replace; not applied (drift: Detect)";
+    let drift =
+        "drift found by plan p-5: 0 to add, 1 to change, 0 to destroy, 0 to replace; not applied (drift: Detect)";
     set_status(
         &client,
         "default",
@@ -285,7 +286,7 @@ async fn approve_wait_follows_the_deploy_of_the_approved_plan() {
     let agent = tokio::spawn({
         let client = client.clone();
         async move {
-            while annotations(&client, "web").await.get(APPROVE_PLAN).is_none() {
+            while !annotations(&client, "web").await.contains_key(APPROVE_PLAN) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let deploy = |result: &str| {

@@ -229,8 +229,13 @@ async fn tui_plan_view_approves_the_plan_after_a_confirmation() {
                       "changes": [{"address": "aws_instance.web[0]", "action": "create"},
                                   {"address": "aws_s3_bucket.logs", "action": "update"}],
                       "decision": "Pending"});
-    set_status(&client, "default", "web", json!({"state": "Planned", "message": "plan p-42 waits for approval", "plan": plan}))
-        .await;
+    set_status(
+        &client,
+        "default",
+        "web",
+        json!({"state": "Planned", "message": "plan p-42 waits for approval", "plan": plan}),
+    )
+    .await;
     let tmux = Tmux { socket: format!("alustan-tuiplan-{}", std::process::id()) };
     let command = format!("{BIN} tui --kubeconfig {}; echo EXITED:$?; sleep 60", env.kubeconfig().display());
     tmux.run(&["new-session", "-d", "-s", "tui", "-x", "100", "-y", "30", &command]).await;

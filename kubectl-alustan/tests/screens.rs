@@ -282,10 +282,12 @@ fn with_a_plan() -> State {
     objects.push(kubectl_alustan::tui::fixtures::planned());
     if let Some(status) = objects[0].status.as_mut() {
         let drift = "drift found by plan p-1: 0 to add, 1 to change, 0 to destroy, 0 to replace";
-        status.conditions.push(serde_json::from_value(serde_json::json!({
+        status.conditions.push(
+            serde_json::from_value(serde_json::json!({
             "type": "Drifted", "status": "True", "reason": "DriftDetected", "message": drift,
             "lastTransitionTime": "2026-01-10T11:00:00Z"}))
-        .unwrap());
+            .unwrap(),
+        );
     }
     common::state_of(objects, false)
 }

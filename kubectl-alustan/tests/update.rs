@@ -6,11 +6,11 @@ mod common;
 use common::{char_key, code, ctrl, leader, press, samples, select, state_of, type_text};
 use crossterm::event::{KeyCode, KeyEvent};
 use jiff::SignedDuration;
+use kubectl_alustan::plans::Verdict;
 use kubectl_alustan::tui::action::Action;
 use kubectl_alustan::tui::fixtures::{self, NOW};
 use kubectl_alustan::tui::keys::{KEYS, Scope};
 use kubectl_alustan::tui::state::{AgentHealth, FlashLevel, Input, ObjectKey, SortKey, State, View, ViewKind};
-use kubectl_alustan::plans::Verdict;
 use kubectl_alustan::tui::update::{Effect, update};
 
 fn staging() -> ObjectKey {
@@ -570,7 +570,12 @@ fn x_asks_then_rejects_from_the_plan_view_too() {
     let mut state = with_a_plan(false);
     press(&mut state, char_key('p'));
     press(&mut state, char_key('x'));
-    assert!(state.confirm.as_ref().is_some_and(|c| c.question.starts_with("Reject plan p-7c1e9a of apps/checkout: 2 to add")));
+    assert!(
+        state
+            .confirm
+            .as_ref()
+            .is_some_and(|c| c.question.starts_with("Reject plan p-7c1e9a of apps/checkout: 2 to add"))
+    );
     let reject = Effect::Verdict { object: checkout(), verdict: Verdict::Reject, plan: "p-7c1e9a".to_owned() };
     assert_eq!(press(&mut state, char_key('y')), [reject]);
 }

@@ -27,7 +27,12 @@ pub struct Follow {
 
 /// `plan NAME`: sets `alustan.io/plan-requested-at`; `--wait` follows that plan run and prints
 /// what it found.
-pub async fn request(conn: &Connection, name: &str, follow: Follow, agent_namespace: Option<&str>) -> Result<(), CliError> {
+pub async fn request(
+    conn: &Connection,
+    name: &str,
+    follow: Follow,
+    agent_namespace: Option<&str>,
+) -> Result<(), CliError> {
     let object = super::get(conn, name).await?;
     if object.spec.scripts.plan.is_none() {
         return Err(Refusal::NoPlanScript { key: key(&object) }.into());

@@ -152,7 +152,9 @@ impl Goal<'_> {
         match self {
             Goal::Sync(token) => status.last_handled_reconcile_at.as_deref() == Some(*token),
             Goal::Plan(token) => status.last_handled_plan_at.as_deref() == Some(*token),
-            Goal::Apply(id) => status.history.iter().any(|r| r.action == RunAction::Deploy && r.plan.as_deref() == Some(*id)),
+            Goal::Apply(id) => {
+                status.history.iter().any(|r| r.action == RunAction::Deploy && r.plan.as_deref() == Some(*id))
+            }
         }
     }
 
@@ -173,9 +175,7 @@ impl Goal<'_> {
                     })
             }
             // A newer plan superseding the approved one ends the wait too: nothing more comes.
-            Goal::Apply(id) => {
-                (self.answered(status) && settled) || status.plan.as_ref().is_some_and(|p| p.id != *id)
-            }
+            Goal::Apply(id) => (self.answered(status) && settled) || status.plan.as_ref().is_some_and(|p| p.id != *id),
         }
     }
 }
@@ -272,10 +272,7 @@ impl Wait<'_> {
                 .map(|r| r.job_name.clone())
                 .collect();
             // Until the agent answers, what status says is about an earlier run: not shown.
-            picked_up = picked_up
-                || !new_runs.is_empty()
-                || self.goal.answered(&status)
-                || status != self.before;
+            picked_up = picked_up || !new_runs.is_empty() || self.goal.answered(&status) || status != self.before;
             if !picked_up {
                 if object.spec.suspend {
                     let blocker = Blocker::Suspended;

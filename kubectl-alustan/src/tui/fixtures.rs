@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use alustan_shared::{
-    Approval, PlanAction, PlanCounts, PlanDecision, PlanStatus, PlanTrigger, PlannedChange,
-    AppliedImage, ContainerRegistry, Credential, PostDeploy, RegistryScan, RejectedTag, RejectionReason, RunAction,
-    RunRecord, RunResult, Scripts, SecretKeyReference, State, Terraform, TerraformSpec, TerraformStatus, conditions,
+    AppliedImage, Approval, ContainerRegistry, Credential, PlanAction, PlanCounts, PlanDecision, PlanStatus,
+    PlanTrigger, PlannedChange, PostDeploy, RegistryScan, RejectedTag, RejectionReason, RunAction, RunRecord,
+    RunResult, Scripts, SecretKeyReference, State, Terraform, TerraformSpec, TerraformStatus, conditions,
 };
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

@@ -131,7 +131,10 @@ pub const KEYS: &[Binding] = &[
     hint("sync", mutating(key(K::Char('s'), "s", C::Sync, "sync: run now (asks first)", S::Views(OBJECT)))),
     hint("resync", with(SHIFT, mutating(key(K::Char('S'), "S", C::Resync, RESYNC, S::Views(OBJECT))))),
     hint("suspend", mutating(key(K::Char(' '), "Space", C::ToggleSuspend, SUSPEND, S::Views(OBJECT)))),
-    hint("plan", key(K::Char('p'), "p", C::Plan, "the latest plan: counts, changed addresses, its run", S::Views(PLANS))),
+    hint(
+        "plan",
+        key(K::Char('p'), "p", C::Plan, "the latest plan: counts, changed addresses, its run", S::Views(PLANS)),
+    ),
     hint("approve", mutating(key(K::Char('a'), "a", C::Approve, APPROVE, S::Views(PLANS)))),
     hint("reject", mutating(key(K::Char('x'), "x", C::Reject, REJECT, S::Views(PLANS)))),
     hint("plan log", key(K::Char('l'), "l", C::PlanLog, "log of the plan run", S::Views(PLAN))),
