@@ -122,9 +122,14 @@ pub enum Command {
         timeout: Duration,
     },
     /// Approve the current plan (it is then applied); refuses a plan id that is not the current one
-    Approve(PlanVerdict),
+    Approve(Approve),
     /// Reject the current plan (nothing is applied); refuses a plan id that is not the current one
-    Reject(PlanVerdict),
+    Reject {
+        name: String,
+        /// The plan id (`status.plan.id`, shown by show-plan); refused unless it is the current plan
+        #[arg(long, value_name = "ID")]
+        plan: Option<String>,
+    },
     /// Print the latest plan: counts, each changed address, and how to approve it
     ShowPlan {
         name: String,
@@ -195,14 +200,14 @@ pub struct Target {
     pub yes: bool,
 }
 
-/// `approve` / `reject`: which plan, and (approve) whether to follow its deploy.
+/// `approve`: which plan, and whether to follow its deploy.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
-pub struct PlanVerdict {
+pub struct Approve {
     pub name: String,
     /// The plan id (`status.plan.id`, shown by show-plan); refused unless it is the current plan
     #[arg(long, value_name = "ID")]
     pub plan: Option<String>,
-    /// approve: follow the deploy of the approved plan until it ends (exit codes: README)
+    /// Follow the deploy of the approved plan until it ends (exit codes: README)
     #[arg(long)]
     pub wait: bool,
     /// How long --wait waits, e.g. `90s`, `10m`, `1h30m`
@@ -395,14 +400,16 @@ mod tests {
             ok("plan a --wait --timeout 5m").command,
             Command::Plan { name: "a".into(), wait: true, timeout: Duration::from_secs(300) }
         );
-        let verdict = |plan: Option<&str>, wait| PlanVerdict {
+        let approve = |plan: Option<&str>, wait| Approve {
             name: "a".into(),
             plan: plan.map(str::to_owned),
             wait,
             timeout: Duration::from_secs(1800),
         };
-        assert_eq!(ok("approve a --plan p-1 --wait").command, Command::Approve(verdict(Some("p-1"), true)));
-        assert_eq!(ok("reject a").command, Command::Reject(verdict(None, false)));
+        assert_eq!(ok("approve a --plan p-1 --wait").command, Command::Approve(approve(Some("p-1"), true)));
+        assert_eq!(ok("approve a").command, Command::Approve(approve(None, false)));
+        assert_eq!(ok("reject a --plan p-1").command, Command::Reject { name: "a".into(), plan: Some("p-1".into()) });
+        usage_error("reject a --wait");
         assert_eq!(
             ok("show-plan a -o json").command,
             Command::ShowPlan { name: "a".into(), output: Some(DataFormat::Json) }

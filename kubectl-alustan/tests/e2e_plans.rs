@@ -67,6 +67,14 @@ fn planned(id: &str) -> Value {
     })
 }
 
+/// `default/web` whose plan `p-2` waits for approval.
+async fn planned_web() -> (TestEnv, kube::Client) {
+    let (env, client) = env().await;
+    create(&client, "web", true).await;
+    set_status(&client, "default", "web", planned("p-2")).await;
+    (env, client)
+}
+
 async fn annotations(client: &kube::Client, name: &str) -> BTreeMap<String, String> {
     let api: Api<Terraform> = Api::namespaced(client.clone(), "default");
     api.get(name).await.unwrap().metadata.annotations.unwrap_or_default()
@@ -74,10 +82,8 @@ async fn annotations(client: &kube::Client, name: &str) -> BTreeMap<String, Stri
 
 #[tokio::test]
 async fn approve_writes_the_current_plan_id_and_a_stale_id_is_refused_writing_nothing() {
-    let (env, client) = env().await;
+    let (env, client) = planned_web().await;
     let kc = env.kubeconfig();
-    create(&client, "web", true).await;
-    set_status(&client, "default", "web", planned("p-2")).await;
 
     // A stale id: exit 7, the current id (and its counts) named, nothing written.
     let out = plugin(kc, &["approve", "web", "--plan", "p-1"]).await;
@@ -112,10 +118,8 @@ async fn approve_writes_the_current_plan_id_and_a_stale_id_is_refused_writing_no
 
 #[tokio::test]
 async fn reject_writes_its_annotation_and_refuses_a_plan_without_changes() {
-    let (env, client) = env().await;
+    let (env, client) = planned_web().await;
     let kc = env.kubeconfig();
-    create(&client, "web", true).await;
-    set_status(&client, "default", "web", planned("p-2")).await;
     let out = plugin(kc, &["reject", "web", "--plan", "p-9"]).await;
     assert_eq!(code(&out), 7, "{}", stderr(&out));
     assert!(!annotations(&client, "web").await.contains_key(REJECT_PLAN));
@@ -222,10 +226,8 @@ async fn plan_wait_follows_the_requested_plan_run_and_prints_the_plan_or_fails_w
 
 #[tokio::test]
 async fn show_plan_prints_the_plan_or_status_plan_and_get_describe_mark_planned_and_drift() {
-    let (env, client) = env().await;
+    let (env, client) = planned_web().await;
     let kc = env.kubeconfig();
-    create(&client, "web", true).await;
-    set_status(&client, "default", "web", planned("p-2")).await;
 
     let out = plugin(kc, &["show-plan", "web"]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -277,10 +279,8 @@ async fn show_plan_prints_the_plan_or_status_plan_and_get_describe_mark_planned_
 
 #[tokio::test]
 async fn approve_wait_follows_the_deploy_of_the_approved_plan() {
-    let (env, client) = env().await;
+    let (env, client) = planned_web().await;
     let kc = env.kubeconfig().to_path_buf();
-    create(&client, "web", true).await;
-    set_status(&client, "default", "web", planned("p-2")).await;
     let _agent = e2e_support::agent_up(&client).await;
     // The agent: once approved, the deploy of p-2 runs, then succeeds and marks it applied.
     let agent = tokio::spawn({

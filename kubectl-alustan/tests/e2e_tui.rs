@@ -131,16 +131,7 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     })
     .await;
     tmux.keys(&["y"]).await;
-    let api: Api<Terraform> = Api::namespaced(client.clone(), "default");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let annotations = api.get("staging").await.unwrap().metadata.annotations.unwrap_or_default();
-        if annotations.contains_key(RESYNC_REQUESTED_AT) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the sync annotation was not set");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    annotation(&client, "staging", RESYNC_REQUESTED_AT).await;
     tmux.wait_for("the flash", |s| s.contains("sync of default/staging requested")).await;
     // Credentials: masked until `r` + `y` reveals the selected one through the user's RBAC.
     tmux.keys(&["c"]).await;
@@ -164,6 +155,20 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     assert!(!screen.contains("Why this version"), "{screen}");
     let log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(log.contains("tui starting"), "logs go to the file: {log}");
+}
+
+/// The value of annotation `key` of `default/NAME`, once the TUI has written it.
+async fn annotation(client: &kube::Client, name: &str, key: &str) -> String {
+    let api: Api<Terraform> = Api::namespaced(client.clone(), "default");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let annotations = api.get(name).await.unwrap().metadata.annotations.unwrap_or_default();
+        if let Some(value) = annotations.get(key) {
+            return value.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{key} was not written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Two `Deploying` Events of `default/staging`, the later about 1.0.3.
@@ -254,17 +259,7 @@ async fn tui_plan_view_approves_the_plan_after_a_confirmation() {
     })
     .await;
     tmux.keys(&["y"]).await;
-    let api: Api<Terraform> = Api::namespaced(client.clone(), "default");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let annotations = api.get("web").await.unwrap().metadata.annotations.unwrap_or_default();
-        if let Some(approved) = annotations.get(alustan_shared::meta::APPROVE_PLAN) {
-            assert_eq!(approved, "p-42");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the approval was not written");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(annotation(&client, "web", alustan_shared::meta::APPROVE_PLAN).await, "p-42");
     tmux.wait_for("the flash", |s| s.contains("approved plan p-42 of default/web")).await;
     tmux.keys(&["q"]).await;
     tmux.wait_for("the exit", |s| s.contains("EXITED:0")).await;

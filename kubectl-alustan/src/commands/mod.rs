@@ -16,7 +16,7 @@ use alustan_shared::Terraform;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 
-use crate::cli::{Cli, Command, KubeFlags, PlanVerdict};
+use crate::cli::{Cli, Command, KubeFlags};
 use crate::errors::{self, CliError};
 use crate::kube_client::{self, Connection};
 use crate::plans::Verdict;
@@ -53,8 +53,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Plan { name, wait, timeout } => {
             plan::request(&conn, &name, plan::Follow { wait, timeout }, cli.kube.agent_namespace.as_deref()).await
         }
-        Command::Approve(args) => verdict(&conn, &args, Verdict::Approve, &cli.kube).await,
-        Command::Reject(args) => verdict(&conn, &args, Verdict::Reject, &cli.kube).await,
+        Command::Approve(args) => {
+            let follow = plan::Follow { wait: args.wait, timeout: args.timeout };
+            let agent = cli.kube.agent_namespace.as_deref();
+            plan::verdict(&conn, &args.name, Verdict::Approve, args.plan.as_deref(), follow, agent).await
+        }
+        Command::Reject { name, plan } => {
+            let follow = plan::Follow { wait: false, timeout: std::time::Duration::ZERO };
+            plan::verdict(&conn, &name, Verdict::Reject, plan.as_deref(), follow, None).await
+        }
         Command::ShowPlan { name, output } => plan::show(&conn, &name, output).await,
         Command::Outputs { name, output, show_sensitive } => outputs::run(&conn, &name, output, show_sensitive).await,
         Command::Credentials { name, reveal, output } => credentials::run(&conn, &name, reveal, output).await,
@@ -67,12 +74,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn verdict(conn: &Connection, args: &PlanVerdict, verdict: Verdict, flags: &KubeFlags) -> Result<(), CliError> {
-    let follow = plan::Follow { wait: args.wait, timeout: args.timeout };
-    let agent = flags.agent_namespace.as_deref();
-    plan::verdict(conn, &args.name, verdict, args.plan.as_deref(), follow, agent).await
-}
-
 /// The Terraform a command acts on by name (`get NAME` lists, so it is not one of them).
 fn named(command: &Command) -> Option<&str> {
     match command {
@@ -83,8 +84,9 @@ fn named(command: &Command) -> Option<&str> {
         | Command::Credentials { name, .. }
         | Command::Logs { name, .. }
         | Command::Plan { name, .. }
-        | Command::ShowPlan { name, .. } => Some(name),
-        Command::Approve(args) | Command::Reject(args) => Some(&args.name),
+        | Command::ShowPlan { name, .. }
+        | Command::Reject { name, .. } => Some(name),
+        Command::Approve(args) => Some(&args.name),
         Command::Suspend(target) | Command::Resume(target) => target.name.as_deref(),
         _ => None,
     }

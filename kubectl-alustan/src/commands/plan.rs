@@ -6,7 +6,6 @@
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
-use alustan_shared::meta::PLAN_REQUESTED_AT;
 use alustan_shared::{PlanAction, PlanStatus, RunResult, Terraform};
 use jiff::Timestamp;
 use serde_json::json;
@@ -37,9 +36,7 @@ pub async fn request(
     if object.spec.scripts.plan.is_none() {
         return Err(Refusal::NoPlanScript { key: key(&object) }.into());
     }
-    let token = Timestamp::now().to_string();
-    let patch = json!({"metadata": {"annotations": {PLAN_REQUESTED_AT: token}}});
-    let before = super::merge_patch(conn, name, &patch).await?;
+    let (token, before) = sync::request_returning(conn, name, sync::Kind::Plan).await?;
     crate::outln!("terraform {}: plan requested at {token}", key(&before));
     if !sync::runnable(conn, name, &before, follow.wait, agent_namespace).await? || !follow.wait {
         return Ok(());

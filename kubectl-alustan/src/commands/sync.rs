@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use alustan_shared::conditions::{self, RECONCILING, TRUE};
-use alustan_shared::meta::{RESCAN_REQUESTED_AT, RESYNC_REQUESTED_AT};
+use alustan_shared::meta::{PLAN_REQUESTED_AT, RESCAN_REQUESTED_AT, RESYNC_REQUESTED_AT};
 use alustan_shared::{PlanTrigger, RunAction, RunRecord, RunResult, State, Terraform, TerraformStatus};
 use futures::StreamExt as _;
 use jiff::Timestamp;
@@ -23,6 +23,8 @@ use crate::outlook::{self, Blocker};
 pub enum Kind {
     Sync,
     Resync,
+    /// A plan (`kubectl alustan plan`): never applied until approved.
+    Plan,
 }
 
 /// The annotations to set for a request; the token is an RFC 3339 time.
@@ -30,6 +32,7 @@ pub fn annotations(kind: Kind, token: &str) -> serde_json::Value {
     match kind {
         Kind::Sync => json!({ RESYNC_REQUESTED_AT: token }),
         Kind::Resync => json!({ RESCAN_REQUESTED_AT: token, RESYNC_REQUESTED_AT: token }),
+        Kind::Plan => json!({ PLAN_REQUESTED_AT: token }),
     }
 }
 
@@ -38,7 +41,11 @@ pub async fn request(conn: &Connection, name: &str, kind: Kind) -> Result<String
     request_returning(conn, name, kind).await.map(|(token, _)| token)
 }
 
-async fn request_returning(conn: &Connection, name: &str, kind: Kind) -> Result<(String, Terraform), CliError> {
+pub(crate) async fn request_returning(
+    conn: &Connection,
+    name: &str,
+    kind: Kind,
+) -> Result<(String, Terraform), CliError> {
     let token = Timestamp::now().to_string();
     let object =
         super::merge_patch(conn, name, &json!({"metadata": {"annotations": annotations(kind, &token)}})).await?;
@@ -60,7 +67,11 @@ pub async fn run(
     agent_namespace: Option<&str>,
 ) -> Result<(), CliError> {
     let (token, before) = request_returning(conn, name, request.kind).await?;
-    let what = if request.kind == Kind::Sync { "sync" } else { "rescan and sync" };
+    let what = match request.kind {
+        Kind::Sync => "sync",
+        Kind::Resync => "rescan and sync",
+        Kind::Plan => "plan",
+    };
     crate::outln!("terraform {}/{name}: {what} requested at {token}", conn.namespace);
     // Say at once when no run can follow; `--wait` then ends with that cause's exit code.
     if !runnable(conn, name, &before, request.wait, agent_namespace).await? {
