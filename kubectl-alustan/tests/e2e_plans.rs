@@ -13,6 +13,7 @@ use alustan_testenv::{TestEnv, TestEnvOptions};
 use e2e_support::{code, condition, plugin, set_status, stderr, stdout};
 use kube::Api;
 use kube::api::PostParams;
+use kubectl_alustan::plans::Verdict;
 use serde_json::{Value, json};
 
 async fn env() -> (TestEnv, kube::Client) {
@@ -310,4 +311,28 @@ async fn approve_wait_follows_the_deploy_of_the_approved_plan() {
     let text = stdout(&out);
     assert!(text.contains("Progressing (Deploying): deploying 1.0.3 (plan p-2 approved)"), "{text}");
     assert!(text.contains("terraform default/web: plan p-2 applied, run ended Success"), "{text}");
+}
+
+/// The write behind approve/reject: applied only while the object is at the version read, so a
+/// plan that changed in between is checked again instead of approved unseen.
+#[tokio::test]
+async fn the_approval_write_is_conditional_on_the_version_read() {
+    let (env, client) = planned_web().await;
+    let flags =
+        kubectl_alustan::cli::KubeFlags { kubeconfig: Some(env.kubeconfig().to_path_buf()), ..Default::default() };
+    let conn = kubectl_alustan::kube_client::connect(&flags).await.unwrap();
+    let read = Api::<Terraform>::namespaced(client.clone(), "default").get("web").await.unwrap();
+    // The agent writes a newer plan after the read.
+    set_status(&client, "default", "web", planned("p-3")).await;
+    let stale = json!({"metadata": {"resourceVersion": read.metadata.resource_version,
+                                    "annotations": {APPROVE_PLAN: "p-2"}}});
+    let written = kubectl_alustan::commands::merge_patch_unchanged(&conn, "web", &stale).await.unwrap();
+    assert!(written.is_none(), "a write against an older version is refused");
+    assert!(!annotations(&client, "web").await.contains_key(APPROVE_PLAN));
+    // decide reads again: the newer plan is the one approved, the older id refused as stale.
+    let (_, plan) = kubectl_alustan::commands::plan::decide(&conn, "web", Verdict::Approve, None).await.unwrap();
+    assert_eq!(plan.id, "p-3");
+    assert_eq!(annotations(&client, "web").await.get(APPROVE_PLAN).map(String::as_str), Some("p-3"));
+    let stale = kubectl_alustan::commands::plan::decide(&conn, "web", Verdict::Approve, Some("p-2")).await;
+    assert!(matches!(stale, Err(kubectl_alustan::errors::CliError::Plan(_))), "{stale:?}");
 }

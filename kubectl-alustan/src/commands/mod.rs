@@ -185,7 +185,26 @@ async fn not_found(conn: &Connection, name: &str) -> CliError {
 
 /// A JSON merge patch of one Terraform (only the fields given change).
 pub async fn merge_patch(conn: &Connection, name: &str, patch: &serde_json::Value) -> Result<Terraform, CliError> {
+    let result = namespaced(conn).patch(name, &PatchParams::default(), &Patch::Merge(patch)).await;
+    patched(conn, name, result).await
+}
+
+/// A merge patch carrying `metadata.resourceVersion`, which the server applies only if the
+/// object is still at that version: `None` when it changed meanwhile (409 Conflict).
+pub async fn merge_patch_unchanged(
+    conn: &Connection,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<Option<Terraform>, CliError> {
     match namespaced(conn).patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
+        result => patched(conn, name, result).await.map(Some),
+    }
+}
+
+/// A patch's outcome, its errors explained.
+async fn patched(conn: &Connection, name: &str, result: Result<Terraform, kube::Error>) -> Result<Terraform, CliError> {
+    match result {
         Ok(object) => Ok(object),
         Err(e) if errors::is_not_found(&e) => Err(not_found(conn, name).await),
         Err(e) => Err(CliError::api(e, "patch", RESOURCE, Some(&conn.namespace))),

@@ -72,23 +72,35 @@ pub async fn decide(
     // The write carries the resourceVersion read: a plan that changed in between is checked
     // again (and a superseded one refused) rather than approved unseen.
     const ATTEMPTS: u32 = 3;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let object = super::get(conn, name).await?;
-        let plan = plans::check(&object, verdict, wanted)?.clone();
-        let patch = json!({"metadata": {
-            "resourceVersion": object.metadata.resource_version,
-            "annotations": {verdict.annotation(): plan.id},
-        }});
-        match super::merge_patch(conn, name, &patch).await {
-            Ok(written) => return Ok((written, plan)),
-            Err(CliError::Api { message, .. }) if message.contains("(409 ") && attempt < ATTEMPTS => {
-                tracing::debug!(%message, "the object changed while approving; checking again");
-            }
-            Err(error) => return Err(error),
+    for _ in 1..ATTEMPTS {
+        if let Some(done) = decide_once(conn, name, verdict, wanted).await? {
+            return Ok(done);
         }
+        tracing::debug!(name, "the resource changed while deciding its plan; checking again");
     }
+    decide_once(conn, name, verdict, wanted).await?.ok_or_else(|| {
+        CliError::Other(format!(
+            "terraform {}/{name} kept changing while writing the {}: try again",
+            conn.namespace,
+            verdict.verb()
+        ))
+    })
+}
+
+/// One read, check and conditional write; `None` when the object changed in between.
+async fn decide_once(
+    conn: &Connection,
+    name: &str,
+    verdict: Verdict,
+    wanted: Option<&str>,
+) -> Result<Option<(Terraform, PlanStatus)>, CliError> {
+    let object = super::get(conn, name).await?;
+    let plan = plans::check(&object, verdict, wanted)?.clone();
+    let patch = json!({"metadata": {
+        "resourceVersion": object.metadata.resource_version,
+        "annotations": {verdict.annotation(): plan.id},
+    }});
+    Ok(super::merge_patch_unchanged(conn, name, &patch).await?.map(|written| (written, plan)))
 }
 
 /// `approve` / `reject NAME [--plan ID] [--wait]`.
