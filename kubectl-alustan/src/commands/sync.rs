@@ -225,8 +225,9 @@ struct Wait<'a> {
 }
 
 impl Wait<'_> {
-    /// Watches the one object until its goal is [`Goal::finished`], printing a line whenever the progress of
-    /// THIS request changes and streaming the log of every run that appears meanwhile.
+    /// Watches the one object until its goal is [`Goal::finished`], printing a line whenever
+    /// the progress of THIS request changes and streaming the log of every run that appears
+    /// meanwhile.
     async fn run(&self) -> Result<Terraform, CliError> {
         let mut logs = Vec::new();
         let result = self.watch(&mut logs).await;
