@@ -111,6 +111,32 @@ pub enum Command {
         #[arg(long, requires = "wait", value_parser = parse_duration, default_value = "30m")]
         timeout: Duration,
     },
+    /// Request a plan now (sets the plan annotation); nothing is applied until it is approved
+    Plan {
+        name: String,
+        /// Follow the plan run until it ends, then print the plan (exit codes: README)
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, e.g. `90s`, `10m`, `1h30m`
+        #[arg(long, requires = "wait", value_parser = parse_duration, default_value = "30m")]
+        timeout: Duration,
+    },
+    /// Approve the current plan (it is then applied); refuses a plan id that is not the current one
+    Approve(Approve),
+    /// Reject the current plan (nothing is applied); refuses a plan id that is not the current one
+    Reject {
+        name: String,
+        /// The plan id (`status.plan.id`, shown by show-plan); refused unless it is the current plan
+        #[arg(long, value_name = "ID")]
+        plan: Option<String>,
+    },
+    /// Print the latest plan: counts, each changed address, and how to approve it
+    ShowPlan {
+        name: String,
+        /// Output format (default: text); json and yaml print status.plan
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<DataFormat>,
+    },
     /// Print the terraform and post-deploy outputs of the last successful deploy
     Outputs {
         name: String,
@@ -172,6 +198,21 @@ pub struct Target {
     /// Skip the confirmation of --all (required when stdin is not a terminal)
     #[arg(long)]
     pub yes: bool,
+}
+
+/// `approve`: which plan, and whether to follow its deploy.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct Approve {
+    pub name: String,
+    /// The plan id (`status.plan.id`, shown by show-plan); refused unless it is the current plan
+    #[arg(long, value_name = "ID")]
+    pub plan: Option<String>,
+    /// Follow the deploy of the approved plan until it ends (exit codes: README)
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, e.g. `90s`, `10m`, `1h30m`
+    #[arg(long, requires = "wait", value_parser = parse_duration, default_value = "30m")]
+    pub timeout: Duration,
 }
 
 /// `get -o`: kubectl's formats.
@@ -351,6 +392,31 @@ mod tests {
         assert_eq!(ok("logs a --run 3 -f").command, Command::Logs { name: "a".into(), run: 3, follow: true });
         assert_eq!(ok("logs a").command, Command::Logs { name: "a".into(), run: 1, follow: false });
         usage_error("logs a --run 0");
+    }
+
+    #[test]
+    fn plan_approve_reject_show_plan() {
+        assert_eq!(
+            ok("plan a --wait --timeout 5m").command,
+            Command::Plan { name: "a".into(), wait: true, timeout: Duration::from_secs(300) }
+        );
+        let approve = |plan: Option<&str>, wait| Approve {
+            name: "a".into(),
+            plan: plan.map(str::to_owned),
+            wait,
+            timeout: Duration::from_secs(1800),
+        };
+        assert_eq!(ok("approve a --plan p-1 --wait").command, Command::Approve(approve(Some("p-1"), true)));
+        assert_eq!(ok("approve a").command, Command::Approve(approve(None, false)));
+        assert_eq!(ok("reject a --plan p-1").command, Command::Reject { name: "a".into(), plan: Some("p-1".into()) });
+        usage_error("reject a --wait");
+        assert_eq!(
+            ok("show-plan a -o json").command,
+            Command::ShowPlan { name: "a".into(), output: Some(DataFormat::Json) }
+        );
+        usage_error("approve");
+        usage_error("approve a --timeout 1m");
+        usage_error("show-plan a -o wide");
     }
 
     #[test]

@@ -30,11 +30,26 @@ const VALUE_FLAGS: &[&str] = &[
     "--run",
     "--cache-dir",
     "--agent-namespace",
+    "--plan",
 ];
 
 /// Subcommands whose first positional is a Terraform name.
-const TAKES_NAME: &[&str] =
-    &["get", "describe", "tree", "sync", "resync", "outputs", "credentials", "logs", "suspend", "resume"];
+const TAKES_NAME: &[&str] = &[
+    "get",
+    "describe",
+    "tree",
+    "sync",
+    "resync",
+    "plan",
+    "approve",
+    "reject",
+    "show-plan",
+    "outputs",
+    "credentials",
+    "logs",
+    "suspend",
+    "resume",
+];
 
 /// The candidates for the last word of `words` (which may be empty), Cobra-formatted.
 pub async fn complete(words: &[String]) -> String {
@@ -128,6 +143,28 @@ mod tests {
 
     fn words(line: &str) -> Vec<String> {
         line.split(' ').map(str::to_owned).collect()
+    }
+
+    #[tokio::test]
+    async fn plan_commands_and_the_plan_flag_are_offered() {
+        let out = complete(&words("")).await;
+        for command in ["plan\t", "approve\t", "reject\t", "show-plan\t"] {
+            assert!(out.lines().any(|l| l.starts_with(command)), "{command}: {out}");
+        }
+        let out = complete(&words("approve web --p")).await;
+        assert!(out.starts_with("--plan\tThe plan id"), "{out}");
+        // The word after --plan is its value: no Terraform names (and no cluster look-up).
+        assert_eq!(complete(&words("approve web --plan ")).await, ":4\n");
+    }
+
+    #[test]
+    fn shell_scripts_complete_the_plan_commands() {
+        let mut script = Vec::new();
+        clap_complete::generate(clap_complete::Shell::Bash, &mut Cli::command(), "kubectl-alustan", &mut script);
+        let script = String::from_utf8_lossy(&script);
+        for command in ["plan", "approve", "reject", "show-plan"] {
+            assert!(script.contains(&format!("kubectl__alustan,{command})")), "{command}");
+        }
     }
 
     #[tokio::test]

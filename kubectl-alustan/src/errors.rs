@@ -69,6 +69,9 @@ pub enum CliError {
     /// The API server refused a request: what it said (its message and reason, never a dump).
     #[error("cannot {what}: {message}")]
     Api { what: String, message: String },
+    /// An approval or rejection the current plan does not allow (exit 7 for a stale id).
+    #[error(transparent)]
+    Plan(Box<crate::plans::Refusal>),
     #[error("{0}")]
     Other(String),
 }
@@ -101,12 +104,16 @@ fn not_found_hint(namespace: Option<&str>, similar: &[String], elsewhere: &[Stri
 /// Every exit code and what it means, for the README (a test keeps them in sync).
 pub const EXIT_CODES: &[(u8, &str)] = &[
     (0, "success (and `--help`, `--version`); also a closed stdout (piped into `head`): the command ends quietly"),
-    (1, "an error; for `sync`/`resync --wait`: the run ended `Failed` or `Error`"),
+    (
+        1,
+        "an error; for `sync`/`resync`/`plan`/`approve --wait`: the run ended `Failed` or `Error`; `approve`/`reject` with no plan waiting for a decision",
+    ),
     (2, "usage: an unknown command or flag, a bad flag value, `--all` without `--yes` off a terminal"),
     (3, "`--wait`: timed out (`--timeout`); the run may still be going"),
     (4, "`--wait`: the resource is suspended, so no run starts (the request is kept)"),
     (5, "`--wait`: the agent refused the resource's spec (`Stalled`, `InvalidSpec`), so no run starts"),
     (6, "`--wait`: the agent is not running (its Lease is stale or absent), so no run starts"),
+    (7, "`approve`/`reject --plan ID`: ID is not the current plan (a newer plan superseded it); nothing was written"),
 ];
 
 /// [`EXIT_CODES`] as a Markdown table.
@@ -128,6 +135,7 @@ impl CliError {
             CliError::Suspended(_) => 4,
             CliError::InvalidSpec(_) => 5,
             CliError::AgentDown(_) => 6,
+            CliError::Plan(refusal) if matches!(**refusal, crate::plans::Refusal::Stale { .. }) => 7,
             _ => 1,
         }
     }
@@ -147,6 +155,12 @@ impl CliError {
             },
             _ => CliError::Unreachable { what: format!("{verb} {resource}{}", in_namespace(namespace)), source: error },
         }
+    }
+}
+
+impl From<crate::plans::Refusal> for CliError {
+    fn from(refusal: crate::plans::Refusal) -> Self {
+        CliError::Plan(Box::new(refusal))
     }
 }
 

@@ -15,4 +15,5 @@ pub mod kube_client;
 pub mod logging;
 pub mod outlook;
 pub mod output;
+pub mod plans;
 pub mod tui;

@@ -1,7 +1,7 @@
 //! `kubectl alustan tui` in a real terminal (tmux) against testenv: the header shows the agent's
 //! Lease up, then stale once it is no longer renewed; the watch fills the list,
 //! `/` filters, `d` describes, `s` + `y` sets the sync annotation, `c` + `r` + `y` reveals a password, `l` streams the run's
-//! log, `q` restores the terminal.
+//! log, `q` restores the terminal; `p` opens a plan and `a` + `y` approves it.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod e2e_support;
@@ -131,16 +131,7 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     })
     .await;
     tmux.keys(&["y"]).await;
-    let api: Api<Terraform> = Api::namespaced(client.clone(), "default");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let annotations = api.get("staging").await.unwrap().metadata.annotations.unwrap_or_default();
-        if annotations.contains_key(RESYNC_REQUESTED_AT) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the sync annotation was not set");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    annotation(&client, "staging", RESYNC_REQUESTED_AT).await;
     tmux.wait_for("the flash", |s| s.contains("sync of default/staging requested")).await;
     // Credentials: masked until `r` + `y` reveals the selected one through the user's RBAC.
     tmux.keys(&["c"]).await;
@@ -164,6 +155,20 @@ async fn tui_in_tmux_filters_describes_syncs_and_restores_the_terminal() {
     assert!(!screen.contains("Why this version"), "{screen}");
     let log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(log.contains("tui starting"), "logs go to the file: {log}");
+}
+
+/// The value of annotation `key` of `default/NAME`, once the TUI has written it.
+async fn annotation(client: &kube::Client, name: &str, key: &str) -> String {
+    let api: Api<Terraform> = Api::namespaced(client.clone(), "default");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let annotations = api.get(name).await.unwrap().metadata.annotations.unwrap_or_default();
+        if let Some(value) = annotations.get(key) {
+            return value.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{key} was not written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Two `Deploying` Events of `default/staging`, the later about 1.0.3.
@@ -207,6 +212,55 @@ async fn tui_logs_pick_runs_and_follow_on_at_80x24() {
         s.contains("— next run: PostDeploy 1.0.3 Running —") && s.matches("terraform apply: 3 added").count() == 2
     })
     .await;
+    tmux.keys(&["q"]).await;
+    tmux.wait_for("the exit", |s| s.contains("EXITED:0")).await;
+}
+
+/// `p` opens the Plan view of a resource whose plan waits for approval (marked and counted), `a`
+/// asks with the counts, `y` writes the approval of that plan id.
+#[tokio::test]
+async fn tui_plan_view_approves_the_plan_after_a_confirmation() {
+    let env = TestEnv::start().await.unwrap();
+    let client = env.client().unwrap();
+    let object: Terraform = serde_json::from_value(json!({
+        "apiVersion": "alustan.io/v1alpha1", "kind": "Terraform", "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"scripts": {"deploy": "deploy", "plan": "plan"}, "approval": "Manual",
+                 "containerRegistry": {"imageName": "alustan/infrastructure", "semanticVersion": "~1.0.0"}},
+    }))
+    .unwrap();
+    Api::<Terraform>::namespaced(client.clone(), "default").create(&PostParams::default(), &object).await.unwrap();
+    let plan = json!({"id": "p-42", "jobName": "web-plan-1", "generation": 1, "trigger": "Change",
+                      "time": "2026-01-10T11:00:00Z", "counts": {"create": 2, "update": 1, "delete": 0, "replace": 0},
+                      "changes": [{"address": "aws_instance.web[0]", "action": "create"},
+                                  {"address": "aws_s3_bucket.logs", "action": "update"}],
+                      "decision": "Pending"});
+    set_status(
+        &client,
+        "default",
+        "web",
+        json!({"state": "Planned", "message": "plan p-42 waits for approval", "plan": plan}),
+    )
+    .await;
+    let tmux = Tmux { socket: format!("alustan-tuiplan-{}", std::process::id()) };
+    let command = format!("{BIN} tui --kubeconfig {}; echo EXITED:$?; sleep 60", env.kubeconfig().display());
+    tmux.run(&["new-session", "-d", "-s", "tui", "-x", "100", "-y", "30", &command]).await;
+    tmux.wait_for("the planned resource, marked and counted", |s| {
+        s.contains("web ●") && s.contains("Planned") && s.contains("1 plan waiting")
+    })
+    .await;
+    tmux.keys(&["p"]).await;
+    tmux.wait_for("the plan view", |s| {
+        s.contains("Plan(default/web)") && s.contains("+ aws_instance.web[0]") && s.contains("~ aws_s3_bucket.logs")
+    })
+    .await;
+    tmux.keys(&["a"]).await;
+    tmux.wait_for("the confirmation with the counts", |s| {
+        s.contains("Approve plan p-42 of default/web: 2 to add, 1 to change") && s.contains("0 to replace?")
+    })
+    .await;
+    tmux.keys(&["y"]).await;
+    assert_eq!(annotation(&client, "web", alustan_shared::meta::APPROVE_PLAN).await, "p-42");
+    tmux.wait_for("the flash", |s| s.contains("approved plan p-42 of default/web")).await;
     tmux.keys(&["q"]).await;
     tmux.wait_for("the exit", |s| s.contains("EXITED:0")).await;
 }

@@ -274,3 +274,42 @@ fn logs_show_the_newest_lines_until_scrolled_back() {
         "{screen}"
     );
 }
+
+/// The four samples and `apps/checkout`, whose plan waits for approval: marked in the list and
+/// counted in the header; `infra/staging-cluster` drifted.
+fn with_a_plan() -> State {
+    let mut objects = kubectl_alustan::tui::fixtures::samples();
+    objects.push(kubectl_alustan::tui::fixtures::planned());
+    if let Some(status) = objects[0].status.as_mut() {
+        let drift = "drift found by plan p-1: 0 to add, 1 to change, 0 to destroy, 0 to replace";
+        status.conditions.push(
+            serde_json::from_value(serde_json::json!({
+            "type": "Drifted", "status": "True", "reason": "DriftDetected", "message": drift,
+            "lastTransitionTime": "2026-01-10T11:00:00Z"}))
+            .unwrap(),
+        );
+    }
+    common::state_of(objects, false)
+}
+
+#[test]
+fn list_with_a_planned_and_a_drifted_resource() {
+    screens("list_planned", with_a_plan, |state| select(state, "checkout"));
+}
+
+#[test]
+fn plan_view() {
+    screens("plan", with_a_plan, |state| {
+        select(state, "checkout");
+        press(state, char_key('p'));
+    });
+}
+
+#[test]
+fn approve_confirmation_repeats_the_counts() {
+    screens("confirm_approve", with_a_plan, |state| {
+        select(state, "checkout");
+        press(state, char_key('p'));
+        press(state, char_key('a'));
+    });
+}

@@ -6,6 +6,7 @@ mod common;
 use common::{char_key, code, ctrl, leader, press, samples, select, state_of, type_text};
 use crossterm::event::{KeyCode, KeyEvent};
 use jiff::SignedDuration;
+use kubectl_alustan::plans::Verdict;
 use kubectl_alustan::tui::action::Action;
 use kubectl_alustan::tui::fixtures::{self, NOW};
 use kubectl_alustan::tui::keys::{KEYS, Scope};
@@ -213,7 +214,7 @@ fn space_suspends_or_resumes_after_asking() {
 #[test]
 fn readonly_disables_mutating_keys_with_a_flash() {
     let mut state = state_of(fixtures::samples(), true);
-    for key in ['s', 'S', ' '] {
+    for key in ['s', 'S', ' ', 'a', 'x'] {
         state.flash = None;
         assert!(press(&mut state, char_key(key)).is_empty());
         assert!(state.confirm.is_none(), "`{key}` must not even ask");
@@ -517,4 +518,92 @@ fn following_moves_on_to_the_next_run() {
     assert_eq!(effects, [Effect::StartLogs { object: payments, job, follow: true }]);
     assert_eq!(state.logs.lines, ["deploying", "— next run: PostDeploy v2.4.0 Running —"]);
     assert!(!state.logs.ended);
+}
+
+fn with_a_plan(readonly: bool) -> State {
+    let mut objects = fixtures::samples();
+    objects.push(fixtures::planned());
+    let mut state = state_of(objects, readonly);
+    select(&mut state, "checkout");
+    state
+}
+
+fn checkout() -> ObjectKey {
+    ObjectKey::new("apps", "checkout")
+}
+
+#[test]
+fn p_opens_the_plan_view_of_the_selection_and_l_there_opens_the_plan_runs_log() {
+    let mut state = with_a_plan(false);
+    assert!(press(&mut state, char_key('p')).is_empty());
+    assert_eq!(top(&state), (ViewKind::Plan, Some(checkout())));
+    // `l` in the Plan view: the plan run's log (the first run of the history here).
+    let effects = press(&mut state, char_key('l'));
+    assert_eq!(top(&state), (ViewKind::Logs, Some(checkout())));
+    assert_eq!(
+        effects,
+        [Effect::StartLogs { object: checkout(), job: "checkout-plan-7c1e9a".to_owned(), follow: true }]
+    );
+    assert_eq!(press(&mut state, code(KeyCode::Esc)), [Effect::StopLogs]);
+    assert_eq!(state.view().kind, ViewKind::Plan);
+}
+
+#[test]
+fn a_asks_repeating_the_counts_then_approves_that_plan_id() {
+    let mut state = with_a_plan(false);
+    assert!(press(&mut state, char_key('a')).is_empty(), "nothing happens before the answer");
+    let confirm = state.confirm.clone().expect("a confirmation modal");
+    assert_eq!(
+        confirm.question,
+        "Approve plan p-7c1e9a of apps/checkout: 2 to add, 1 to change, 1 to destroy, 1 to replace?"
+    );
+    let approve = Effect::Verdict { object: checkout(), verdict: Verdict::Approve, plan: "p-7c1e9a".to_owned() };
+    assert_eq!(press(&mut state, char_key('y')), [approve]);
+    // `n` cancels: nothing is written.
+    press(&mut state, char_key('a'));
+    assert!(press(&mut state, char_key('n')).is_empty());
+    assert!(state.confirm.is_none());
+}
+
+#[test]
+fn x_asks_then_rejects_from_the_plan_view_too() {
+    let mut state = with_a_plan(false);
+    press(&mut state, char_key('p'));
+    press(&mut state, char_key('x'));
+    assert!(
+        state
+            .confirm
+            .as_ref()
+            .is_some_and(|c| c.question.starts_with("Reject plan p-7c1e9a of apps/checkout: 2 to add"))
+    );
+    let reject = Effect::Verdict { object: checkout(), verdict: Verdict::Reject, plan: "p-7c1e9a".to_owned() };
+    assert_eq!(press(&mut state, char_key('y')), [reject]);
+}
+
+#[test]
+fn a_on_a_resource_with_nothing_to_approve_says_why_and_asks_nothing() {
+    let mut state = with_a_plan(false);
+    select(&mut state, "staging-cluster");
+    assert!(press(&mut state, char_key('a')).is_empty());
+    assert!(state.confirm.is_none());
+    let flash = state.flash.clone().expect("a flash says why");
+    assert_eq!(flash.level, FlashLevel::Warn);
+    assert!(flash.text.contains("has no plan script"), "{}", flash.text);
+    // An applied plan: nothing to approve either.
+    let mut applied = fixtures::planned();
+    if let Some(plan) = applied.status.as_mut().and_then(|s| s.plan.as_mut()) {
+        plan.decision = alustan_shared::PlanDecision::Applied;
+    }
+    press(&mut state, Action::Applied(Box::new(applied)));
+    select(&mut state, "checkout");
+    press(&mut state, char_key('x'));
+    assert!(state.confirm.is_none());
+    assert!(state.flash.as_ref().is_some_and(|f| f.text.contains("nothing to reject: plan p-7c1e9a")));
+}
+
+#[test]
+fn readonly_still_opens_the_plan_view() {
+    let mut state = with_a_plan(true);
+    press(&mut state, char_key('p'));
+    assert_eq!(top(&state), (ViewKind::Plan, Some(checkout())));
 }

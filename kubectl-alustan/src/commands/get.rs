@@ -178,7 +178,7 @@ pub fn row(object: &Terraform, now: Timestamp, namespaces: bool, wide: bool) -> 
         cells.push(object.metadata.namespace.clone().unwrap_or_default());
     }
     cells.push(object.metadata.name.clone().unwrap_or_default());
-    cells.push(format::state(object).to_owned());
+    cells.push(format::state_label(object));
     cells.push(format::version(object));
     cells.push(format::ready(object).to_owned());
     cells.push(if object.spec.suspend { "True" } else { "False" }.to_owned());

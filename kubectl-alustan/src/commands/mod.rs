@@ -5,6 +5,7 @@ pub mod describe;
 pub mod get;
 pub mod logs;
 pub mod outputs;
+pub mod plan;
 pub mod suspend;
 pub mod sync;
 pub mod template;
@@ -18,6 +19,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use crate::cli::{Cli, Command, KubeFlags};
 use crate::errors::{self, CliError};
 use crate::kube_client::{self, Connection};
+use crate::plans::Verdict;
 
 /// The resource name used in messages (`kubectl auth can-i get terraforms.alustan.io`).
 pub const RESOURCE: &str = "terraforms.alustan.io";
@@ -48,6 +50,19 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let request = sync::Request { kind: sync::Kind::Resync, wait, timeout };
             sync::run(&conn, &name, request, cli.kube.agent_namespace.as_deref()).await
         }
+        Command::Plan { name, wait, timeout } => {
+            plan::request(&conn, &name, plan::Follow { wait, timeout }, cli.kube.agent_namespace.as_deref()).await
+        }
+        Command::Approve(args) => {
+            let follow = plan::Follow { wait: args.wait, timeout: args.timeout };
+            let agent = cli.kube.agent_namespace.as_deref();
+            plan::verdict(&conn, &args.name, Verdict::Approve, args.plan.as_deref(), follow, agent).await
+        }
+        Command::Reject { name, plan } => {
+            let follow = plan::Follow { wait: false, timeout: std::time::Duration::ZERO };
+            plan::verdict(&conn, &name, Verdict::Reject, plan.as_deref(), follow, None).await
+        }
+        Command::ShowPlan { name, output } => plan::show(&conn, &name, output).await,
         Command::Outputs { name, output, show_sensitive } => outputs::run(&conn, &name, output, show_sensitive).await,
         Command::Credentials { name, reveal, output } => credentials::run(&conn, &name, reveal, output).await,
         Command::Logs { name, run, follow } => logs::run(&conn, &name, run, follow).await,
@@ -67,7 +82,11 @@ fn named(command: &Command) -> Option<&str> {
         | Command::Resync { name, .. }
         | Command::Outputs { name, .. }
         | Command::Credentials { name, .. }
-        | Command::Logs { name, .. } => Some(name),
+        | Command::Logs { name, .. }
+        | Command::Plan { name, .. }
+        | Command::ShowPlan { name, .. }
+        | Command::Reject { name, .. } => Some(name),
+        Command::Approve(args) => Some(&args.name),
         Command::Suspend(target) | Command::Resume(target) => target.name.as_deref(),
         _ => None,
     }
@@ -166,7 +185,26 @@ async fn not_found(conn: &Connection, name: &str) -> CliError {
 
 /// A JSON merge patch of one Terraform (only the fields given change).
 pub async fn merge_patch(conn: &Connection, name: &str, patch: &serde_json::Value) -> Result<Terraform, CliError> {
+    let result = namespaced(conn).patch(name, &PatchParams::default(), &Patch::Merge(patch)).await;
+    patched(conn, name, result).await
+}
+
+/// A merge patch carrying `metadata.resourceVersion`, which the server applies only if the
+/// object is still at that version: `None` when it changed meanwhile (409 Conflict).
+pub async fn merge_patch_unchanged(
+    conn: &Connection,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<Option<Terraform>, CliError> {
     match namespaced(conn).patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
+        result => patched(conn, name, result).await.map(Some),
+    }
+}
+
+/// A patch's outcome, its errors explained.
+async fn patched(conn: &Connection, name: &str, result: Result<Terraform, kube::Error>) -> Result<Terraform, CliError> {
+    match result {
         Ok(object) => Ok(object),
         Err(e) if errors::is_not_found(&e) => Err(not_found(conn, name).await),
         Err(e) => Err(CliError::api(e, "patch", RESOURCE, Some(&conn.namespace))),

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use alustan_shared::conditions::{self, RECONCILING, TRUE};
-use alustan_shared::meta::{RESCAN_REQUESTED_AT, RESYNC_REQUESTED_AT};
-use alustan_shared::{State, Terraform, TerraformStatus};
+use alustan_shared::meta::{PLAN_REQUESTED_AT, RESCAN_REQUESTED_AT, RESYNC_REQUESTED_AT};
+use alustan_shared::{PlanTrigger, RunAction, RunRecord, RunResult, State, Terraform, TerraformStatus};
 use futures::StreamExt as _;
 use jiff::Timestamp;
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -23,6 +23,8 @@ use crate::outlook::{self, Blocker};
 pub enum Kind {
     Sync,
     Resync,
+    /// A plan (`kubectl alustan plan`): never applied until approved.
+    Plan,
 }
 
 /// The annotations to set for a request; the token is an RFC 3339 time.
@@ -30,6 +32,7 @@ pub fn annotations(kind: Kind, token: &str) -> serde_json::Value {
     match kind {
         Kind::Sync => json!({ RESYNC_REQUESTED_AT: token }),
         Kind::Resync => json!({ RESCAN_REQUESTED_AT: token, RESYNC_REQUESTED_AT: token }),
+        Kind::Plan => json!({ PLAN_REQUESTED_AT: token }),
     }
 }
 
@@ -38,7 +41,11 @@ pub async fn request(conn: &Connection, name: &str, kind: Kind) -> Result<String
     request_returning(conn, name, kind).await.map(|(token, _)| token)
 }
 
-async fn request_returning(conn: &Connection, name: &str, kind: Kind) -> Result<(String, Terraform), CliError> {
+pub(crate) async fn request_returning(
+    conn: &Connection,
+    name: &str,
+    kind: Kind,
+) -> Result<(String, Terraform), CliError> {
     let token = Timestamp::now().to_string();
     let object =
         super::merge_patch(conn, name, &json!({"metadata": {"annotations": annotations(kind, &token)}})).await?;
@@ -60,27 +67,27 @@ pub async fn run(
     agent_namespace: Option<&str>,
 ) -> Result<(), CliError> {
     let (token, before) = request_returning(conn, name, request.kind).await?;
-    let what = if request.kind == Kind::Sync { "sync" } else { "rescan and sync" };
+    let what = match request.kind {
+        Kind::Sync => "sync",
+        Kind::Resync => "rescan and sync",
+        Kind::Plan => "plan",
+    };
     crate::outln!("terraform {}/{name}: {what} requested at {token}", conn.namespace);
     // Say at once when no run can follow; `--wait` then ends with that cause's exit code.
-    let agent = agent::health(&conn.client, agent_namespace).await;
-    if let Some(blocker) = outlook::blocker(&before, &agent, Timestamp::now()) {
-        let text = format!("terraform {}: nothing runs now: {}", key(&before), blocker.sentence(name));
-        if request.wait {
-            return Err(blocked(&blocker, text));
-        }
-        crate::errln!("note: {text}");
+    if !runnable(conn, name, &before, request.wait, agent_namespace).await? {
         return Ok(());
     }
     if !request.wait {
         return Ok(());
     }
-    let wait = Wait { conn, name, token: &token, agent_namespace, before: before.status.clone().unwrap_or_default() };
-    let outcome = tokio::time::timeout(request.timeout, wait.run()).await;
-    let Ok(result) = outcome else {
-        return Err(CliError::Timeout(format!("{}s waiting for {}/{name}", request.timeout.as_secs(), conn.namespace)));
-    };
-    let object = result?;
+    let object = follow(conn, name, Goal::Sync(&token), agent_namespace, &before, request.timeout).await?;
+    let state = ended_well(conn, name, &object)?;
+    crate::outln!("terraform {}: run ended {}", key(&object), state.map_or("(no state)", State::as_str));
+    Ok(())
+}
+
+/// The state a followed run ended in, or the error of a run that ended `Failed` or `Error`.
+pub(crate) fn ended_well(conn: &Connection, name: &str, object: &Terraform) -> Result<Option<State>, CliError> {
     let state = object.status.as_ref().and_then(|s| s.state);
     let message = object.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
     if let Some(failed @ (State::Failed | State::Error)) = state {
@@ -90,10 +97,44 @@ pub async fn run(
         } else {
             format!("\n  see: kubectl alustan logs {name} -n {}", conn.namespace)
         };
-        return Err(CliError::RunFailed(format!("terraform {} run ended {failed}: {message}{see}", key(&object))));
+        return Err(CliError::RunFailed(format!("terraform {} run ended {failed}: {message}{see}", key(object))));
     }
-    crate::outln!("terraform {}: run ended {}", key(&object), state.map_or("(no state)", State::as_str));
-    Ok(())
+    Ok(state)
+}
+
+/// Says at once when no run can follow a request made on `before`: `Ok(true)` when one can.
+/// With `wait`, a blocked request is an error with that cause's exit code; without, a note.
+pub(crate) async fn runnable(
+    conn: &Connection,
+    name: &str,
+    before: &Terraform,
+    wait: bool,
+    agent_namespace: Option<&str>,
+) -> Result<bool, CliError> {
+    let agent = agent::health(&conn.client, agent_namespace).await;
+    let Some(blocker) = outlook::blocker(before, &agent, Timestamp::now()) else { return Ok(true) };
+    let text = format!("terraform {}: nothing runs now: {}", key(before), blocker.sentence(name));
+    if wait {
+        return Err(blocked(&blocker, text));
+    }
+    crate::errln!("note: {text}");
+    Ok(false)
+}
+
+/// Follows the object until `goal` is reached (see [`Wait`]), within `timeout`.
+pub(crate) async fn follow(
+    conn: &Connection,
+    name: &str,
+    goal: Goal<'_>,
+    agent_namespace: Option<&str>,
+    before: &Terraform,
+    timeout: Duration,
+) -> Result<Terraform, CliError> {
+    let wait = Wait { conn, name, goal, agent_namespace, before: before.status.clone().unwrap_or_default() };
+    match tokio::time::timeout(timeout, wait.run()).await {
+        Ok(result) => result,
+        Err(_) => Err(CliError::Timeout(format!("{}s waiting for {}/{name}", timeout.as_secs(), conn.namespace))),
+    }
 }
 
 /// The error (and so the exit code) of a request no run can follow.
@@ -105,13 +146,54 @@ fn blocked(blocker: &Blocker, text: String) -> CliError {
     }
 }
 
-/// Whether the agent has handled `token` and the run it started is over.
-pub fn finished(object: &Terraform, token: &str) -> bool {
-    let Some(status) = &object.status else { return false };
-    let reconciling = conditions::find(&status.conditions, RECONCILING).is_some_and(|c| c.status == TRUE);
-    status.last_handled_reconcile_at.as_deref() == Some(token)
-        && status.state != Some(State::Progressing)
-        && !reconciling
+/// What a `--wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal<'a> {
+    /// The run answering the sync request `token`.
+    Sync(&'a str),
+    /// The plan run answering the plan request `token`.
+    Plan(&'a str),
+    /// The deploy applying the approved plan of this id.
+    Apply(&'a str),
+}
+
+impl Goal<'_> {
+    /// Whether the agent has acted on the request (a run answering it started).
+    pub fn answered(&self, status: &TerraformStatus) -> bool {
+        match self {
+            Goal::Sync(token) => status.last_handled_reconcile_at.as_deref() == Some(*token),
+            Goal::Plan(token) => status.last_handled_plan_at.as_deref() == Some(*token),
+            Goal::Apply(id) => {
+                status.history.iter().any(|r| r.action == RunAction::Deploy && r.plan.as_deref() == Some(*id))
+            }
+        }
+    }
+
+    /// Whether the agent has acted on the request and the run it started is over.
+    pub fn finished(&self, object: &Terraform) -> bool {
+        let Some(status) = &object.status else { return false };
+        let reconciling = conditions::find(&status.conditions, RECONCILING).is_some_and(|c| c.status == TRUE);
+        let settled = status.state != Some(State::Progressing) && !reconciling;
+        match self {
+            Goal::Sync(_) => self.answered(status) && settled,
+            // A plan run is over once it failed, or succeeded and its summary is in status.
+            Goal::Plan(_) => {
+                self.answered(status)
+                    && requested_plan(status).is_some_and(|run| match run.result {
+                        RunResult::Running => false,
+                        RunResult::Succeeded => status.plan.as_ref().is_some_and(|p| p.job_name == run.job_name),
+                        RunResult::Failed | RunResult::Error => true,
+                    })
+            }
+            // A newer plan superseding the approved one ends the wait too: nothing more comes.
+            Goal::Apply(id) => (self.answered(status) && settled) || status.plan.as_ref().is_some_and(|p| p.id != *id),
+        }
+    }
+}
+
+/// The newest plan run a `plan` request started.
+pub fn requested_plan(status: &TerraformStatus) -> Option<&RunRecord> {
+    status.history.iter().find(|r| r.action == RunAction::Plan && r.trigger == Some(PlanTrigger::Request))
 }
 
 /// One progress line: state, Reconciling reason, message.
@@ -133,18 +215,19 @@ const AGENT_RECHECK: Duration = Duration::from_secs(5);
 /// How long the end of a run waits for its log to finish printing.
 const LOG_GRACE: Duration = Duration::from_secs(5);
 
-/// One `--wait`: the request's token and the status as it was when the request was made.
+/// One `--wait`: what it waits for and the status as it was when the request was made.
 struct Wait<'a> {
     conn: &'a Connection,
     name: &'a str,
-    token: &'a str,
+    goal: Goal<'a>,
     agent_namespace: Option<&'a str>,
     before: TerraformStatus,
 }
 
 impl Wait<'_> {
-    /// Watches the one object until [`finished`], printing a line whenever the progress of
-    /// THIS request changes and streaming the log of every run that appears meanwhile.
+    /// Watches the one object until its goal is [`Goal::finished`], printing a line whenever
+    /// the progress of THIS request changes and streaming the log of every run that appears
+    /// meanwhile.
     async fn run(&self) -> Result<Terraform, CliError> {
         let mut logs = Vec::new();
         let result = self.watch(&mut logs).await;
@@ -201,10 +284,7 @@ impl Wait<'_> {
                 .map(|r| r.job_name.clone())
                 .collect();
             // Until the agent answers, what status says is about an earlier run: not shown.
-            picked_up = picked_up
-                || !new_runs.is_empty()
-                || status.last_handled_reconcile_at.as_deref() == Some(self.token)
-                || status != self.before;
+            picked_up = picked_up || !new_runs.is_empty() || self.goal.answered(&status) || status != self.before;
             if !picked_up {
                 if object.spec.suspend {
                     let blocker = Blocker::Suspended;
@@ -227,7 +307,7 @@ impl Wait<'_> {
                 crate::outln!("{} {line}", Timestamp::now().strftime("%H:%M:%S"));
                 last = line;
             }
-            if finished(&object, self.token) {
+            if self.goal.finished(&object) {
                 return Ok(object);
             }
         }

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use alustan_shared::{
-    AppliedImage, ContainerRegistry, Credential, PostDeploy, RegistryScan, RejectedTag, RejectionReason, RunAction,
-    RunRecord, RunResult, Scripts, SecretKeyReference, State, Terraform, TerraformSpec, TerraformStatus, conditions,
+    AppliedImage, Approval, ContainerRegistry, Credential, PlanAction, PlanCounts, PlanDecision, PlanStatus,
+    PlanTrigger, PlannedChange, PostDeploy, RegistryScan, RejectedTag, RejectionReason, RunAction, RunRecord,
+    RunResult, Scripts, SecretKeyReference, State, Terraform, TerraformSpec, TerraformStatus, conditions,
 };
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -49,7 +50,7 @@ pub fn terraform(namespace: &str, name: &str, age: i64) -> Terraform {
             ("TF_VAR_vpc_cidr".to_owned(), "10.1.0.0/16".to_owned()),
             ("TF_VAR_workspace".to_owned(), name.to_owned()),
         ]),
-        scripts: Scripts { deploy: "deploy".to_owned(), destroy: Some("destroy -c".to_owned()) },
+        scripts: Scripts { deploy: "deploy".to_owned(), destroy: Some("destroy -c".to_owned()), plan: None },
         post_deploy: None,
         container_registry: ContainerRegistry {
             provider: None,
@@ -65,6 +66,8 @@ pub fn terraform(namespace: &str, name: &str, age: i64) -> Terraform {
         sync_interval: None,
         depends_on: Vec::new(),
         variables_from: Vec::new(),
+        approval: None,
+        drift: None,
     };
     let mut object = Terraform::new(name, spec);
     object.metadata.namespace = Some(namespace.to_owned());
@@ -176,6 +179,8 @@ pub fn completed() -> Terraform {
         }),
         last_handled_reconcile_at: Some("2026-01-10T10:00:00Z".to_owned()),
         last_handled_rescan_at: None,
+        last_handled_plan_at: None,
+        plan: None,
         resumed_at: None,
         history: vec![
             run(RunAction::PostDeploy, RunResult::Succeeded, "v1.0.3", 7260, Some(40), None),
@@ -242,6 +247,55 @@ pub fn error() -> Terraform {
             condition(conditions::READY, conditions::FALSE, conditions::reason::REGISTRY_ERROR, "registry unreachable", 1200),
             condition(conditions::STALLED, conditions::TRUE, conditions::reason::REGISTRY_ERROR, "registry unreachable", 1200),
         ],
+        ..TerraformStatus::default()
+    });
+    object
+}
+
+/// `apps/checkout`: `approval: Manual`; a plan of a new image waits for approval.
+pub fn planned() -> Terraform {
+    let mut object = terraform("apps", "checkout", 2 * 86_400);
+    object.spec.scripts.plan = Some("plan".to_owned());
+    object.spec.approval = Some(Approval::Manual);
+    let plan_run = RunRecord {
+        plan: Some("p-7c1e9a".to_owned()),
+        trigger: Some(PlanTrigger::Change),
+        job_name: "checkout-plan-7c1e9a".to_owned(),
+        ..run(RunAction::Plan, RunResult::Succeeded, "v1.0.3", 400, Some(50), None)
+    };
+    let change = |address: &str, action| PlannedChange { address: address.to_owned(), action };
+    let message = "plan p-7c1e9a waits for approval: 2 to add, 1 to change, 1 to destroy, 1 to replace; approve with `kubectl alustan approve checkout --plan p-7c1e9a` or reject with `kubectl alustan reject checkout`";
+    object.status = Some(TerraformStatus {
+        state: Some(State::Planned),
+        message: Some(message.to_owned()),
+        conditions: vec![
+            condition(conditions::READY, conditions::FALSE, conditions::reason::AWAITING_APPROVAL, message, 350),
+            condition(conditions::RECONCILING, conditions::FALSE, conditions::reason::AWAITING_APPROVAL, message, 350),
+            condition(conditions::STALLED, conditions::FALSE, conditions::reason::AWAITING_APPROVAL, message, 350),
+        ],
+        applied: Some(applied("v1.0.2", 86_400)),
+        plan: Some(PlanStatus {
+            id: "p-7c1e9a".to_owned(),
+            job_name: plan_run.job_name.clone(),
+            generation: 3,
+            tag: Some("v1.0.3".to_owned()),
+            digest: Some(digest("v1.0.3")),
+            trigger: PlanTrigger::Change,
+            time: ago(350),
+            counts: PlanCounts { create: 2, update: 1, delete: 1, replace: 1 },
+            changes: vec![
+                change("aws_instance.web[0]", PlanAction::Create),
+                change("aws_instance.web[1]", PlanAction::Create),
+                change("aws_security_group.web", PlanAction::Update),
+                change("aws_iam_role.legacy", PlanAction::Delete),
+                change("aws_db_instance.main", PlanAction::Replace),
+            ],
+            changes_omitted: 0,
+            artifact_digest: Some(digest("plan")),
+            artifact_secret: Some("checkout-plan".to_owned()),
+            decision: PlanDecision::Pending,
+        }),
+        history: vec![plan_run, run(RunAction::Deploy, RunResult::Succeeded, "v1.0.2", 86_500, Some(100), None)],
         ..TerraformStatus::default()
     });
     object

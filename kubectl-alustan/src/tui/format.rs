@@ -32,6 +32,13 @@ pub fn state(object: &Terraform) -> &'static str {
     object.status.as_ref().and_then(|s| s.state).map_or("Pending", alustan_shared::State::as_str)
 }
 
+/// The state, marked while the last plan of the applied inputs found drift:
+/// `Completed (drifted)`.
+pub fn state_label(object: &Terraform) -> String {
+    let state = state(object);
+    if crate::plans::drifted(object) { format!("{state} (drifted)") } else { state.to_owned() }
+}
+
 /// The applied tag, or `<none>`.
 pub fn applied(object: &Terraform) -> &str {
     object.status.as_ref().and_then(|s| s.applied.as_ref()).map_or("<none>", |a| a.tag.as_str())

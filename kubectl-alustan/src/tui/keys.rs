@@ -21,6 +21,12 @@ pub enum Command {
     Sync,
     Resync,
     ToggleSuspend,
+    /// The Plan view of the resource; approve or reject its current plan (asking first).
+    Plan,
+    Approve,
+    Reject,
+    /// In the Plan view: the plan run's log.
+    PlanLog,
     Reveal,
     Back,
     Quit,
@@ -77,6 +83,8 @@ const LIST: &[ViewKind] = &[ViewKind::List];
 const OBJECT: &[ViewKind] = &[ViewKind::List, ViewKind::Describe];
 const CREDENTIALS: &[ViewKind] = &[ViewKind::Credentials];
 const LOGS: &[ViewKind] = &[ViewKind::Logs];
+const PLANS: &[ViewKind] = &[ViewKind::List, ViewKind::Describe, ViewKind::Plan];
+const PLAN: &[ViewKind] = &[ViewKind::Plan];
 
 const NONE: KeyModifiers = KeyModifiers::NONE;
 const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
@@ -103,6 +111,8 @@ use Scope as S;
 
 const RESYNC: &str = "resync: rescan the registry, then run (asks first)";
 const SUSPEND: &str = "suspend or resume (asks first)";
+const APPROVE: &str = "approve the current plan: it is applied (asks first, repeating the counts)";
+const REJECT: &str = "reject the current plan: nothing is applied (asks first)";
 
 /// Every key binding of the TUI, in help-page order.
 pub const KEYS: &[Binding] = &[
@@ -121,6 +131,13 @@ pub const KEYS: &[Binding] = &[
     hint("sync", mutating(key(K::Char('s'), "s", C::Sync, "sync: run now (asks first)", S::Views(OBJECT)))),
     hint("resync", with(SHIFT, mutating(key(K::Char('S'), "S", C::Resync, RESYNC, S::Views(OBJECT))))),
     hint("suspend", mutating(key(K::Char(' '), "Space", C::ToggleSuspend, SUSPEND, S::Views(OBJECT)))),
+    hint(
+        "plan",
+        key(K::Char('p'), "p", C::Plan, "the latest plan: counts, changed addresses, its run", S::Views(PLANS)),
+    ),
+    hint("approve", mutating(key(K::Char('a'), "a", C::Approve, APPROVE, S::Views(PLANS)))),
+    hint("reject", mutating(key(K::Char('x'), "x", C::Reject, REJECT, S::Views(PLANS)))),
+    hint("plan log", key(K::Char('l'), "l", C::PlanLog, "log of the plan run", S::Views(PLAN))),
     hint(
         "reveal",
         key(K::Char('r'), "r", C::Reveal, "reveal the selected password (asks first)", S::Views(CREDENTIALS)),
@@ -207,6 +224,8 @@ pub fn help_sections() -> Vec<(&'static str, Vec<&'static Binding>)> {
         section("Everywhere", &|b| matches!(b.scope, S::Everywhere | S::Always)),
         section("List", &|b| matches!(b.scope, S::Views(v) if v == LIST)),
         section("List and describe", &|b| matches!(b.scope, S::Views(v) if v == OBJECT)),
+        section("Plans (list, describe, plan)", &|b| matches!(b.scope, S::Views(v) if v == PLANS)),
+        section("Plan", &|b| matches!(b.scope, S::Views(v) if v == PLAN)),
         section("Credentials", &|b| matches!(b.scope, S::Views(v) if v == CREDENTIALS)),
         section("Logs", &|b| matches!(b.scope, S::Views(v) if v == LOGS)),
         section("Confirmation", &|b| b.scope == S::Modal),

@@ -21,7 +21,7 @@ use super::state::{AgentHealth, Header, ObjectKey, State};
 use super::update::Effect;
 use crate::agent;
 use crate::cli::KubeFlags;
-use crate::commands::{self, credentials, describe, logs, sync};
+use crate::commands::{self, credentials, describe, logs, plan, sync};
 use crate::errors::CliError;
 use crate::kube_client::Connection;
 
@@ -112,6 +112,7 @@ async fn effects_task(
             Effect::RequestSync(key) => request(&conn, &key, sync::Kind::Sync).await,
             Effect::RequestResync(key) => request(&conn, &key, sync::Kind::Resync).await,
             Effect::SetSuspend { object, suspend } => set_suspend(&conn, &object, suspend).await,
+            Effect::Verdict { object, verdict, plan } => decide(&conn, &object, verdict, &plan).await,
             Effect::RevealSecret { object, credential, secret } => {
                 match credentials::read_key(&conn, &secret.namespace, &secret.name, &secret.key).await {
                     Ok(value) => Action::SecretRevealed { object, credential, value },
@@ -166,6 +167,14 @@ async fn request(conn: &Connection, key: &ObjectKey, kind: sync::Kind) -> Action
             let what = if kind == sync::Kind::Sync { "sync" } else { "resync" };
             Action::Flash(format!("{what} of {key} requested ({token})"))
         }
+        Err(error) => Action::Error(first_line(&error)),
+    }
+}
+
+/// Approves or rejects through the command line's code (the same checks, the same write).
+async fn decide(conn: &Connection, key: &ObjectKey, verdict: crate::plans::Verdict, plan: &str) -> Action {
+    match plan::decide(&conn.in_namespace(&key.namespace), &key.name, verdict, Some(plan)).await {
+        Ok((_, plan)) => Action::Flash(format!("{} plan {} of {key}: {}", verdict.past(), plan.id, plan.counts_text())),
         Err(error) => Action::Error(first_line(&error)),
     }
 }

@@ -52,6 +52,7 @@ pub enum ViewKind {
     Outputs,
     Credentials,
     Logs,
+    Plan,
     Help,
 }
 
@@ -64,6 +65,7 @@ impl ViewKind {
             ViewKind::Outputs => "Outputs",
             ViewKind::Credentials => "Credentials",
             ViewKind::Logs => "Logs",
+            ViewKind::Plan => "Plan",
             ViewKind::Help => "Help",
         }
     }
@@ -298,9 +300,11 @@ fn state_rank(object: &Terraform) -> u8 {
     match object.status.as_ref().and_then(|s| s.state) {
         Some(S::Error) => 0,
         Some(S::Failed) => 1,
-        Some(S::Progressing) => 2,
-        None => 3,
-        Some(S::Success) => 4,
-        Some(S::Completed) => 5,
+        // A plan waiting for approval needs someone: right after the failures.
+        Some(S::Planned) => 2,
+        Some(S::Progressing) => 3,
+        None => 4,
+        Some(S::Success) => 5,
+        Some(S::Completed) => 6,
     }
 }

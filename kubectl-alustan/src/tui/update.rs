@@ -22,6 +22,13 @@ pub enum Effect {
         object: ObjectKey,
         suspend: bool,
     },
+    /// Approve or reject plan `plan` (the id the user confirmed), through the command line's
+    /// checks: a plan superseded meanwhile is refused.
+    Verdict {
+        object: ObjectKey,
+        verdict: crate::plans::Verdict,
+        plan: String,
+    },
     /// Read one credential's Secret key with the user's RBAC; answer with `SecretRevealed`.
     RevealSecret {
         object: ObjectKey,
@@ -258,6 +265,10 @@ fn run(state: &mut State, command: Command) -> Vec<Effect> {
             };
             (question, Effect::SetSuspend { object: key, suspend: !suspended })
         }),
+        Command::Plan => return open(state, ViewKind::Plan),
+        Command::Approve => verdict(state, crate::plans::Verdict::Approve),
+        Command::Reject => verdict(state, crate::plans::Verdict::Reject),
+        Command::PlanLog => return plan_log(state),
         Command::Reveal => reveal(state),
         Command::Back => return back(state),
         Command::Up => move_by(state, -1),
@@ -389,6 +400,38 @@ fn ask(state: &mut State, make: impl FnOnce(ObjectKey, &Terraform) -> (String, E
     };
     let (question, effect) = make(key, object);
     state.confirm = Some(Confirm { question, effect });
+}
+
+/// `a` / `x`: asks to approve or reject the current plan, repeating its counts; says why not
+/// when there is nothing to decide (the same checks as the command line).
+fn verdict(state: &mut State, verdict: crate::plans::Verdict) {
+    let Some((key, object)) = state.target().and_then(|key| Some((key.clone(), state.object(key)?))) else {
+        flash(state, "nothing selected", FlashLevel::Warn);
+        return;
+    };
+    match crate::plans::check(object, verdict, None) {
+        Ok(plan) => {
+            let question = crate::plans::question(verdict, &key.to_string(), plan);
+            let effect = Effect::Verdict { object: key, verdict, plan: plan.id.clone() };
+            state.confirm = Some(Confirm { question, effect });
+        }
+        Err(refusal) => {
+            let text = refusal.to_string();
+            flash(state, text.lines().next().unwrap_or_default().to_owned(), FlashLevel::Warn);
+        }
+    }
+}
+
+/// In the Plan view: the log of the run that made the plan shown.
+fn plan_log(state: &mut State) -> Vec<Effect> {
+    let Some(key) = state.view().object.clone() else { return Vec::new() };
+    let job = state.object(&key).and_then(|o| o.status.as_ref()).and_then(|s| s.plan.as_ref()).map(|p| &p.job_name);
+    let Some(run) = job.and_then(|job| history(state, &key).iter().position(|r| &r.job_name == job)) else {
+        flash(state, "the plan run is not in the run history (older runs are dropped)", FlashLevel::Warn);
+        return Vec::new();
+    };
+    push(state, ViewKind::Logs, Some(key.clone()));
+    show_run(state, &key, run)
 }
 
 fn reveal(state: &mut State) {

@@ -8,7 +8,10 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{frame_block, label_style, missing, scrolled_text, state_style};
+use super::{action_style, frame_block, label_style, missing, scrolled_text, state_style};
+
+/// The changed addresses describe lists (`show-plan` and the Plan view list them all).
+const PLAN_CHANGES_SHOWN: usize = 5;
 use crate::events::Folded;
 use crate::tui::format;
 use crate::tui::state::State;
@@ -138,6 +141,11 @@ pub fn describe_body(object: &Terraform, now: Timestamp) -> Vec<Line<'static>> {
         lines.push(field("Variables:", names.join(", ")));
     }
     lines.extend(crate::commands::tree::spec_lines(object).into_iter().map(|(label, value)| field(label, value)));
+    if let Some(plan) = &spec.scripts.plan {
+        let approval = spec.approval.unwrap_or_default();
+        let drift = spec.drift.map_or_else(|| "Correct (default)".to_owned(), |d| format!("{d:?}"));
+        lines.push(field("Plans:", format!("`{plan}`, approval {approval:?}, drift {drift}")));
+    }
     if let Some(interval) = &spec.sync_interval {
         lines.push(field("Sync interval:", interval.clone()));
     }
@@ -172,6 +180,14 @@ fn describe_status(lines: &mut Vec<Line<'static>>, status: &TerraformStatus, nam
     }
     if let Some(scan) = &status.last_scan {
         describe_scan(lines, scan, now);
+    }
+    if let Some(plan) = &status.plan {
+        lines.push(section("Plan (latest)"));
+        lines.extend(
+            crate::plans::lines(name, plan, now, Some(PLAN_CHANGES_SHOWN))
+                .into_iter()
+                .map(|l| Line::styled(format!("  {}", l.text), action_style(l.action))),
+        );
     }
     if !status.conditions.is_empty() {
         lines.push(section("Conditions"));

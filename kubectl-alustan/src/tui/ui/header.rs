@@ -33,6 +33,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
         Span::styled(" agent: ", label_style()),
         Span::styled(agent, agent_style),
     ]);
+    let waiting = state.objects.values().filter(|o| crate::plans::waiting(o)).count();
+    if waiting > 0 {
+        let plans = if waiting == 1 { "plan" } else { "plans" };
+        let style = Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD);
+        spans.push(Span::styled(format!(" {waiting} {plans} waiting"), style));
+    }
     if state.readonly {
         spans.push(Span::styled(" [readonly]", Style::new().fg(Color::Magenta)));
     }

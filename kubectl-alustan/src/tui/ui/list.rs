@@ -7,6 +7,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
 use super::{frame_block, state_style};
+use crate::plans;
 use crate::tui::format;
 use crate::tui::state::{ObjectKey, SortKey, State};
 use alustan_shared::Terraform;
@@ -42,7 +43,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     let widest = |len: &dyn Fn(&(&ObjectKey, &Terraform)) -> usize, min: usize, max: usize| {
         u16::try_from(objects.iter().map(len).max().unwrap_or(0).clamp(min, max)).unwrap_or(u16::MAX)
     };
-    let name_width = widest(&|(k, o)| k.name.chars().count() + if o.spec.suspend { 2 } else { 0 }, 4, 32);
+    let marks = |o: &Terraform| 2 * (usize::from(o.spec.suspend) + usize::from(plans::waiting(o)));
+    let name_width = widest(&|(k, o)| k.name.chars().count() + marks(o), 4, 32);
+    let state_width = widest(&|(_, o)| format::state_label(o).chars().count(), 11, 19);
     let ns_width = widest(&|(k, _)| k.namespace.chars().count(), 9, 16);
     let columns = |version_width: u16| {
         let mut widths = Vec::new();
@@ -51,7 +54,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
             widths.push(ns_width);
             headers.push("NAMESPACE");
         }
-        widths.extend([name_width, 11, version_width, 7, 6]);
+        widths.extend([name_width, state_width, version_width, 7, 6]);
         headers.extend(["NAME", "STATE", "VERSION", "READY", "AGE"]);
         let used: u16 = widths.iter().sum::<u16>() + u16::try_from(widths.len()).unwrap_or(0) + 2;
         (widths, headers, inner.width.saturating_sub(used) >= MIN_MESSAGE)
@@ -69,14 +72,17 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     }
 
     let rows = objects.iter().map(|(key, object)| {
-        let state_text = format::state(object);
+        let state_text = format::state_label(object);
         let mut cells = Vec::with_capacity(7);
         if show_namespace {
             cells.push(Cell::from(key.namespace.clone()));
         }
         let suspended = if object.spec.suspend { " ⏸" } else { "" };
-        cells.push(Cell::from(format!("{}{suspended}", key.name)));
-        cells.push(Cell::from(state_text).style(state_style(state_text)));
+        // A plan waiting for approval: `a` approves it.
+        let waiting = if plans::waiting(object) { " ●" } else { "" };
+        cells.push(Cell::from(format!("{}{suspended}{waiting}", key.name)));
+        let style = state_style(&state_text);
+        cells.push(Cell::from(state_text).style(style));
         cells.push(Cell::from(version(object)));
         cells.push(Cell::from(format::ready(object).to_owned()));
         cells.push(Cell::from(format::age_of(object, state.now)));

@@ -7,6 +7,7 @@ mod help;
 mod list;
 mod modal;
 mod outputs;
+mod plan;
 mod wrap;
 
 use ratatui::Frame;
@@ -42,6 +43,7 @@ pub fn draw(frame: &mut Frame, state: &State) {
         ViewKind::Logs => describe::draw_logs(frame, body, state),
         ViewKind::Outputs => outputs::draw_outputs(frame, body, state),
         ViewKind::Credentials => outputs::draw_credentials(frame, body, state),
+        ViewKind::Plan => plan::draw(frame, body, state),
         ViewKind::Help => help::draw(frame, body, state),
     }
     footer::draw(frame, footer_area, state);
@@ -90,9 +92,23 @@ fn label_style() -> Style {
     Style::new().fg(Color::Cyan)
 }
 
+/// Terraform's colours for what a plan does to a resource.
+fn action_style(action: Option<alustan_shared::PlanAction>) -> Style {
+    use alustan_shared::PlanAction as A;
+    match action {
+        Some(A::Create) => Style::new().fg(Color::Green),
+        Some(A::Update) => Style::new().fg(Color::Yellow),
+        Some(A::Delete) => Style::new().fg(Color::Red),
+        Some(A::Replace) => Style::new().fg(Color::Magenta),
+        None => Style::new(),
+    }
+}
+
 fn state_style(state: &str) -> Style {
+    let state = state.strip_suffix(" (drifted)").unwrap_or(state);
     match state {
         "Completed" | "Success" => Style::new().fg(Color::Green),
+        "Planned" => Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
         "Progressing" => Style::new().fg(Color::Yellow),
         "Failed" | "Error" => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         _ => Style::new().fg(Color::Gray),
