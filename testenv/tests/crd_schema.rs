@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use alustan_shared::{
-    AppliedImage, Credential, RegistryScan, RejectedTag, RejectionReason, RunAction, RunRecord, RunResult,
-    SecretKeyReference, State, TerraformStatus,
+    AppliedImage, Credential, PlanAction, PlanCounts, PlanDecision, PlanStatus, PlanTrigger, PlannedChange,
+    RegistryScan, RejectedTag, RejectionReason, RunAction, RunRecord, RunResult, SecretKeyReference, State,
+    TerraformStatus,
 };
 use alustan_testenv::schema::{FieldErrorKind, prune, structural_violations, validate};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -236,6 +237,22 @@ fn a_full_status_from_the_rust_types_validates() {
         }),
         last_handled_reconcile_at: Some("2026-11-22T09:59:00Z".into()),
         last_handled_rescan_at: None,
+        last_handled_plan_at: Some("2026-11-22T09:58:00Z".into()),
+        plan: Some(PlanStatus {
+            id: "3-0a1b2c3d".into(),
+            job_name: "staging-cluster-plan-abc-0".into(),
+            generation: 3,
+            tag: Some("v1.0.3".into()),
+            digest: Some("sha256:abc".into()),
+            trigger: PlanTrigger::Drift,
+            time: time.clone(),
+            counts: PlanCounts { create: 1, update: 2, delete: 0, replace: 1 },
+            changes: vec![PlannedChange { address: "aws_vpc.main".into(), action: PlanAction::Replace }],
+            changes_omitted: 3,
+            artifact_digest: Some("sha256:def".into()),
+            artifact_secret: Some("staging-cluster-plan".into()),
+            decision: PlanDecision::Pending,
+        }),
         resumed_at: None,
         history: vec![RunRecord {
             action: RunAction::Deploy,
@@ -250,8 +267,8 @@ fn a_full_status_from_the_rust_types_validates() {
             digest: None,
             token: None,
             inputs: None,
-            plan: None,
-            trigger: None,
+            plan: Some("3-0a1b2c3d".into()),
+            trigger: Some(PlanTrigger::Change),
         }],
     };
     let mut object = example();
