@@ -219,7 +219,7 @@ async fn tui_logs_pick_runs_and_follow_on_at_80x24() {
 /// `p` opens the Plan view of a resource whose plan waits for approval (marked and counted), `a`
 /// asks with the counts, `y` writes the approval of that plan id.
 #[tokio::test]
-async fn tui_plan_view_approves_the_plan_after_a_confirmation() {
+async fn tui_plan_view_approves_the_plan_after_a_confirmation_and_follows_it_to_success() {
     let env = TestEnv::start().await.unwrap();
     let client = env.client().unwrap();
     let object: Terraform = serde_json::from_value(json!({
@@ -261,6 +261,24 @@ async fn tui_plan_view_approves_the_plan_after_a_confirmation() {
     tmux.keys(&["y"]).await;
     assert_eq!(annotation(&client, "web", alustan_shared::meta::APPROVE_PLAN).await, "p-42");
     tmux.wait_for("the flash", |s| s.contains("approved plan p-42 of default/web")).await;
+    tmux.keys(&["Escape"]).await;
+    // The agent's answer, as it writes it (its side is proven by agent/tests/e2e_plans.rs and
+    // `make demo`): the deploy of the approved plan, then its success. The TUI follows live.
+    let applied = json!({"id": "p-42", "jobName": "web-plan-1", "generation": 1, "trigger": "Change",
+                         "time": "2026-01-10T11:00:00Z", "counts": {"create": 2, "update": 1, "delete": 0, "replace": 0},
+                         "decision": "Approved"});
+    set_status(
+        &client,
+        "default",
+        "web",
+        json!({"state": "Progressing", "message": "deploying v1.0.1 (plan p-42, plan approved)", "plan": applied}),
+    )
+    .await;
+    tmux.wait_for("the approved plan deploying", |s| s.contains("Progressing") && !s.contains("1 plan waiting")).await;
+    let mut done = applied.clone();
+    done["decision"] = json!("Applied");
+    set_status(&client, "default", "web", json!({"state": "Success", "message": "deployed v1.0.1", "plan": done})).await;
+    tmux.wait_for("the plan applied", |s| s.contains("Success") && !s.contains("web ●")).await;
     tmux.keys(&["q"]).await;
     tmux.wait_for("the exit", |s| s.contains("EXITED:0")).await;
 }
