@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use alustan_agent::runs::jobs::{markers, wrapper};
-use alustan_agent::runs::outputs::LogCollector;
+use alustan_agent::runs::outputs::{LogCollector, PLAN_BLOCK_BYTES};
 use alustan_agent::runs::seal::{Pad, SealError, unseal};
 use alustan_shared::meta;
 use serde_json::json;
@@ -192,4 +192,55 @@ fn a_pad_smaller_than_the_largest_reports_its_own_size_when_too_small() {
     assert_eq!(block(&log), "oversize 101 100\n");
     let fits = run_wrapper(&Tools::Host, &[b'x'; 100], &pad);
     assert_eq!(unseal(&block(&fits), &pad).unwrap(), [b'x'; 100]);
+}
+
+/// A plan run: the wrapper bundles the summary and a 200 KiB plan file (larger than any
+/// outputs pad) and seals them with the plan pad; the agent's collector reads them back whole.
+fn a_plan_bundle_round_trips(tools: &Tools) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let plan_file: Vec<u8> = (0..200 * 1024).map(|i| u8::try_from(i % 251).unwrap()).collect();
+    std::fs::write(path.join("source.bin"), &plan_file).unwrap();
+    let summary = r#"{"resource_changes":[{"address":"aws_db.main","change":{"actions":["update"],"after":{"password":"hunter2"}}}]}"#;
+    std::fs::write(path.join("source.json"), summary).unwrap();
+    std::fs::write(
+        path.join("deploy"),
+        "#!/bin/sh\necho planning\ncat source.json > \"$ALUSTAN_PLAN\"\ncat source.bin > \"$ALUSTAN_PLAN_FILE\"\n",
+    )
+    .unwrap();
+    let pad = Pad::generate(meta::PLAN_SEAL_BYTES).unwrap();
+    std::fs::write(path.join("pad"), pad.as_bytes()).unwrap();
+    let (shell, search_path) = match tools {
+        Tools::Host => (PathBuf::from("/bin/sh"), std::env::var("PATH").unwrap()),
+        Tools::Busybox => (busybox_bin(path), path.join("bin").display().to_string()),
+    };
+    let output = wrapper_command(&shell, &search_path, path, &wrapper(), JOB)
+        .env("ALUSTAN_ACTION", "plan")
+        .env(meta::ENV_PLAN, path.join("plan.json"))
+        .env(meta::ENV_PLAN_FILE, path.join("plan.bin"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let log = String::from_utf8(output.stdout).unwrap();
+    assert!(!log.contains("hunter2") && !log.contains(&hex::encode("hunter2")), "the summary's values stay sealed");
+    let mut collector = LogCollector::with_block_limit(JOB, PLAN_BLOCK_BYTES);
+    for line in log.lines() {
+        collector.push_line(line);
+    }
+    let mut collected = collector.finish();
+    collected.unseal_bundle(Ok(pad));
+    assert_eq!(collected.error, None);
+    let plan = alustan_agent::runs::plan::read_bundle(&collected.bundle.unwrap()).unwrap();
+    assert_eq!(plan.counts.update, 1);
+    assert_eq!(plan.artifact.as_deref(), Some(plan_file.as_slice()), "the plan file arrives byte for byte");
+}
+
+#[test]
+fn host_shell_hands_back_a_plan_larger_than_an_outputs_pad() {
+    a_plan_bundle_round_trips(&Tools::Host);
+}
+
+#[test]
+fn busybox_hands_back_a_plan_larger_than_an_outputs_pad() {
+    a_plan_bundle_round_trips(&Tools::Busybox);
 }

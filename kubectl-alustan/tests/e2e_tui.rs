@@ -277,7 +277,8 @@ async fn tui_plan_view_approves_the_plan_after_a_confirmation_and_follows_it_to_
     tmux.wait_for("the approved plan deploying", |s| s.contains("Progressing") && !s.contains("1 plan waiting")).await;
     let mut done = applied.clone();
     done["decision"] = json!("Applied");
-    set_status(&client, "default", "web", json!({"state": "Success", "message": "deployed v1.0.1", "plan": done})).await;
+    set_status(&client, "default", "web", json!({"state": "Success", "message": "deployed v1.0.1", "plan": done}))
+        .await;
     tmux.wait_for("the plan applied", |s| s.contains("Success") && !s.contains("web ●")).await;
     tmux.keys(&["q"]).await;
     tmux.wait_for("the exit", |s| s.contains("EXITED:0")).await;

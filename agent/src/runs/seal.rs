@@ -3,7 +3,8 @@
 //! mounted read-only at [`SEAL_DIR`]; the Job's wrapper XORs the outputs file with it and
 //! prints hex between the markers; the agent reads the Secret back and XORs again. Anyone
 //! reading the log (`pods/log`, a log shipper) sees bytes that say nothing without the Secret.
-//! Runs that have no outputs file by contract (post-deploy, destroy) get no pad.
+//! Runs that have no outputs file by contract (post-deploy, destroy) get no pad; a plan run
+//! gets [`meta::PLAN_SEAL_BYTES`] for its plan bundle (see [`crate::runs::plan`]).
 //!
 //! A block, after the begin marker: `sealed SIZE` then hex lines of SIZE sealed bytes; or,
 //! when the file is larger than the pad, the single line `oversize SIZE LIMIT` (nothing of the
@@ -46,7 +47,8 @@ pub fn print_sealed_block() -> String {
     let awk = XOR_AWK
         .replace("OVERSIZE", meta::OVERSIZE_HEADER)
         .replace("SEALED", meta::SEALED_HEADER)
-        .replace("MAX", &meta::SEAL_BYTES.to_string());
+        // The largest pad: a plan run's (its bundle holds the plan file).
+        .replace("MAX", &meta::SEAL_BYTES.max(meta::PLAN_SEAL_BYTES).to_string());
     format!(
         r#"{{ od -A n -t u1 -v "${outputs}"; echo -; od -A n -t u1 -v "${seal}"; }} | awk '{awk}'
 "#
