@@ -180,9 +180,10 @@ fi
 samples() {
   k get terraforms.alustan.io -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}|{.metadata.annotations.demo\.alustan\.io/expected-state}|{.status.state}|{.status.conditions[?(@.type=="Reconciling")].status}{"\n"}{end}'
 }
-# Settled: in the expected state with no run or retry pending (Reconciling not True).
+# Settled: in the expected state with no run or retry pending (Reconciling not True; a plan
+# waiting for approval stays Reconciling, as kstatus wants, and is settled as Planned).
 unsettled() {
-  samples | awk -F'|' '$2 == "" || $2 != $3 || $4 == "True" { print $1 " (expected " ($2 == "" ? "?" : $2) ", is " ($3 == "" ? "not started" : $3) ($4 == "True" ? ", still reconciling" : "") ")" }'
+  samples | awk -F'|' '$2 == "" || $2 != $3 || ($4 == "True" && $3 != "Planned") { print $1 " (expected " ($2 == "" ? "?" : $2) ", is " ($3 == "" ? "not started" : $3) ($4 == "True" ? ", still reconciling" : "") ")" }'
 }
 
 log "waiting up to ${DEMO_TIMEOUT}s for every sample to reach its expected state"

@@ -277,8 +277,12 @@ async fn a_rejected_plan_applies_nothing_and_drops_its_file() {
     assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", conditions::reason::PLAN_REJECTED));
     let secrets: Api<Secret> = Api::namespaced(agent.client.clone(), "default");
     assert!(secrets.get_opt(&meta::plan_secret_name("web")).await.unwrap().is_none());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Approving the rejected plan afterwards (a race with someone else's approval) applies
+    // nothing: its file is gone and a rejection is final.
+    annotate(&agent, "web", meta::APPROVE_PLAN, &plan_id(&planned).unwrap()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(jobs_of(&agent, "web", "deploy").await, 0);
+    assert_eq!(real_size(&agent, "web").await, None);
 }
 
 #[tokio::test]

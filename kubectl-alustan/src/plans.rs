@@ -90,6 +90,9 @@ pub fn check<'a>(object: &'a Terraform, verdict: Verdict, wanted: Option<&str>) 
         PlanDecision::Applied => "is applied already".to_owned(),
         PlanDecision::Rejected => format!("was rejected; `kubectl alustan plan {name}` plans again"),
         PlanDecision::NoChanges => "has no changes: it needs no approval".to_owned(),
+        PlanDecision::Superseded => {
+            format!("was superseded before it was applied; `kubectl alustan plan {name}` plans again")
+        }
     };
     Err(Refusal::Nothing { key, verdict, id: plan.id.clone(), why })
 }
@@ -182,6 +185,9 @@ fn next_step(name: &str, plan: &PlanStatus) -> String {
         PlanDecision::Applied => "Applied.".to_owned(),
         PlanDecision::Rejected => format!("Rejected: nothing applied; `kubectl alustan plan {name}` plans again."),
         PlanDecision::NoChanges => "No changes: nothing to approve.".to_owned(),
+        PlanDecision::Superseded => {
+            format!("Superseded before it was applied; `kubectl alustan plan {name}` plans again.")
+        }
     }
 }
 

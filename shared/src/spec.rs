@@ -126,7 +126,8 @@ pub enum Approval {
 pub enum DriftMode {
     /// Plan, and report changes without applying them.
     Detect,
-    /// Plan, and apply changes (through approval when `Manual`); without a plan script, re-run deploy.
+    /// Plan, and apply changes (through approval when `Manual`). Needs `scripts.plan`; leave
+    /// `drift` unset to re-run deploy each interval without one.
     Correct,
     /// Nothing runs on the interval.
     Off,

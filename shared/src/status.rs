@@ -408,6 +408,9 @@ pub enum PlanDecision {
     Detected,
     /// No changes: nothing to approve.
     NoChanges,
+    /// Replaced before it was applied: a newer plan, or a deploy of other inputs, came first.
+    /// Approving it applies nothing.
+    Superseded,
 }
 
 impl RunRecord {

@@ -86,7 +86,7 @@ impl Pass<'_> {
                     Some(id) => self.approved_plan_file(id).await?,
                     None => None,
                 };
-                let handoff = plan.as_deref().zip(secret.as_deref()).map(|(id, secret)| PlanHandoff { id, secret });
+                let handoff = plan.as_deref().map(|id| PlanHandoff { id, secret: secret.as_deref() });
                 let extra = Extra { why: Some(why), plan: handoff, trigger: None };
                 if self.start_run(RunAction::Deploy, name, script, image, token, extra).await? {
                     if let Some(token) = token {
@@ -94,9 +94,9 @@ impl Pass<'_> {
                     }
                     let mut message = format!("deploying {} ({})", chosen.tag, why.as_str());
                     if let Some(id) = &plan {
-                        self.plan_started(id);
                         message = format!("deploying {} (plan {id}, {})", chosen.tag, why.as_str());
                     }
+                    self.plan_started(plan.as_deref()).await;
                     self.summarize(State::Progressing, Phase::Reconciling, reason::DEPLOYING, &message);
                     self.event(EventType::Normal, reason::DEPLOYING, "Deploy", &message).await;
                 }
@@ -128,7 +128,7 @@ impl Pass<'_> {
                 Ok(Action::requeue(sync))
             }
             (Decision::Drifted { id, recheck_after }, _) => {
-                self.drift_left_alone(&id);
+                self.drift_left_alone(&id).await;
                 Ok(Action::requeue(recheck_after.min(sync)))
             }
             // A deploy without a scanned image, or deletion decisions here: nothing to do yet.

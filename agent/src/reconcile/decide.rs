@@ -321,14 +321,20 @@ fn decide_runs(input: &Inputs<'_>) -> Decision {
     if let Some(plan) = gate.newest_plan(since) {
         if failed(plan) {
             let failures = gate.failed_plans(since);
-            return after_failure(input.retry, input.now, failures, plan, gate.plan(Why::Retry));
-        }
-        match gate.summary(plan) {
-            Some(summary) if summary.has_changes() => match gate.of_applied(summary) {
-                Some(decision) => return decision,
-                None => drifted = Some(summary.id.clone()),
-            },
-            _ => {}
+            match after_failure(input.retry, input.now, failures, plan, gate.plan(Why::Retry)) {
+                // A check of what is applied that keeps failing stalls nothing: the next one is
+                // due an interval after the last attempt.
+                Decision::Stalled { .. } => {}
+                retry => return retry,
+            }
+        } else {
+            match gate.summary(plan) {
+                Some(summary) if summary.has_changes() => match gate.of_applied(summary) {
+                    Some(decision) => return decision,
+                    None => drifted = Some(summary.id.clone()),
+                },
+                _ => {}
+            }
         }
         drift_from = plan;
     }
@@ -403,11 +409,12 @@ impl Gate<'_, '_> {
             // Nothing to approve: apply it (outputs and post-deploy follow as usual).
             return self.direct(why, Some(summary.id.clone()));
         }
-        if policy.approved == Some(summary.id.as_str()) {
-            return self.direct(Why::Approved, Some(summary.id.clone()));
-        }
+        // A rejection is final for its plan: approving it afterwards applies nothing.
         if policy.rejected == Some(summary.id.as_str()) {
             return Decision::PlanRejected { id: summary.id.clone() };
+        }
+        if policy.approved == Some(summary.id.as_str()) {
+            return self.direct(Why::Approved, Some(summary.id.clone()));
         }
         Decision::AwaitingApproval { id: summary.id.clone() }
     }
@@ -416,13 +423,18 @@ impl Gate<'_, '_> {
     fn of_applied(&self, summary: &PlanStatus) -> Option<Decision> {
         let policy = &self.input.policy;
         let id = summary.id.clone();
+        if policy.rejected == Some(id.as_str()) {
+            return None;
+        }
         if policy.approved == Some(id.as_str()) {
             return Some(self.direct(Why::Approved, Some(id)));
         }
-        if policy.rejected == Some(id.as_str()) || policy.drift == Some(DriftMode::Detect) {
+        if policy.drift == Some(DriftMode::Detect) {
             return None;
         }
-        if summary.trigger == PlanTrigger::Drift && !policy.manual {
+        // Only a drift check corrects by itself, and only where drift is corrected.
+        let corrects = matches!(policy.drift, None | Some(DriftMode::Correct));
+        if summary.trigger == PlanTrigger::Drift && corrects && !policy.manual {
             return Some(self.direct(Why::Drift, Some(id)));
         }
         Some(Decision::AwaitingApproval { id })

@@ -234,3 +234,49 @@ fn a_running_plan_holds_every_other_run() {
         Decision::Busy { action: RunAction::Plan, behind: Some(Why::SpecChanged), .. }
     ));
 }
+
+#[test]
+fn a_rejected_plan_stays_rejected_even_if_approved_afterwards() {
+    let planned = run(RunAction::Plan, 0, NEWER, RunResult::Succeeded, 50);
+    let waiting = with(vec![planned.clone()], Some(summary(&planned, 2, PlanTrigger::Change)));
+    let id = format!("p-{}", planned.job_name);
+    let both = Policy { approved: Some(&id), rejected: Some(&id), ..MANUAL };
+    assert_eq!(decide(&inputs(&waiting, NEWER, both)), Decision::PlanRejected { id });
+}
+
+#[test]
+fn only_a_drift_check_corrects_by_itself_and_never_with_drift_off() {
+    let check = run(RunAction::Plan, 0, WANTED, RunResult::Succeeded, 3600);
+    let now = at(3700);
+    let auto = Policy { manual: false, ..MANUAL };
+    let requested = with(vec![check.clone()], Some(summary(&check, 1, PlanTrigger::Request)));
+    let id = format!("p-{}", check.job_name);
+    assert_eq!(
+        decide(&Inputs { now, ..inputs(&requested, WANTED, auto) }),
+        Decision::AwaitingApproval { id: id.clone() }
+    );
+    let drift = with(vec![check.clone()], Some(summary(&check, 1, PlanTrigger::Drift)));
+    let off = Policy { drift: Some(DriftMode::Off), ..auto };
+    assert_eq!(decide(&Inputs { now, ..inputs(&drift, WANTED, off) }), Decision::AwaitingApproval { id });
+}
+
+#[test]
+fn failing_drift_checks_retry_then_wait_an_interval_instead_of_stalling() {
+    let auto = Policy { manual: false, ..MANUAL };
+    let failed = with(
+        vec![
+            run(RunAction::Plan, 2, WANTED, RunResult::Failed, 3640),
+            run(RunAction::Plan, 1, WANTED, RunResult::Failed, 3620),
+            run(RunAction::Plan, 0, WANTED, RunResult::Failed, 3600),
+        ],
+        None,
+    );
+    let soon = Inputs { now: at(3700), ..inputs(&failed, WANTED, auto) };
+    assert_eq!(decide(&soon), Decision::Nothing { recheck_after: Duration::from_secs(3540) });
+    let next = Inputs { now: at(7240), ..inputs(&failed, WANTED, auto) };
+    assert_eq!(decide(&next), Decision::Plan { key: key(WANTED), round: 3, why: Why::Drift });
+    // One failure: retried after the backoff, as any run.
+    let once = with(vec![run(RunAction::Plan, 0, WANTED, RunResult::Failed, 3690)], None);
+    let retry = Inputs { now: at(3695), ..inputs(&once, WANTED, auto) };
+    assert!(matches!(decide(&retry), Decision::Backoff { action: RunAction::Plan, .. }));
+}

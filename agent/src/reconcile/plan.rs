@@ -40,9 +40,13 @@ impl Pass<'_> {
         token: Option<&str>,
     ) -> Result<()> {
         let Some(script) = self.tf.spec.scripts.plan.clone() else { return Ok(()) };
-        let trigger = match why {
-            Why::PlanRequested => PlanTrigger::Request,
-            _ if self.applied_inputs(&chosen.digest) => PlanTrigger::Drift,
+        let newest = self.status.history.iter().find(|r| r.action == RunAction::Plan);
+        let trigger = match (why, newest.and_then(|r| r.trigger)) {
+            (Why::PlanRequested, _) => PlanTrigger::Request,
+            // A retry keeps the failed plan's purpose (a requested plan never turns into a
+            // drift check that could apply by itself).
+            (Why::Retry, Some(trigger)) => trigger,
+            _ if self.is_applied(Some(&self.fingerprint), Some(&chosen.digest), token) => PlanTrigger::Drift,
             _ => PlanTrigger::Change,
         };
         let name = job_name(&self.name, RunAction::Plan, key, round);
@@ -54,6 +58,8 @@ impl Pass<'_> {
         if why == Why::PlanRequested {
             self.status.last_handled_plan_at = self.tf.plan_token().map(str::to_owned);
         }
+        // The plan waiting until now will never be applied: this one replaces it.
+        self.supersede_waiting_plan().await;
         let message = format!("planning {} ({})", chosen.tag, why.as_str());
         match trigger {
             PlanTrigger::Change => self.summarize(State::Progressing, Phase::Reconciling, reason::PLANNING, &message),
@@ -67,10 +73,21 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Whether the newest successful deploy applied the spec as it is now, from image `digest`.
-    fn applied_inputs(&self, digest: &str) -> bool {
+    /// Whether the newest successful deploy applied these inputs (fingerprint, image digest,
+    /// sync token): a plan of them checks for drift.
+    fn is_applied(&self, inputs: Option<&str>, digest: Option<&str>, token: Option<&str>) -> bool {
         self.applied_record()
-            .is_some_and(|r| r.inputs.as_deref() == Some(&self.fingerprint) && r.digest() == Some(digest))
+            .is_some_and(|r| r.inputs.as_deref() == inputs && r.digest() == digest && r.token.as_deref() == token)
+    }
+
+    /// Marks a plan still waiting (or detected) superseded and drops its file.
+    async fn supersede_waiting_plan(&mut self) {
+        let waiting = |p: &&mut PlanStatus| matches!(p.decision, PlanDecision::Pending | PlanDecision::Detected);
+        let Some(plan) = self.status.plan.as_mut().filter(waiting) else { return };
+        plan.decision = PlanDecision::Superseded;
+        if plan.artifact_secret.take().is_some() {
+            self.drop_plan_file().await;
+        }
     }
 
     fn applied_record(&self) -> Option<&RunRecord> {
@@ -92,6 +109,10 @@ impl Pass<'_> {
             self.fail_run(record, at, text).await;
             return Ok(());
         }
+        if let Some(bytes) = collected.outputs_bytes {
+            // The next plan's pad is sized to this bundle (see `crate::runs::start`).
+            self.ctx.outputs_sizes.remember(&crate::runs::start::plan_sizes_key(&self.uid), bytes);
+        }
         let bundle = collected.bundle.unwrap_or_default();
         let plan = match read_bundle(&bundle) {
             Ok(plan) => plan,
@@ -100,9 +121,9 @@ impl Pass<'_> {
                 return Ok(());
             }
         };
-        if self.tf.manual_approval() && plan.counts.total() > 0 && plan.artifact.is_none() {
+        if self.tf.manual_approval() && plan.artifact.is_none() {
             let text = format!(
-                "plan: the plan script wrote no plan file to ${}; with approval: Manual the deploy applies exactly the approved plan file, so one is needed (e.g. `terraform plan -out \"${}\"`)",
+                "plan: the plan script wrote no plan file to ${}; with approval: Manual the deploy applies exactly the approved plan file (an empty plan's too), so one is needed (e.g. `terraform plan -out \"${}\"`)",
                 meta::ENV_PLAN_FILE,
                 meta::ENV_PLAN_FILE
             );
@@ -145,7 +166,9 @@ impl Pass<'_> {
         if let Some(entry) = self.status.history.iter_mut().find(|r| r.job_name == record.job_name) {
             entry.plan = Some(id.clone());
         }
-        if self.applied_inputs(record.digest().unwrap_or_default()) {
+        // Drift is what a plan of the applied inputs finds; a plan of inputs since reverted
+        // is nobody's drift.
+        if self.is_applied(record.inputs.as_deref(), record.digest(), record.token.as_deref()) {
             self.drift_found(&id, &plan).await;
         } else if changes {
             let note = format!("plan {id}: {plan}; waiting for approval");
@@ -189,9 +212,11 @@ impl Pass<'_> {
         let Some(plan) = self.status.plan.as_ref().filter(|p| p.id == id) else {
             return Err(Error::PlanFile(format!("plan {id} is no longer the latest plan; {again}")));
         };
-        let (Some(secret), Some(expected)) = (&plan.artifact_secret, &plan.artifact_digest) else { return Ok(None) };
+        // Whether a file was planned is what the digest says, never whether one is still kept.
+        let Some(expected) = &plan.artifact_digest else { return Ok(None) };
+        let secret = &meta::plan_secret_name(&self.name);
         let api: Api<Secret> = self.api();
-        let found = api.get_opt(secret).await?;
+        let found = api.get_opt(secret).await?.filter(|s| self.owns(s));
         let holds = found.as_ref().is_some_and(|s| {
             let named = s.metadata.annotations.as_ref().and_then(|a| a.get(meta::PLAN_ID_ANNOTATION));
             let file = s.data.as_ref().and_then(|d| d.get(meta::PLAN_KEY));
@@ -205,23 +230,35 @@ impl Pass<'_> {
         Ok(Some(secret.clone()))
     }
 
-    /// A deploy of approved plan `id` started.
-    pub fn plan_started(&mut self, id: &str) {
-        if let Some(plan) = self.status.plan.as_mut().filter(|p| p.id == id && p.decision == PlanDecision::Pending) {
-            plan.decision = PlanDecision::Approved;
+    /// A deploy started, applying plan `id` (or no plan: a plan still waiting is superseded).
+    pub async fn plan_started(&mut self, id: Option<&str>) {
+        match (id, self.status.plan.as_mut()) {
+            (Some(id), Some(plan)) if plan.id == id => {
+                if matches!(plan.decision, PlanDecision::Pending | PlanDecision::Detected) {
+                    plan.decision = PlanDecision::Approved;
+                }
+            }
+            _ => self.supersede_waiting_plan().await,
         }
     }
 
     /// Deploy `record` succeeded: the plan it applied is done with.
     pub async fn plan_applied(&mut self, record: &RunRecord) {
-        let Some(id) = record.plan.as_deref() else { return };
-        let Some(plan) = self.status.plan.as_mut().filter(|p| p.id == id) else { return };
-        plan.decision = PlanDecision::Applied;
-        if plan.artifact_secret.take().is_some() {
-            self.drop_plan_file().await;
+        if let Some(id) = record.plan.as_deref()
+            && let Some(plan) = self.status.plan.as_mut().filter(|p| p.id == id)
+        {
+            plan.decision = PlanDecision::Applied;
+            if plan.artifact_secret.take().is_some() {
+                self.drop_plan_file().await;
+            }
         }
-        if conditions::find(&self.status.conditions, conditions::DRIFTED).is_some() {
-            let message = format!("plan {id} applied");
+        // Whatever drifted, the deploy just applied the inputs again.
+        let drifted = conditions::find(&self.status.conditions, conditions::DRIFTED);
+        if drifted.is_some_and(|c| c.status == conditions::TRUE) {
+            let message = match record.plan.as_deref() {
+                Some(id) => format!("plan {id} applied"),
+                None => format!("deploy {} applied the inputs again", record.job_name),
+            };
             let generation = self.generation;
             set_condition(
                 &mut self.status,
@@ -245,7 +282,7 @@ impl Pass<'_> {
             let _ =
                 write!(message, " (the approval on the resource names plan {other}, which a newer plan superseded)");
         }
-        self.summarize(State::Planned, Phase::Waiting, reason::AWAITING_APPROVAL, &message);
+        self.summarize(State::Planned, Phase::Reconciling, reason::AWAITING_APPROVAL, &message);
     }
 
     /// Status once plan `id` of new inputs was rejected.
@@ -262,17 +299,22 @@ impl Pass<'_> {
 
     /// Status while drift found by plan `id` is left alone (`drift: Detect`, or the plan was
     /// rejected): state and Ready keep describing the applied run.
-    pub fn drift_left_alone(&mut self, id: &str) {
+    pub async fn drift_left_alone(&mut self, id: &str) {
         let counts = self.status.plan.as_ref().map(PlanStatus::counts_text).unwrap_or_default();
         let rejected = self.tf.rejected_plan() == Some(id);
-        let why = if rejected { "plan rejected" } else { "drift: Detect" };
-        let message = format!(
-            "drift found by plan {id}: {counts}; not applied ({why}); `kubectl alustan approve {} --plan {id}` applies it",
-            self.name
-        );
-        if let Some(plan) = self.status.plan.as_mut().filter(|p| p.id == id && p.decision == PlanDecision::Pending) {
-            plan.decision = if rejected { PlanDecision::Rejected } else { PlanDecision::Detected };
-        }
+        let message = if rejected {
+            self.mark_rejected(id).await;
+            format!("drift found by plan {id}: {counts}; not applied (plan rejected)")
+        } else {
+            if let Some(plan) = self.status.plan.as_mut().filter(|p| p.id == id && p.decision == PlanDecision::Pending)
+            {
+                plan.decision = PlanDecision::Detected;
+            }
+            format!(
+                "drift found by plan {id}: {counts}; not applied (drift: Detect); `kubectl alustan approve {} --plan {id}` applies it",
+                self.name
+            )
+        };
         self.note(conditions::FALSE, reason::DRIFT_DETECTED, &message);
     }
 
@@ -289,9 +331,22 @@ impl Pass<'_> {
         true
     }
 
+    /// Whether `secret` is this resource's (its controller), so never someone else's Secret
+    /// of the same name is overwritten, deleted or trusted.
+    fn owns(&self, secret: &Secret) -> bool {
+        secret.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == self.uid)
+    }
+
     /// Writes the plan file of plan `id` into the resource's plan Secret.
     async fn keep_plan_file(&self, id: &str, bytes: &[u8]) -> Result<String> {
         let name = meta::plan_secret_name(&self.name);
+        let api: Api<Secret> = self.api();
+        if api.get_opt(&name).await?.is_some_and(|s| !self.owns(&s)) {
+            return Err(Error::Rejected {
+                object: format!("Secret {name}"),
+                message: "a Secret of that name exists that is not this resource's plan Secret: rename or delete it so plans can be kept".into(),
+            });
+        }
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -308,7 +363,6 @@ impl Pass<'_> {
             data: Some(BTreeMap::from([(meta::PLAN_KEY.to_owned(), ByteString(bytes.to_vec()))])),
             ..Secret::default()
         };
-        let api: Api<Secret> = self.api();
         api.patch(&name, &PatchParams::apply(meta::FIELD_MANAGER).force(), &Patch::Apply(&secret))
             .await
             .map_err(|err| Error::creating(format!("Secret {name}"), err))?;
@@ -320,7 +374,18 @@ impl Pass<'_> {
     async fn drop_plan_file(&self) {
         let api: Api<Secret> = self.api();
         let name = meta::plan_secret_name(&self.name);
-        match api.delete(&name, &DeleteParams::default()).await {
+        // Only ours, and only the one read: a UID precondition.
+        let uid = match api.get_opt(&name).await {
+            Ok(Some(secret)) if self.owns(&secret) => secret.metadata.uid,
+            Ok(_) => return,
+            Err(err) => {
+                tracing::warn!(secret = %name, error = %err, "cannot read the plan Secret to delete it");
+                return;
+            }
+        };
+        let preconditions = kube::api::Preconditions { uid, resource_version: None };
+        let params = DeleteParams { preconditions: Some(preconditions), ..DeleteParams::default() };
+        match api.delete(&name, &params).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(err) => tracing::warn!(secret = %name, error = %err, "cannot delete the plan Secret"),

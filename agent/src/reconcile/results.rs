@@ -139,6 +139,13 @@ impl Pass<'_> {
     /// in its history record only.
     async fn fail_run_with_log(&mut self, record: &RunRecord, at: Option<Time>, text: String, record_text: &str) {
         self.finish(&record.job_name, RunResult::Failed, at, record_text);
+        // A drift check or a requested plan that failed changed nothing: state and Ready keep
+        // describing the applied run; the message and a Warning say it.
+        if record.action == RunAction::Plan && record.trigger != Some(alustan_shared::PlanTrigger::Change) {
+            self.note(alustan_shared::conditions::FALSE, reason::SCRIPT_FAILED, &text);
+            self.event(EventType::Warning, reason::SCRIPT_FAILED, "Run", &text).await;
+            return;
+        }
         let state = if record.action == RunAction::Destroy { State::Error } else { State::Failed };
         self.summarize(state, Phase::Reconciling, reason::SCRIPT_FAILED, &text);
         self.event(EventType::Warning, reason::SCRIPT_FAILED, "Run", &text).await;

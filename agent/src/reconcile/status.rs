@@ -50,14 +50,14 @@ pub fn set_condition(
 /// How the resource stands, for the three kstatus conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Working on it (a Job runs or a retry is due).
+    /// Working on it (a Job runs or a retry is due), or waiting for a plan's approval: not
+    /// done, for kstatus (Flux and Argo CD health checks must not call an unapplied generation
+    /// done).
     Reconciling,
     /// Up to date.
     Ready,
     /// Given up until something changes.
     Stalled,
-    /// Waiting for a person (a plan to approve): neither working nor given up.
-    Waiting,
 }
 
 /// Sets `state`, `message`, `observedGeneration` and the conditions together.
@@ -77,7 +77,6 @@ pub fn summarize(
         Phase::Reconciling => (conditions::FALSE, conditions::TRUE, conditions::FALSE),
         Phase::Ready => (conditions::TRUE, conditions::FALSE, conditions::FALSE),
         Phase::Stalled => (conditions::FALSE, conditions::FALSE, conditions::TRUE),
-        Phase::Waiting => (conditions::FALSE, conditions::FALSE, conditions::FALSE),
     };
     set_condition(status, conditions::READY, ready, reason, &message, generation);
     set_condition(status, conditions::RECONCILING, reconciling, reason, &message, generation);

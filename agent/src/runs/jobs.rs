@@ -142,11 +142,11 @@ pub struct RunSpec<'a> {
 }
 
 /// The approved plan a deploy applies: its id and the Secret holding its plan file (mounted
-/// read-only where `$ALUSTAN_PLAN_FILE` points).
+/// read-only where `$ALUSTAN_PLAN_FILE` points; `None`: the plan script wrote none).
 #[derive(Debug, Clone, Copy)]
 pub struct PlanHandoff<'a> {
     pub id: &'a str,
-    pub secret: &'a str,
+    pub secret: Option<&'a str>,
 }
 
 impl RunSpec<'_> {
@@ -351,7 +351,7 @@ fn add_plan_files(run: &RunSpec<'_>, env: &mut Vec<EnvVar>, mounts: &mut Vec<Vol
         env.push(env_var(meta::ENV_PLAN, &format!("{OUTPUTS_DIR}/plan.json")));
         env.push(env_var(meta::ENV_PLAN_FILE, &format!("{OUTPUTS_DIR}/plan.bin")));
     }
-    if let Some(plan) = run.plan {
+    if let Some(secret) = run.plan.and_then(|p| p.secret) {
         env.push(env_var(meta::ENV_PLAN_FILE, &format!("{PLAN_DIR}/{}", meta::PLAN_KEY)));
         mounts.push(VolumeMount {
             name: PLAN_VOLUME.into(),
@@ -359,7 +359,7 @@ fn add_plan_files(run: &RunSpec<'_>, env: &mut Vec<EnvVar>, mounts: &mut Vec<Vol
             read_only: Some(true),
             ..VolumeMount::default()
         });
-        volumes.push(secret_volume(PLAN_VOLUME, plan.secret.to_owned(), meta::PLAN_KEY));
+        volumes.push(secret_volume(PLAN_VOLUME, secret.to_owned(), meta::PLAN_KEY));
     }
 }
 
@@ -570,7 +570,8 @@ mod tests {
         assert_eq!(value_of(meta::ENV_PLAN), Some(serde_json::json!("/alustan/plan.json")));
         assert_eq!(value_of(meta::ENV_PLAN_FILE), Some(serde_json::json!("/alustan/plan.bin")));
         // A deploy of an approved plan reads its file from the plan Secret, read-only.
-        let handoff = RunSpec { plan: Some(PlanHandoff { id: "3-ab", secret: "web-plan" }), ..run(RunAction::Deploy) };
+        let handoff =
+            RunSpec { plan: Some(PlanHandoff { id: "3-ab", secret: Some("web-plan") }), ..run(RunAction::Deploy) };
         let deploy = serde_json::to_value(build(&tf, &handoff, &JobSettings::default()).unwrap()).unwrap();
         let pod = &deploy["spec"]["template"]["spec"];
         let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == PLAN_VOLUME).unwrap();

@@ -183,7 +183,8 @@ impl LogCollector {
             ..Collected::default()
         };
         if self.block_overflow {
-            collected.error = Some(format!("the outputs file is larger than {} KiB", self.block_limit / 2048));
+            collected.error =
+                Some(format!("the sealed block is larger than the {} KiB it may take", self.block_limit / 1024));
         } else if let Some(block) = self.finished_block {
             if crate::runs::seal::is_sealed(&block) {
                 collected.sealed = Some(block);

@@ -68,6 +68,19 @@ pub fn pad_bytes(last: Option<u64>) -> usize {
     }
 }
 
+/// The pad of a plan run: as [`pad_bytes`], between 64 KiB and [`meta::PLAN_SEAL_BYTES`]
+/// (unknown: the largest). A plan pad lives as long as its Job (a day by default): a drift
+/// check every few minutes must not keep hundreds of 512 KiB Secrets per resource.
+pub fn plan_pad_bytes(last: Option<u64>) -> usize {
+    match last {
+        None => meta::PLAN_SEAL_BYTES,
+        Some(bytes) => usize::try_from(bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(PAD_HEADROOM)
+            .clamp(meta::SEAL_BYTES, meta::PLAN_SEAL_BYTES),
+    }
+}
+
 /// The size of each resource's last outputs file (by uid), as its sealed block said: the next
 /// pad is sized to it. In memory only: unknown sizes get the largest pad.
 #[derive(Debug, Default)]

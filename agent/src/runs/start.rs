@@ -52,9 +52,12 @@ pub async fn start(ctx: &Context, job: &Job, sensitive: &BTreeMap<String, String
         return Ok(Started::Busy(Box::new(active)));
     }
     let plan = job.labels().get(meta::LABEL_ACTION).is_some_and(|a| a == jobs::action_label(RunAction::Plan));
-    // A plan's bundle holds its plan file: the plan pad, whatever the last outputs' size.
-    let pad_bytes =
-        if plan { meta::PLAN_SEAL_BYTES } else { crate::runs::seal::pad_bytes(ctx.outputs_sizes.last(&owner)) };
+    // A plan's pad is sized to its resource's last plan bundle, as a deploy's to its outputs.
+    let pad_bytes = if plan {
+        crate::runs::seal::plan_pad_bytes(ctx.outputs_sizes.last(&plan_sizes_key(&owner)))
+    } else {
+        crate::runs::seal::pad_bytes(ctx.outputs_sizes.last(&owner))
+    };
     let pad = if jobs::mounts_pad(job) { Some(Pad::generate(pad_bytes)?) } else { None };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let seal = seal_secret(job, pad.as_ref(), sensitive)?;
@@ -77,6 +80,11 @@ pub async fn start(ctx: &Context, job: &Job, sensitive: &BTreeMap<String, String
         secrets.patch(&secret.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
     }
     Ok(started)
+}
+
+/// The key under which the size of resource `uid`'s last plan bundle is remembered.
+pub fn plan_sizes_key(uid: &str) -> String {
+    format!("{uid}/plan")
 }
 
 /// Creates the seal Secret, or keeps one of this run from before (a retried reconcile, a

@@ -270,7 +270,7 @@ pub fn planned() -> Terraform {
         message: Some(message.to_owned()),
         conditions: vec![
             condition(conditions::READY, conditions::FALSE, conditions::reason::AWAITING_APPROVAL, message, 350),
-            condition(conditions::RECONCILING, conditions::FALSE, conditions::reason::AWAITING_APPROVAL, message, 350),
+            condition(conditions::RECONCILING, conditions::TRUE, conditions::reason::AWAITING_APPROVAL, message, 350),
             condition(conditions::STALLED, conditions::FALSE, conditions::reason::AWAITING_APPROVAL, message, 350),
         ],
         applied: Some(applied("v1.0.2", 86_400)),
