@@ -209,7 +209,7 @@ while IFS='|' read -r ns_name _; do
 done < <(samples)
 echo
 
-# The closing line CI reads: one check per sample, one for the destroy.
+# The closing line CI reads: one check per sample, one each for the approval, the drift and the destroy.
 total=$(samples | grep -c . || true)
 summary() { echo "demo: $1 passed, $2 failed"; }
 if [[ -n "$wrong" ]]; then
@@ -222,16 +222,19 @@ if [[ -n "$wrong" ]]; then
   exit 1
 fi
 
+# check_failed WHY: the closing line for one failed check, why, the agent's log tail; exit 1.
+check_failed() {
+  summary "$total" 1
+  log "$1; agent log tail:"
+  tail -n 40 "$WORK/agent.log" >&2
+  exit 1
+}
+
 # wait_for NS/NAME JSONPATH VALUE WHAT: until the resource's JSONPATH is VALUE (60 s).
 wait_for() {
   local ns=${1%%/*} name=${1#*/} deadline=$((SECONDS + 60))
   until [[ "$(k get terraforms.alustan.io -n "$ns" "$name" -o jsonpath="$2")" == "$3" ]]; do
-    if ((SECONDS >= deadline)); then
-      summary "$total" 1
-      log "$1: $4 did not happen within 60 s; agent log tail:"
-      tail -n 40 "$WORK/agent.log" >&2
-      exit 1
-    fi
+    ((SECONDS < deadline)) || check_failed "$1: $4 did not happen within 60 s"
     sleep 1
   done
 }
@@ -259,20 +262,12 @@ log "deleting $ns/$name: the agent runs its destroy script, then releases it"
 k delete terraforms.alustan.io -n "$ns" "$name" --wait=false >&2
 deadline=$((SECONDS + 60))
 while k get terraforms.alustan.io -n "$ns" "$name" >/dev/null 2>&1; do
-  if ((SECONDS >= deadline)); then
-    summary "$total" 1
-    log "$ns/$name was not released within 60 s; agent log tail:"
-    tail -n 40 "$WORK/agent.log" >&2
-    exit 1
-  fi
+  ((SECONDS < deadline)) || check_failed "$ns/$name was not released within 60 s"
   sleep 1
 done
 reasons=$(k get events -n "$ns" --field-selector "involvedObject.name=$name" -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}')
 if ! grep -qx Destroyed <<<"$reasons"; then
-  summary "$total" 1
-  log "$ns/$name is gone but no Destroyed Event was recorded (Events: $(echo "$reasons" | tr '\n' ' '))"
-  tail -n 40 "$WORK/agent.log" >&2
-  exit 1
+  check_failed "$ns/$name is gone but no Destroyed Event was recorded (Events: $(echo "$reasons" | tr '\n' ' '))"
 fi
 log "$ns/$name: destroy ran and the resource was released"
 log "every sample reached its expected state"

@@ -37,14 +37,19 @@ fn run_wrapper(tools: &Tools, outputs: &[u8], pad: &Pad) -> String {
     std::fs::write(path.join("source"), outputs).unwrap();
     std::fs::write(path.join("pad"), pad.as_bytes()).unwrap();
     std::fs::write(path.join("deploy"), "#!/bin/sh\necho applying\ncat source > \"$ALUSTAN_OUTPUTS\"\n").unwrap();
-    let (shell, search_path) = match tools {
-        Tools::Host => (PathBuf::from("/bin/sh"), std::env::var("PATH").unwrap()),
-        Tools::Busybox => (busybox_bin(path), path.join("bin").display().to_string()),
-    };
+    let (shell, search_path) = shell_and_path(tools, path);
     let output = wrapper_command(&shell, &search_path, path, &wrapper(), JOB).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success() && stderr.is_empty(), "{}: {stderr}", output.status);
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// The shell running the wrapper and its PATH for `tools` (busybox's applets live in `dir/bin`).
+fn shell_and_path(tools: &Tools, dir: &Path) -> (PathBuf, String) {
+    match tools {
+        Tools::Host => (PathBuf::from("/bin/sh"), std::env::var("PATH").unwrap()),
+        Tools::Busybox => (busybox_bin(dir), dir.join("bin").display().to_string()),
+    }
 }
 
 /// A `bin` directory in `dir` where every tool the wrapper uses is a busybox applet.
@@ -210,10 +215,7 @@ fn a_plan_bundle_round_trips(tools: &Tools) {
     .unwrap();
     let pad = Pad::generate(meta::PLAN_SEAL_BYTES).unwrap();
     std::fs::write(path.join("pad"), pad.as_bytes()).unwrap();
-    let (shell, search_path) = match tools {
-        Tools::Host => (PathBuf::from("/bin/sh"), std::env::var("PATH").unwrap()),
-        Tools::Busybox => (busybox_bin(path), path.join("bin").display().to_string()),
-    };
+    let (shell, search_path) = shell_and_path(tools, path);
     let output = wrapper_command(&shell, &search_path, path, &wrapper(), JOB)
         .env("ALUSTAN_ACTION", "plan")
         .env(meta::ENV_PLAN, path.join("plan.json"))

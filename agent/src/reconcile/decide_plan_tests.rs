@@ -7,54 +7,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::*;
 use crate::runs::jobs::job_name;
 
-const HOUR: Duration = Duration::from_secs(3600);
-const RETRY: Retry = Retry { base: Duration::from_secs(10), max: Duration::from_secs(60), attempts: 3 };
-const WANTED: Wanted<'static> = Wanted { generation: 1, fingerprint: "fp1", token: None, digest: Some("sha256:a") };
+use super::tests::{HOUR, WANTED, at, key};
+
 const NEWER: Wanted<'static> = Wanted { generation: 2, fingerprint: "fp2", token: None, digest: Some("sha256:a") };
 const MANUAL: Policy<'static> =
     Policy { plan_script: true, manual: true, drift: None, plan_token: None, approved: None, rejected: None };
 
-fn at(secs: i64) -> jiff::Timestamp {
-    jiff::Timestamp::from_second(1_800_000_000 + secs).unwrap()
-}
-
 fn inputs<'a>(status: &'a TerraformStatus, wanted: Wanted<'a>, policy: Policy<'a>) -> Inputs<'a> {
-    Inputs {
-        name: "tf",
-        uid: "uid",
-        wanted,
-        suspend: false,
-        has_post_deploy: false,
-        status,
-        now: at(100),
-        drift_interval: HOUR,
-        retry: RETRY,
-        waiting_for: None,
-        policy,
-    }
+    Inputs { wanted, policy, ..super::tests::inputs(status) }
 }
 
-fn key(wanted: Wanted<'_>) -> String {
-    run_key("uid", wanted.generation, wanted.digest.unwrap_or_default(), wanted.token)
-}
-
+/// Round `round` of `action` of `wanted`'s inputs, finished at `done`.
 fn run(action: RunAction, round: u32, wanted: Wanted<'_>, result: RunResult, done: i64) -> RunRecord {
-    RunRecord {
-        action,
-        job_name: job_name("tf", action, &key(wanted), round),
-        image: format!("r@{}", wanted.digest.unwrap_or_default()),
-        tag: Some("v1".into()),
-        start_time: Time(at(done - 1)),
-        completion_time: (result != RunResult::Running).then(|| Time(at(done))),
-        result,
-        message: None,
-        generation: Some(wanted.generation),
-        digest: None,
-        token: wanted.token.map(str::to_owned),
-        inputs: Some(wanted.fingerprint.to_owned()),
-        plan: None,
-        trigger: None,
-    }
+    super::tests::run(action, job_name("tf", action, &key(wanted), round), wanted, result, done)
 }
 
 /// `status.plan` for plan run `record`: id `p{round}` with `changes` creates.

@@ -7,15 +7,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::*;
 use crate::runs::jobs::job_name;
 
-const HOUR: Duration = Duration::from_secs(3600);
-const RETRY: Retry = Retry { base: Duration::from_secs(10), max: Duration::from_secs(60), attempts: 3 };
-const WANTED: Wanted<'static> = Wanted { generation: 1, fingerprint: "fp1", token: None, digest: Some("sha256:a") };
+pub(super) const HOUR: Duration = Duration::from_secs(3600);
+pub(super) const RETRY: Retry = Retry { base: Duration::from_secs(10), max: Duration::from_secs(60), attempts: 3 };
+pub(super) const WANTED: Wanted<'static> =
+    Wanted { generation: 1, fingerprint: "fp1", token: None, digest: Some("sha256:a") };
 
-fn at(secs: i64) -> jiff::Timestamp {
+pub(super) fn at(secs: i64) -> jiff::Timestamp {
     jiff::Timestamp::from_second(1_800_000_000 + secs).unwrap()
 }
 
-fn inputs(status: &TerraformStatus) -> Inputs<'_> {
+pub(super) fn inputs(status: &TerraformStatus) -> Inputs<'_> {
     Inputs {
         name: "tf",
         uid: "uid",
@@ -32,7 +33,7 @@ fn inputs(status: &TerraformStatus) -> Inputs<'_> {
 }
 
 /// A run of `wanted`'s inputs, finished at `done` (started a second before).
-fn run(action: RunAction, job_name: String, wanted: Wanted<'_>, result: RunResult, done: i64) -> RunRecord {
+pub(super) fn run(action: RunAction, job_name: String, wanted: Wanted<'_>, result: RunResult, done: i64) -> RunRecord {
     RunRecord {
         action,
         job_name,
@@ -51,7 +52,7 @@ fn run(action: RunAction, job_name: String, wanted: Wanted<'_>, result: RunResul
     }
 }
 
-fn key(wanted: Wanted<'_>) -> String {
+pub(super) fn key(wanted: Wanted<'_>) -> String {
     run_key("uid", wanted.generation, wanted.digest.unwrap_or_default(), wanted.token)
 }
 

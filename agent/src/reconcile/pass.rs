@@ -85,6 +85,22 @@ impl<'a> Pass<'a> {
         Api::namespaced(self.ctx.client.clone(), &self.namespace)
     }
 
+    /// The metadata of an object the resource owns (a Secret of its outputs or plan): its
+    /// namespace, the resource as controller, the agent's labels.
+    pub fn owned_metadata(&self, name: &str) -> kube::api::ObjectMeta {
+        use alustan_shared::meta;
+        kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(self.namespace.clone()),
+            owner_references: self.tf.controller_owner_ref(&()).map(|o| vec![o]),
+            labels: Some(std::collections::BTreeMap::from([
+                (meta::LABEL_MANAGED_BY.to_owned(), meta::MANAGED_BY_VALUE.to_owned()),
+                (meta::LABEL_TERRAFORM.to_owned(), meta::terraform_label_value(&self.name)),
+            ])),
+            ..kube::api::ObjectMeta::default()
+        }
+    }
+
     /// Sets state, message, `observedGeneration` and the kstatus conditions together.
     pub fn summarize(&mut self, state: State, phase: Phase, reason: &str, message: &str) {
         summarize(&mut self.status, self.generation, state, phase, reason, message);

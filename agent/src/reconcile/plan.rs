@@ -16,9 +16,9 @@ use alustan_shared::{PlanDecision, PlanStatus, PlanTrigger, RunAction, RunRecord
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams};
 use kube::runtime::events::EventType;
-use kube::{Api, Resource as _};
 
 use super::act::Extra;
 use super::decide::Why;
@@ -97,39 +97,13 @@ impl Pass<'_> {
     /// Keeps what plan run `record` found: `status.plan`, its plan file, the `Drifted`
     /// condition when it planned the applied inputs.
     pub async fn planned(&mut self, record: &RunRecord, at: Option<Time>) -> Result<()> {
-        let collected = self.collect(&record.job_name, true).await;
-        if let Some(err) = collected.error {
-            // The bundle is what the seal calls the outputs file.
-            let limit = meta::PLAN_SEAL_BYTES / 1024;
-            let text = format!(
-                "plan succeeded but its result cannot be read: {err} (a plan hands back at most {limit} KiB: the summary in ${} and the plan file in ${} together)",
-                meta::ENV_PLAN,
-                meta::ENV_PLAN_FILE
-            );
-            self.fail_run(record, at, text).await;
-            return Ok(());
-        }
-        if let Some(bytes) = collected.outputs_bytes {
-            // The next plan's pad is sized to this bundle (see `crate::runs::start`).
-            self.ctx.outputs_sizes.remember(&crate::runs::start::plan_sizes_key(&self.uid), bytes);
-        }
-        let bundle = collected.bundle.unwrap_or_default();
-        let plan = match read_bundle(&bundle) {
-            Ok(plan) => plan,
-            Err(err) => {
-                self.fail_run(record, at, format!("plan: {err}")).await;
+        let (plan, bundle) = match self.read_plan(record).await {
+            Ok(read) => read,
+            Err(text) => {
+                self.fail_run(record, at, text).await;
                 return Ok(());
             }
         };
-        if self.tf.manual_approval() && plan.artifact.is_none() {
-            let text = format!(
-                "plan: the plan script wrote no plan file to ${}; with approval: Manual the deploy applies exactly the approved plan file (an empty plan's too), so one is needed (e.g. `terraform plan -out \"${}\"`)",
-                meta::ENV_PLAN_FILE,
-                meta::ENV_PLAN_FILE
-            );
-            self.fail_run(record, at, text).await;
-            return Ok(());
-        }
         let id = plan_id(&record.job_name, record.generation.unwrap_or(self.generation), &digest(&bundle));
         let mut secret = None;
         if let Some(bytes) = &plan.artifact {
@@ -175,6 +149,35 @@ impl Pass<'_> {
             self.event(EventType::Normal, reason::AWAITING_APPROVAL, "Plan", &note).await;
         }
         Ok(())
+    }
+
+    /// What plan run `record` handed back (its plan and the raw bundle), or why it cannot be
+    /// used (the run's failure message; never a byte of the bundle).
+    async fn read_plan(&self, record: &RunRecord) -> Result<(Plan, Vec<u8>), String> {
+        let collected = self.collect(&record.job_name, true).await;
+        if let Some(err) = collected.error {
+            // The bundle is what the seal calls the outputs file.
+            let limit = meta::PLAN_SEAL_BYTES / 1024;
+            return Err(format!(
+                "plan succeeded but its result cannot be read: {err} (a plan hands back at most {limit} KiB: the summary in ${} and the plan file in ${} together)",
+                meta::ENV_PLAN,
+                meta::ENV_PLAN_FILE
+            ));
+        }
+        if let Some(bytes) = collected.outputs_bytes {
+            // The next plan's pad is sized to this bundle (see `crate::runs::start`).
+            self.ctx.outputs_sizes.remember(&crate::runs::start::plan_sizes_key(&self.uid), bytes);
+        }
+        let bundle = collected.bundle.unwrap_or_default();
+        let plan = read_bundle(&bundle).map_err(|err| format!("plan: {err}"))?;
+        if self.tf.manual_approval() && plan.artifact.is_none() {
+            return Err(format!(
+                "plan: the plan script wrote no plan file to ${}; with approval: Manual the deploy applies exactly the approved plan file (an empty plan's too), so one is needed (e.g. `terraform plan -out \"${}\"`)",
+                meta::ENV_PLAN_FILE,
+                meta::ENV_PLAN_FILE
+            ));
+        }
+        Ok((plan, bundle))
     }
 
     /// Sets `Drifted` from a plan of the applied inputs; a change is a Warning Event and a metric.
@@ -349,15 +352,8 @@ impl Pass<'_> {
         }
         let secret = Secret {
             metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(self.namespace.clone()),
-                owner_references: self.tf.controller_owner_ref(&()).map(|o| vec![o]),
-                labels: Some(BTreeMap::from([
-                    (meta::LABEL_MANAGED_BY.to_owned(), meta::MANAGED_BY_VALUE.to_owned()),
-                    (meta::LABEL_TERRAFORM.to_owned(), meta::terraform_label_value(&self.name)),
-                ])),
                 annotations: Some(BTreeMap::from([(meta::PLAN_ID_ANNOTATION.to_owned(), id.to_owned())])),
-                ..ObjectMeta::default()
+                ..self.owned_metadata(&name)
             },
             type_: Some("Opaque".into()),
             data: Some(BTreeMap::from([(meta::PLAN_KEY.to_owned(), ByteString(bytes.to_vec()))])),

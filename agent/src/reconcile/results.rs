@@ -10,9 +10,9 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
-use kube::{Api, Resource as _};
 
 use super::pass::Pass;
 use super::status::Phase;
@@ -242,16 +242,7 @@ impl Pass<'_> {
             })
             .collect();
         let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(self.namespace.clone()),
-                owner_references: self.tf.controller_owner_ref(&()).map(|o| vec![o]),
-                labels: Some(BTreeMap::from([
-                    (meta::LABEL_MANAGED_BY.to_owned(), meta::MANAGED_BY_VALUE.to_owned()),
-                    (meta::LABEL_TERRAFORM.to_owned(), meta::terraform_label_value(&self.name)),
-                ])),
-                ..ObjectMeta::default()
-            },
+            metadata: self.owned_metadata(&name),
             type_: Some("Opaque".into()),
             data: Some(data),
             ..Secret::default()

@@ -177,40 +177,21 @@ mod tests {
     fn history_is_capped_newest_first() {
         let mut status = TerraformStatus::default();
         for i in 0..12 {
-            push_run(
-                &mut status,
-                RunRecord {
-                    action: RunAction::Deploy,
-                    job_name: format!("j{i}"),
-                    image: "i".into(),
-                    tag: None,
-                    start_time: Time(jiff::Timestamp::now()),
-                    completion_time: None,
-                    result: RunResult::Running,
-                    message: None,
-                    generation: None,
-                    digest: None,
-                    token: None,
-                    inputs: None,
-                    plan: None,
-                    trigger: None,
-                },
-            );
+            push_run(&mut status, record(RunAction::Deploy, format!("j{i}"), RunResult::Running));
         }
         assert_eq!(status.history.len(), HISTORY_LIMIT);
         assert_eq!(status.history[0].job_name, "j11");
     }
 
-    #[test]
-    fn a_row_of_plans_never_pushes_out_the_last_deploy() {
-        let record = |action, name: String| RunRecord {
+    fn record(action: RunAction, job_name: String, result: RunResult) -> RunRecord {
+        RunRecord {
             action,
-            job_name: name,
+            job_name,
             image: "i".into(),
             tag: None,
             start_time: Time(jiff::Timestamp::now()),
             completion_time: None,
-            result: RunResult::Succeeded,
+            result,
             message: None,
             generation: None,
             digest: None,
@@ -218,7 +199,12 @@ mod tests {
             inputs: None,
             plan: None,
             trigger: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_row_of_plans_never_pushes_out_the_last_deploy() {
+        let record = |action, name: String| record(action, name, RunResult::Succeeded);
         let mut status = TerraformStatus::default();
         push_run(&mut status, record(RunAction::Deploy, "deploy".into()));
         push_run(&mut status, record(RunAction::PostDeploy, "post".into()));
