@@ -182,30 +182,21 @@ impl Pass<'_> {
 
     /// Sets `Drifted` from a plan of the applied inputs; a change is a Warning Event and a metric.
     async fn drift_found(&mut self, id: &str, plan: &Plan) {
-        let generation = self.generation;
         if plan.counts.total() == 0 {
-            let message = format!("plan {id} found no changes");
-            set_condition(
-                &mut self.status,
-                conditions::DRIFTED,
-                conditions::FALSE,
-                reason::NO_DRIFT,
-                &message,
-                generation,
-            );
+            self.set_drifted(false, &format!("plan {id} found no changes"));
             return;
         }
         let message = format!("plan {id} of the applied inputs found changes: {plan}");
-        set_condition(
-            &mut self.status,
-            conditions::DRIFTED,
-            conditions::TRUE,
-            reason::DRIFT_DETECTED,
-            &message,
-            generation,
-        );
+        self.set_drifted(true, &message);
         self.ctx.metrics.drift_detected();
         self.event(EventType::Warning, reason::DRIFT_DETECTED, "Plan", &message).await;
+    }
+
+    /// The `Drifted` condition.
+    fn set_drifted(&mut self, drifted: bool, message: &str) {
+        let (value, why) =
+            if drifted { (conditions::TRUE, reason::DRIFT_DETECTED) } else { (conditions::FALSE, reason::NO_DRIFT) };
+        set_condition(&mut self.status, conditions::DRIFTED, value, why, message, self.generation);
     }
 
     /// The plan file Secret of approved plan `id`, checked: it must hold exactly the file
@@ -262,15 +253,7 @@ impl Pass<'_> {
                 Some(id) => format!("plan {id} applied"),
                 None => format!("deploy {} applied the inputs again", record.job_name),
             };
-            let generation = self.generation;
-            set_condition(
-                &mut self.status,
-                conditions::DRIFTED,
-                conditions::FALSE,
-                reason::NO_DRIFT,
-                &message,
-                generation,
-            );
+            self.set_drifted(false, &message);
         }
     }
 

@@ -59,26 +59,19 @@ pub fn print_sealed_block() -> String {
 /// unknown, after a restart or on a first deploy): [`PAD_HEADROOM`] times that, at least
 /// [`MIN_PAD_BYTES`], at most [`meta::SEAL_BYTES`] (the largest outputs file a run may print).
 pub fn pad_bytes(last: Option<u64>) -> usize {
-    match last {
-        None => meta::SEAL_BYTES,
-        Some(bytes) => usize::try_from(bytes)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(PAD_HEADROOM)
-            .clamp(MIN_PAD_BYTES, meta::SEAL_BYTES),
-    }
+    sized(last, MIN_PAD_BYTES, meta::SEAL_BYTES)
 }
 
 /// The pad of a plan run: as [`pad_bytes`], between 64 KiB and [`meta::PLAN_SEAL_BYTES`]
 /// (unknown: the largest). A plan pad lives as long as its Job (a day by default): a drift
 /// check every few minutes must not keep hundreds of 512 KiB Secrets per resource.
 pub fn plan_pad_bytes(last: Option<u64>) -> usize {
-    match last {
-        None => meta::PLAN_SEAL_BYTES,
-        Some(bytes) => usize::try_from(bytes)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(PAD_HEADROOM)
-            .clamp(meta::SEAL_BYTES, meta::PLAN_SEAL_BYTES),
-    }
+    sized(last, meta::SEAL_BYTES, meta::PLAN_SEAL_BYTES)
+}
+
+/// [`PAD_HEADROOM`] times `last`, within `min..=max`; `max` when unknown.
+fn sized(last: Option<u64>, min: usize, max: usize) -> usize {
+    last.map_or(max, |bytes| usize::try_from(bytes).unwrap_or(usize::MAX).saturating_mul(PAD_HEADROOM).clamp(min, max))
 }
 
 /// The size of each resource's last outputs file (by uid), as its sealed block said: the next
