@@ -207,7 +207,15 @@ impl Pass<'_> {
             return Err(Error::PlanFile(format!("plan {id} is no longer the latest plan; {again}")));
         };
         // Whether a file was planned is what the digest says, never whether one is still kept.
-        let Some(expected) = &plan.artifact_digest else { return Ok(None) };
+        let Some(expected) = &plan.artifact_digest else {
+            // Made before approval turned Manual: nothing would hold the deploy to it.
+            if self.tf.manual_approval() {
+                return Err(Error::PlanFile(format!(
+                    "plan {id} has no plan file, and approval: Manual applies only a plan file; {again}"
+                )));
+            }
+            return Ok(None);
+        };
         let secret = &meta::plan_secret_name(&self.name);
         let api: Api<Secret> = self.api();
         let found = api.get_opt(secret).await?.filter(|s| self.owns(s));
