@@ -246,7 +246,16 @@ fn list(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
                 return Err(ApiError::new(504, "Timeout", format!("Too large resource version: {want}, current: {rv}"))
                     .with_details(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1})));
             }
-            (st.list(&ctx.def.store, ns), rv, None)
+            // An equality label requirement narrows the scan to the objects carrying it (the
+            // selector still checks them all). Not for the events.k8s.io shape, whose
+            // selectors match the converted object.
+            let narrowed = match sel.labels.first_equality() {
+                Some((key, value)) if ctx.def.special != Special::EventV1 => {
+                    st.list_labeled(&ctx.def.store, ns, key, value)
+                }
+                _ => st.list(&ctx.def.store, ns),
+            };
+            (narrowed, rv, None)
         }
     };
     // Selectors read metadata and kind-specific fields that `external` leaves alone, except

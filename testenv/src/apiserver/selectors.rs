@@ -63,6 +63,14 @@ fn set_values(rest: &str) -> Option<Vec<String>> {
 }
 
 impl LabelSelector {
+    /// The first `key=value` requirement, if any: every match carries that label.
+    pub fn first_equality(&self) -> Option<(&str, &str)> {
+        self.0.iter().find_map(|r| match r {
+            LabelReq::Eq(k, v) => Some((k.as_str(), v.as_str())),
+            _ => None,
+        })
+    }
+
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let bad = |part: &str| {
             ApiError::bad_request(format!(

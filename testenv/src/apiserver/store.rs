@@ -6,7 +6,7 @@
 //! resourceVersion is opaque to clients; here it is the decimal global revision, and a watch from
 //! a revision older than the retained history fails with 410 Gone.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -94,6 +94,9 @@ pub struct Store {
     /// Changes up to and including this revision are no longer in `history`.
     compacted: u64,
     watchers: Vec<Watcher>,
+    /// store → (label key, value) → keys of the live objects carrying that label: a LIST
+    /// selecting `key=value` reads only those instead of scanning every object of the type.
+    labeled: HashMap<String, HashMap<(String, String), BTreeSet<ObjKey>>>,
 }
 
 /// The requested revision is older than the retained history.
@@ -114,6 +117,7 @@ impl Store {
             history_cap: history_cap.max(1),
             compacted: 1,
             watchers: Vec::new(),
+            labeled: HashMap::new(),
         }
     }
 
@@ -136,6 +140,43 @@ impl Store {
                 .map(|(_, v)| Arc::clone(v))
                 .collect(),
             None => m.values().cloned().collect(),
+        }
+    }
+
+    /// Objects of a type carrying label `key=value`, sorted by (namespace, name), optionally
+    /// within one namespace: [`Store::list`] narrowed by an equality label requirement.
+    pub fn list_labeled(&self, store: &str, namespace: Option<&str>, key: &str, value: &str) -> Vec<Arc<Value>> {
+        let (Some(index), Some(objects)) = (self.labeled.get(store), self.objects.get(store)) else {
+            return Vec::new();
+        };
+        let Some(keys) = index.get(&(key.to_owned(), value.to_owned())) else { return Vec::new() };
+        keys.iter()
+            .filter(|(ns, _)| namespace.is_none_or(|want| ns == want))
+            .filter_map(|k| objects.get(k).cloned())
+            .collect()
+    }
+
+    /// Moves `key`'s entries in the label index from `before`'s labels to `after`'s.
+    fn index_labels(&mut self, store: &str, key: &ObjKey, before: Option<&Value>, after: Option<&Value>) {
+        let pairs = |obj: Option<&Value>| -> BTreeSet<(String, String)> {
+            let labels = obj.and_then(super::util::labels).into_iter().flatten();
+            labels.filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect()
+        };
+        let (old, new) = (pairs(before), pairs(after));
+        if old == new {
+            return;
+        }
+        let index = self.labeled.entry(store.to_owned()).or_default();
+        for pair in old.difference(&new) {
+            if let Some(keys) = index.get_mut(pair) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    index.remove(pair);
+                }
+            }
+        }
+        for pair in new.difference(&old) {
+            index.entry(pair.clone()).or_default().insert(key.clone());
         }
     }
 
@@ -198,6 +239,8 @@ impl Store {
             self.uids.remove(uid);
             (EventType::Deleted, Arc::new(last))
         };
+        let after = (kind != EventType::Deleted).then_some(&*obj);
+        self.index_labels(store, key, prev.as_deref(), after);
         let change = Arc::new(Change {
             rv: self.rv,
             store: store.to_owned(),
@@ -300,5 +343,49 @@ impl Store {
     pub fn compact(&mut self) {
         self.history.clear();
         self.compacted = self.rv;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(ns: &str, name: &str, labels: &Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels}})
+    }
+
+    /// What a scan of every object would select: the index must give exactly that, in order.
+    fn scanned(st: &Store, ns: Option<&str>, key: &str, value: &str) -> Vec<Arc<Value>> {
+        let carries = |o: &Arc<Value>| super::super::util::labels(o).and_then(|l| l.get(key)?.as_str()) == Some(value);
+        st.list("pods", ns).into_iter().filter(carries).collect()
+    }
+
+    #[test]
+    fn the_label_index_follows_creates_relabels_and_deletes() {
+        let mut st = Store::new(Catalog::builtin(), 100);
+        let key = |ns: &str, name: &str| (ns.to_owned(), name.to_owned());
+        st.write("pods", &key("a", "p1"), Some(pod("a", "p1", &json!({"job-name": "j1", "x": "1"}))));
+        st.write("pods", &key("b", "p2"), Some(pod("b", "p2", &json!({"job-name": "j1"}))));
+        st.write("pods", &key("a", "p3"), Some(pod("a", "p3", &json!({"job-name": "j2"}))));
+        // Relabelled: leaves j2, joins j1; then p1 is deleted.
+        st.write("pods", &key("a", "p3"), Some(pod("a", "p3", &json!({"job-name": "j1"}))));
+        st.write("pods", &key("a", "p1"), None);
+        for (ns, name, value) in [
+            (None, "job-name", "j1"),
+            (Some("a"), "job-name", "j1"),
+            (Some("b"), "job-name", "j1"),
+            (None, "job-name", "j2"),
+            (None, "x", "1"),
+        ] {
+            assert_eq!(
+                st.list_labeled("pods", ns, name, value),
+                scanned(&st, ns, name, value),
+                "{ns:?} {name}={value}"
+            );
+        }
+        assert_eq!(st.list_labeled("pods", None, "job-name", "j1").len(), 2);
+        assert!(st.list_labeled("pods", None, "job-name", "j2").is_empty());
     }
 }
