@@ -100,7 +100,7 @@ controlplane: ## Build (once, cached in ~/.cache/alustan/controlplane) the real 
 # The agent's and the plugin's e2e suites: they run unchanged on either backend
 # (ALUSTAN_CONTROL_PLANE=embedded|real, read by testenv's TestEnv).
 AGENT_E2E := --test e2e_reconcile --test e2e_dependencies --test e2e_bad_input --test e2e_binary --test e2e_credentials --test e2e_failures --test e2e_leader --test e2e_run_safety --test e2e_plans
-PLUGIN_E2E := --test e2e_cli --test e2e_cluster --test e2e_tui --test e2e_tree --test e2e_daily
+PLUGIN_E2E := --test e2e_cli --test e2e_cluster --test e2e_tui --test e2e_tree --test e2e_daily --test e2e_plans
 # nextest ends a hung test (.config/nextest.toml); without it the whole run is bounded.
 tests = if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --locked --no-fail-fast $(1); else timeout --signal=KILL 1800 cargo test --locked --no-fail-fast $(1); fi
 

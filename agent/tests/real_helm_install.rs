@@ -399,7 +399,7 @@ async fn demo_samples_reach_their_states_with_the_chart_installed_agent() {
             }
         }
     }
-    assert_eq!(samples.len(), 7, "{samples:?}");
+    assert_eq!(samples.len(), 9, "{samples:?}");
 
     let terraforms: Api<Terraform> = Api::all(client.clone());
     let settled = eventually("every demo sample in its expected state", Duration::from_secs(240), async || {
@@ -410,7 +410,9 @@ async fn demo_samples_reach_their_states_with_the_chart_installed_agent() {
             let tf = list.items.iter().find(|t| t.namespace().as_deref() == Some(namespace) && &t.name_any() == name);
             let status = tf.and_then(|t| t.status.clone()).unwrap_or_default();
             let state = status.state.map(|s| format!("{s:?}")).unwrap_or_default();
-            let reconciling = conditions::find(&status.conditions, "Reconciling").is_some_and(|c| c.status == "True");
+            // A plan waiting for approval stays Reconciling (kstatus: not done) and is settled.
+            let reconciling = conditions::find(&status.conditions, "Reconciling").is_some_and(|c| c.status == "True")
+                && state != "Planned";
             if &state != expected || reconciling {
                 wrong
                     .push(format!("{namespace}/{name}: expected {expected}, is {state:?} (reconciling {reconciling})"));
