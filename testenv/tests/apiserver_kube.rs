@@ -571,11 +571,16 @@ async fn deletion_finalizers_gc_and_dry_run() {
 }
 
 /// Polls until `name` is gone; false after 10 s (the real collector runs in another process).
+/// How long a garbage collection may take: the embedded collector acts at once; the real
+/// controller-manager's starts watching a newly created CRD's resources only at its next
+/// discovery (every 30 s), so on a fresh control plane its first collection can wait that long.
+const COLLECTION: Duration = Duration::from_secs(60);
+
 async fn gone<K>(api: &Api<K>, name: &str) -> bool
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    tokio::time::timeout(Duration::from_secs(10), async {
+    tokio::time::timeout(COLLECTION, async {
         while api.get_opt(name).await.unwrap().is_some() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -610,7 +615,7 @@ async fn gc_collects_dangling_dependents_and_releases_foreground_owners() {
     }
     api.delete("owner", &DeleteParams::foreground()).await.unwrap();
     for name in ["held", "loose"] {
-        let deleting = tokio::time::timeout(Duration::from_secs(5), async {
+        let deleting = tokio::time::timeout(COLLECTION, async {
             while cms.get(name).await.unwrap().metadata.deletion_timestamp.is_none() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
