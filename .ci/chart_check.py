@@ -174,6 +174,13 @@ def check_rbac(checks, label, kinds):
                     f"{label}: {kind} {role['metadata']['name']} rule {rule.get('resources')} has no '*'",
                     str(rule),
                 )
+                reads_all = {"list", "watch"} & set(rule.get("verbs", []))
+                if "secrets" in rule.get("resources", []) and reads_all:
+                    checks.check(
+                        bool(rule.get("resourceNames")),
+                        f"{label}: {kind} {role['metadata']['name']} lists or watches Secrets only by name",
+                        str(rule),
+                    )
 
 
 def env_of(container):
@@ -306,9 +313,23 @@ def check_service_monitor(checks, label, monitor, kinds):
     checks.check(not problems, f"{label}: ServiceMonitor passes the structural check (no schema is available for it)", str(problems))
 
 
+def check_credential_watch(checks, label, kinds, values):
+    """The agent watches each credential source's Secret by name: RBAC allows exactly those."""
+    wanted = sorted({s["name"] for source in values["credentials"] for s in source["secrets"]})
+    granted = [
+        sorted(rule.get("resourceNames", []))
+        for role in kinds.get("ClusterRole", [])
+        for rule in role.get("rules", [])
+        if "secrets" in rule.get("resources", []) and {"list", "watch"} <= set(rule.get("verbs", []))
+    ]
+    expected = [wanted] if wanted and values["rbac"]["create"] else []
+    checks.check(granted == expected, f"{label}: list/watch of exactly the credential sources' Secrets", str(granted))
+
+
 def check_render(checks, label, values, rendered):
     kinds = objects_by_kind(rendered)
     check_rbac(checks, label, kinds)
+    check_credential_watch(checks, label, kinds, values)
     check_deployment(checks, label, kinds, values)
     monitors = kinds.get("ServiceMonitor", [])
     checks.check(len(monitors) == int(values["metrics"]["serviceMonitor"]["enabled"]), f"{label}: ServiceMonitor only when enabled")

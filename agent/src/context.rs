@@ -43,6 +43,8 @@ pub struct Context {
     pub pad_slots: tokio::sync::Semaphore,
     /// Each resource's last outputs file size: its next pad is sized to it.
     pub outputs_sizes: crate::runs::seal::OutputsSizes,
+    /// The seed of each resource's pad in flight: read back without a GET of its Secret.
+    pub pad_seeds: crate::runs::seal::PadSeeds,
     /// Wakes a resource whose background scan ended (the controller's `reconcile_on` stream;
     /// [`crate::run`] connects it).
     pub scan_wakes: Mutex<UnboundedSender<ObjectRef<Terraform>>>,
@@ -55,6 +57,8 @@ pub struct Context {
     pub job_cache: Mutex<Option<kube::runtime::reflector::Store<k8s_openapi::api::batch::v1::Job>>>,
     /// Every Ingress, hosts only, for `status.ingressURLs` (set by each [`crate::run`]).
     pub ingress_cache: Mutex<Option<kube::runtime::reflector::Store<k8s_openapi::api::networking::v1::Ingress>>>,
+    /// The credential sources' Secrets, key names only (set by each [`crate::run`]).
+    pub credential_cache: Mutex<crate::runs::credential_watch::CredentialStores>,
 }
 
 /// How many runs may hold a pad in memory at once (see [`Context::pad_slots`]).
@@ -114,12 +118,14 @@ impl Context {
             reconcile_errors: crate::reconcile::backoff::ErrorStreaks::default(),
             pad_slots: tokio::sync::Semaphore::new(PAD_SLOTS),
             outputs_sizes: crate::runs::seal::OutputsSizes::default(),
+            pad_seeds: crate::runs::seal::PadSeeds::default(),
             // Nothing listens until `run` connects the controller.
             scan_wakes: Mutex::new(futures::channel::mpsc::unbounded().0),
             graph: crate::graph::Graph::default(),
             cache: Mutex::new(None),
             job_cache: Mutex::new(None),
             ingress_cache: Mutex::new(None),
+            credential_cache: Mutex::default(),
         })
     }
 

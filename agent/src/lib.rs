@@ -82,6 +82,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                 watcher::Event::InitDone => return graph_ctx.graph.rebuild(&cache.state()),
                 watcher::Event::Init => return,
             };
+            crate::reconcile::status::caught_up(&graph_ctx.written, tf);
             for dependant in graph_ctx.graph.observe(tf, gone) {
                 // A closed channel: the controller stopped; nothing to wake.
                 let _ = dependency_wakes.unbounded_send(dependant);
@@ -91,6 +92,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let pruner = tokio::spawn(prune_scans(Arc::clone(&ctx)));
     let (ingresses, ingress_watch) = crate::runs::gather::watch_ingresses(ctx.client.clone());
     *ctx.ingress_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ingresses);
+    let (credentials, credential_watches) = crate::runs::credential_watch::watch(&ctx.client, &ctx.credential_sources);
+    *ctx.credential_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = credentials;
     let scans_ended = ctx.connect_scan_wakes();
     // The Jobs' watch also keeps a cache of their outcomes: a pass reads a run's Job from it
     // rather than with a GET. Only what `runs::observe::outcome` reads is kept (metadata
@@ -117,6 +120,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .await;
     pruner.abort();
     ingress_watch.abort();
+    credential_watches.iter().for_each(tokio::task::JoinHandle::abort);
 }
 
 /// Every sync interval, drops the scanner's tag lists older than two intervals: repositories no

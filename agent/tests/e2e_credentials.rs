@@ -1,5 +1,5 @@
 //! `--credential-sources` end to end: what `status.credentials` holds after a deploy, as the
-//! chart's ServiceAccount (Secrets `get` only).
+//! chart's ServiceAccount (Secrets `get`, and `list`/`watch` of the sources' names only).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -70,6 +70,19 @@ async fn a_custom_source_replaces_the_defaults_and_its_first_present_secret_wins
     );
     let text = serde_json::to_string(&status).unwrap();
     assert!(!text.contains("s3cr3t-vault") && !text.contains("pa55-argo"), "a password leaked into status");
+    // The sources' Secrets came from their watches (by name, as the chart's resourceNames
+    // allow), not from a GET per deploy: created after the agent started, they were still seen.
+    let agent_reads: Vec<_> = agent
+        .env
+        .requests()
+        .records()
+        .into_iter()
+        .filter(|r| r.user.starts_with("system:serviceaccount:") && r.resource == "secrets")
+        .filter(|r| r.namespace == "vault" || r.namespace == "keycloak")
+        .collect();
+    let verbs = |verb: &str| agent_reads.iter().filter(|r| r.verb == verb).count();
+    assert_eq!(verbs("get"), 0, "{agent_reads:#?}");
+    assert!(verbs("watch") >= 3 && agent_reads.iter().all(|r| r.query.contains("metadata.name")), "{agent_reads:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

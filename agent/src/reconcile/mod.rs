@@ -68,6 +68,7 @@ pub async fn reconcile(tf: Arc<Terraform>, ctx: Arc<Context>) -> Result<Action> 
     if deleting && result.is_ok() {
         status::forget(&ctx.written, &uid);
         ctx.outputs_sizes.forget(&uid);
+        ctx.pad_seeds.forget(&uid);
         ctx.scanner.forget(&crate::registry::WaiterId::new(&uid));
         ctx.scan_failures.clear(&uid);
     }

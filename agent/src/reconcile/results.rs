@@ -116,7 +116,8 @@ impl Pass<'_> {
                 });
             };
             let _slot = self.ctx.pad_slots.acquire().await.map_err(|_| Error::ShuttingDown)?;
-            observe::collect_log(&pods, &secrets, &kube::ResourceExt::name_any(&pod), job, plan).await
+            let known = self.ctx.pad_seeds.take(&self.uid, job);
+            observe::collect_log(&pods, &secrets, (&kube::ResourceExt::name_any(&pod), job), known, plan).await
         };
         read.await.unwrap_or_else(|err: Error| Collected {
             error: Some(format!("its log cannot be read: {err}")),
@@ -175,8 +176,9 @@ impl Pass<'_> {
         self.status.output = collected.outputs.plain;
         let ingresses = self.ctx.ingress_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         self.status.ingress_urls = crate::runs::gather::ingress_urls(&self.ctx.client, ingresses).await;
+        let stores = self.ctx.credential_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         self.status.credentials =
-            crate::runs::gather::credentials(&self.ctx.client, &self.ctx.credential_sources).await;
+            crate::runs::gather::credentials(&self.ctx.client, &self.ctx.credential_sources, &stores).await;
         let tag = record.tag.clone().unwrap_or_default();
         let at = at.unwrap_or_else(|| Time(jiff::Timestamp::now()));
         self.status.applied = Some(AppliedImage {

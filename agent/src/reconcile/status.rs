@@ -147,6 +147,19 @@ pub async fn write(
     Ok(())
 }
 
+/// Drops the remembered write of `tf`'s resource once the watch delivers a version other than
+/// the one the write was computed from (the write itself, or a later change): otherwise every
+/// resource's last status would stay in memory twice until its next reconcile.
+pub fn caught_up(written: &Written, tf: &Terraform) {
+    let (Some(uid), Some(version)) = (tf.metadata.uid.as_deref(), tf.metadata.resource_version.as_deref()) else {
+        return;
+    };
+    let mut written = written.lock().unwrap_or_else(PoisonError::into_inner);
+    if written.get(uid).is_some_and(|(from, _)| from != version) {
+        written.remove(uid);
+    }
+}
+
 /// Forgets a deleted resource.
 pub fn forget(written: &Written, uid: &str) {
     written.lock().unwrap_or_else(PoisonError::into_inner).remove(uid);
@@ -171,6 +184,27 @@ mod tests {
         summarize(&mut status, 2, State::Failed, Phase::Stalled, "RetriesExhausted", "no");
         assert_eq!(conditions::find(&status.conditions, conditions::STALLED).unwrap().status, "True");
         assert_eq!(status.conditions.len(), 3);
+    }
+
+    #[test]
+    fn a_remembered_write_is_dropped_once_the_watch_delivers_another_version() {
+        let at = |version: &str| -> Terraform {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "alustan.io/v1alpha1", "kind": "Terraform",
+                "metadata": {"name": "a", "namespace": "n", "uid": "u", "resourceVersion": version},
+                "spec": {"scripts": {"deploy": "deploy"}, "containerRegistry": {"imageName": "x/y", "semanticVersion": "^1"}}
+            }))
+            .unwrap()
+        };
+        let written = Written::default();
+        let mine = TerraformStatus { message: Some("mine".into()), ..TerraformStatus::default() };
+        written.lock().unwrap().insert("u".into(), ("7".into(), mine.clone()));
+        // The version the write was computed from: the write has not arrived yet.
+        caught_up(&written, &at("7"));
+        assert_eq!(current(&written, &at("7")), mine);
+        // The write (or a later change) arrived: nothing is kept twice any more.
+        caught_up(&written, &at("8"));
+        assert!(written.lock().unwrap().is_empty());
     }
 
     #[test]

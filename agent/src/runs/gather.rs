@@ -13,6 +13,8 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, ResourceExt as _};
 
+use super::credential_watch::{CredentialStores, Seen};
+
 /// Every host of every rule of every Ingress, grouped by the Ingress's namespace, sorted and
 /// deduplicated; `https://` when the host is in the Ingress's TLS section. Read from `cache`
 /// (the agent's Ingress watch, shared by every resource) once it has listed them all; until
@@ -178,13 +180,22 @@ impl CredentialSource {
     }
 }
 
-/// Username and Secret key reference of each source found; never a password.
-pub async fn credentials(client: &Client, sources: &[CredentialSource]) -> BTreeMap<String, Credential> {
+/// Username and Secret key reference of each source found; never a password. Each Secret is
+/// read from its watch (`stores`), or with a GET until the watch has listed it.
+pub async fn credentials(
+    client: &Client,
+    sources: &[CredentialSource],
+    stores: &CredentialStores,
+) -> BTreeMap<String, Credential> {
     let mut found = BTreeMap::new();
     for source in sources {
         let api: Api<Secret> = Api::namespaced(client.clone(), &source.namespace);
         for candidate in &source.secrets {
-            let secret = match api.get_opt(&candidate.name).await {
+            let read = match stores.seen(&source.namespace, &candidate.name) {
+                Seen::Known(secret) => Ok(secret.map(|secret| *secret)),
+                Seen::Unknown => api.get_opt(&candidate.name).await,
+            };
+            let secret = match read {
                 Ok(Some(secret)) => secret,
                 Ok(None) => continue,
                 Err(err) => {

@@ -83,14 +83,15 @@ pub fn termination(pod: &Pod) -> Option<(i32, String)> {
 }
 
 /// Streams the Pod's log through a [`crate::runs::outputs::LogCollector`] (bounded memory, long
-/// lines cut: see [`crate::runs::log_lines`]) and unseals its outputs block with the Job's pad.
+/// lines cut: see [`crate::runs::log_lines`]) and unseals its outputs block with the Job's pad:
+/// `known` (expanded from its seed kept in memory) or read from its seal Secret.
 /// `plan`: the Job is a plan run, whose block is its plan bundle (left in
 /// [`Collected::bundle`], unparsed).
 pub async fn collect_log(
     pods: &Api<Pod>,
     secrets: &Api<Secret>,
-    pod: &str,
-    job: &str,
+    (pod, job): (&str, &str),
+    known: Option<std::result::Result<Pad, SealError>>,
     plan: bool,
 ) -> Result<Collected> {
     let stream = pods.log_stream(pod, &LogParams::default()).await?;
@@ -100,9 +101,12 @@ pub async fn collect_log(
         let name = meta::seal_secret_name(job);
         // A pad that is gone fails the run (nothing can read its outputs any more); an API
         // error is the reconcile's, retried.
-        let pad = match secrets.get_opt(&name).await? {
-            Some(secret) => Pad::from_secret(&secret),
-            None => Err(SealError::SecretMissing(name)),
+        let pad = match known {
+            Some(pad) => pad,
+            None => match secrets.get_opt(&name).await? {
+                Some(secret) => Pad::from_secret(&secret),
+                None => Err(SealError::SecretMissing(name)),
+            },
         };
         if plan { collected.unseal_bundle(pad) } else { collected.unseal(pad) }
     }

@@ -93,6 +93,55 @@ impl OutputsSizes {
     }
 }
 
+/// The pad of each resource's run in flight (by uid: one run per resource at a time), kept as
+/// its seed so that reading the outputs back needs no GET of the seal Secret (a few bytes
+/// each instead of the pad). Unknown after a restart, or for a pad this agent did not write
+/// (an adopted run): then the Secret is read.
+#[derive(Debug, Default)]
+pub struct PadSeeds(Mutex<HashMap<String, (String, PadSeed, usize)>>);
+
+impl PadSeeds {
+    /// Remembers that run `job` of resource `uid` got the `len`-byte pad of `seed`.
+    pub fn remember(&self, uid: &str, job: &str, seed: PadSeed, len: usize) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(uid.to_owned(), (job.to_owned(), seed, len));
+    }
+
+    /// The pad of run `job`, if this agent wrote it; forgotten once taken.
+    pub fn take(&self, uid: &str, job: &str) -> Option<Result<Pad, SealError>> {
+        let mut seeds = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (known_job, seed, len) = seeds.get(uid)?;
+        if known_job != job {
+            return None;
+        }
+        let pad = Pad::from_seed(seed, *len);
+        seeds.remove(uid);
+        Some(pad)
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(uid);
+    }
+}
+
+/// 32 random bytes a pad is expanded from. Its `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PadSeed([u8; 32]);
+
+impl fmt::Debug for PadSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PadSeed(<redacted>)")
+    }
+}
+
+impl PadSeed {
+    /// A seed from the system's secure generator.
+    pub fn generate() -> Result<Self, SealError> {
+        let mut bytes = [0; 32];
+        SystemRandom::new().fill(&mut bytes).map_err(|_| SealError::Random)?;
+        Ok(Self(bytes))
+    }
+}
+
 /// Why sealed outputs could not be read. Never holds a byte of them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {
@@ -125,8 +174,21 @@ impl fmt::Debug for Pad {
 impl Pad {
     /// `len` bytes from the system's secure generator.
     pub fn generate(len: usize) -> Result<Self, SealError> {
+        Self::from_seed(&PadSeed::generate()?, len)
+    }
+
+    /// The `len`-byte `ChaCha20` keystream of `seed`: a stream cipher's keystream under a
+    /// random, single-use key is as good a pad as random bytes, and the same seed always
+    /// gives the same pad. ring exposes `ChaCha20` only within its AEAD: sealing zeros there
+    /// yields the keystream itself (the tag is dropped; the nonce is fixed as each key
+    /// encrypts only these zeros).
+    pub fn from_seed(seed: &PadSeed, len: usize) -> Result<Self, SealError> {
+        use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+        let key = UnboundKey::new(&CHACHA20_POLY1305, &seed.0).map_err(|_| SealError::Random)?;
         let mut bytes = vec![0; len];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| SealError::Random)?;
+        let _tag = LessSafeKey::new(key)
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::empty(), &mut bytes)
+            .map_err(|_| SealError::Random)?;
         Ok(Self(bytes))
     }
 
@@ -258,6 +320,35 @@ mod tests {
         assert_eq!(announced_size("sealed 12\nabcd\n"), Some(12));
         assert_eq!(announced_size("oversize 70000 65536\n"), Some(70000));
         assert_eq!(announced_size("{}\n"), None);
+    }
+
+    #[test]
+    fn a_seed_gives_the_same_random_looking_pad_each_time() {
+        let seed = PadSeed::generate().unwrap();
+        let pad = Pad::from_seed(&seed, 4096).unwrap();
+        assert_eq!(pad, Pad::from_seed(&seed, 4096).unwrap());
+        assert_eq!(Pad::from_seed(&seed, 100).unwrap().as_bytes(), &pad.as_bytes()[..100]);
+        assert_ne!(pad, Pad::from_seed(&PadSeed::generate().unwrap(), 4096).unwrap());
+        // Not zeros, and every byte value about as frequent (4096 bytes: 16 each on average).
+        let mut counts = [0u32; 256];
+        pad.as_bytes().iter().for_each(|&b| counts[usize::from(b)] += 1);
+        assert!(counts.iter().all(|&c| c < 48), "{counts:?}");
+        assert_eq!(format!("{seed:?}"), "PadSeed(<redacted>)");
+    }
+
+    #[test]
+    fn a_remembered_seed_gives_its_runs_pad_once_and_no_other_runs() {
+        let seeds = PadSeeds::default();
+        let seed = PadSeed::generate().unwrap();
+        let pad = Pad::from_seed(&seed, 64).unwrap();
+        seeds.remember("uid", "tf-deploy-a-0", seed, 64);
+        assert!(seeds.take("uid", "tf-deploy-b-0").is_none(), "another run's pad");
+        assert!(seeds.take("other", "tf-deploy-a-0").is_none());
+        assert_eq!(seeds.take("uid", "tf-deploy-a-0").unwrap().unwrap(), pad);
+        assert!(seeds.take("uid", "tf-deploy-a-0").is_none(), "taken once");
+        seeds.remember("uid", "tf-deploy-a-1", PadSeed::generate().unwrap(), 64);
+        seeds.forget("uid");
+        assert!(seeds.take("uid", "tf-deploy-a-1").is_none());
     }
 
     #[test]

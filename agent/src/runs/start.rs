@@ -20,7 +20,7 @@ use kube::{Api, Resource as _, ResourceExt as _};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::runs::seal::{Pad, SealError};
+use crate::runs::seal::{Pad, PadSeed, SealError};
 use crate::runs::{jobs, observe};
 
 /// How a start ended.
@@ -58,11 +58,18 @@ pub async fn start(ctx: &Context, job: &Job, sensitive: &BTreeMap<String, String
     } else {
         crate::runs::seal::pad_bytes(ctx.outputs_sizes.last(&owner))
     };
-    let pad = if jobs::mounts_pad(job) { Some(Pad::generate(pad_bytes)?) } else { None };
+    let seed = if jobs::mounts_pad(job) { Some(PadSeed::generate()?) } else { None };
+    let pad = seed.as_ref().map(|seed| Pad::from_seed(seed, pad_bytes)).transpose()?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let seal = seal_secret(job, pad.as_ref(), sensitive)?;
-    if let Some(secret) = &seal {
-        create_seal(&secrets, job, secret).await?;
+    drop(pad);
+    if let Some(secret) = &seal
+        && create_seal(&secrets, job, secret).await?
+        && let Some(seed) = seed
+    {
+        // This pad is the one the Job mounts (a seal kept from before is not): reading the
+        // outputs back can expand the seed instead of reading the Secret.
+        ctx.pad_seeds.remember(&owner, &name, seed, pad_bytes);
     }
     let (started, job) = match jobs.create(&PostParams::default(), job).await {
         Ok(job) => (Started::New, job),
@@ -87,13 +94,14 @@ pub fn plan_sizes_key(uid: &str) -> String {
     format!("{uid}/plan")
 }
 
-/// Creates the seal Secret, or keeps one of this run from before (a retried reconcile, a
-/// restarted agent) if it is really ours. A Secret someone else planted under that name would
-/// make the pad known to them; one being deleted would vanish under the Job.
-async fn create_seal(secrets: &Api<Secret>, job: &Job, secret: &Secret) -> Result<()> {
+/// Creates the seal Secret (`true`), or keeps one of this run from before (a retried
+/// reconcile, a restarted agent) if it is really ours (`false`). A Secret someone else planted
+/// under that name would make the pad known to them; one being deleted would vanish under the
+/// Job.
+async fn create_seal(secrets: &Api<Secret>, job: &Job, secret: &Secret) -> Result<bool> {
     let seal_name = secret.name_any();
     match secrets.create(&PostParams::default(), secret).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let existing = secrets.get(&seal_name).await?;
             let name = job.name_any();
@@ -105,7 +113,7 @@ async fn create_seal(secrets: &Api<Secret>, job: &Job, secret: &Secret) -> Resul
             if !ours || existing.metadata.deletion_timestamp.is_some() {
                 return Err(SealError::Foreign(seal_name).into());
             }
-            Ok(())
+            Ok(false)
         }
         Err(err) => Err(Error::creating(format!("Secret {seal_name}"), err)),
     }

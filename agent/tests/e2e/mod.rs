@@ -101,39 +101,45 @@ struct ChartRbac {
 
 static CHART_RBAC: tokio::sync::OnceCell<ChartRbac> = tokio::sync::OnceCell::const_new();
 
-/// Renders the chart's `rbac` and `serviceaccount` templates with the real Helm engine
-/// (`.ci/render_chart.py`, in the venv of `make deps`; `ALUSTAN_VENV` overrides its path).
+/// The chart's RBAC with its default values, rendered once per test binary.
 async fn chart_rbac() -> &'static ChartRbac {
-    CHART_RBAC
-        .get_or_init(|| async {
-            let venv = std::env::var_os("ALUSTAN_VENV").map_or_else(
-                || Path::new(&std::env::var_os("HOME").expect("HOME is set")).join(".cache/alustan/venv"),
-                std::path::PathBuf::from,
-            );
-            let python = venv.join("bin/python");
-            assert!(
-                python.exists(),
-                "{} is missing: the RBAC-mode e2e tests render the Helm chart with helm-python-sdk; run `make deps` (or set ALUSTAN_VENV)",
-                python.display()
-            );
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/render_chart.py");
-            let output = tokio::process::Command::new(&python)
-                .arg(&script)
-                .args(["--show-only", "rbac", "--show-only", "serviceaccount", "--json"])
-                .output()
-                .await
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "rendering the chart's RBAC failed (try `make deps`): {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let objects: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
-            let account = objects.iter().find(|o| o["kind"] == "ServiceAccount").expect("the chart renders a ServiceAccount");
-            let field = |name: &str| account["metadata"][name].as_str().unwrap().to_owned();
-            ChartRbac { namespace: field("namespace"), service_account: field("name"), objects }
-        })
-        .await
+    CHART_RBAC.get_or_init(|| render_chart_rbac(None)).await
+}
+
+/// Renders the chart's `rbac` and `serviceaccount` templates with the real Helm engine
+/// (`.ci/render_chart.py`, in the venv of `make deps`; `ALUSTAN_VENV` overrides its path),
+/// with the Helm value `credentials` set to `credentials` (JSON) if given, as an install with
+/// those sources would (the agent watches their Secrets by name).
+async fn render_chart_rbac(credentials: Option<String>) -> ChartRbac {
+    let venv = std::env::var_os("ALUSTAN_VENV").map_or_else(
+        || Path::new(&std::env::var_os("HOME").expect("HOME is set")).join(".cache/alustan/venv"),
+        std::path::PathBuf::from,
+    );
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: the RBAC-mode e2e tests render the Helm chart with helm-python-sdk; run `make deps` (or set ALUSTAN_VENV)",
+        python.display()
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/render_chart.py");
+    let values = tempfile::NamedTempFile::new().unwrap();
+    let mut command = tokio::process::Command::new(&python);
+    command.arg(&script).args(["--show-only", "rbac", "--show-only", "serviceaccount", "--json"]);
+    if let Some(credentials) = credentials {
+        // JSON is YAML: `credentials: [...]`.
+        std::fs::write(values.path(), format!("credentials: {credentials}\n")).unwrap();
+        command.arg("--values").arg(values.path());
+    }
+    let output = command.output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "rendering the chart's RBAC failed (try `make deps`): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let objects: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let account = objects.iter().find(|o| o["kind"] == "ServiceAccount").expect("the chart renders a ServiceAccount");
+    let field = |name: &str| account["metadata"][name].as_str().unwrap().to_owned();
+    ChartRbac { namespace: field("namespace"), service_account: field("name"), objects }
 }
 
 /// Creates (as admin) the release namespace and the chart's RBAC objects, as `helm install` would.
@@ -216,7 +222,10 @@ impl Agent {
         config.insecure_registries.extend(extra_registries.iter().cloned());
         configure(&mut config);
         let client = env.client().unwrap();
-        apply_chart_rbac(&client, rbac).await;
+        match &config.credential_sources {
+            Some(sources) => apply_chart_rbac(&client, &render_chart_rbac(Some(sources.clone())).await).await,
+            None => apply_chart_rbac(&client, rbac).await,
+        }
         let controller_client = env.client_for(AGENT_TOKEN).unwrap();
         alustan_agent::check_crd(&controller_client).await.unwrap();
         let (stop, task, metrics_url) = spawn(&controller_client, &config).await;

@@ -220,6 +220,18 @@ impl FieldSelector {
     }
 }
 
+/// The name a field selector requires exactly (`metadata.name=X` or `==`), if a valid path
+/// segment, as the apiserver's `RequiresExactMatch("metadata.name")`.
+pub fn exact_name(selector: &str) -> Option<&str> {
+    selector.split(',').map(str::trim).find_map(|part| {
+        let (field, value) =
+            part.split_once("==").or_else(|| part.split_once('=')).filter(|(f, _)| !f.ends_with('!'))?;
+        let value = value.trim();
+        let valid = !value.is_empty() && value != "." && value != ".." && !value.contains(['/', '%']);
+        (field.trim() == "metadata.name" && valid).then_some(value)
+    })
+}
+
 /// Both selectors of a request.
 #[derive(Debug, Clone, Default)]
 pub struct Selectors {
@@ -238,6 +250,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_selector_of_one_name_names_the_request() {
+        assert_eq!(exact_name("metadata.name=grafana"), Some("grafana"));
+        assert_eq!(exact_name("type=Opaque, metadata.name==argocd-secret"), Some("argocd-secret"));
+        for none in ["", "metadata.name!=grafana", "metadata.namespace=x", "metadata.name=a/b", "metadata.name=.."] {
+            assert_eq!(exact_name(none), None, "{none}");
+        }
+    }
 
     fn obj() -> Value {
         json!({"metadata": {"name": "a", "labels": {"app": "web", "tier": "front", "n": "5"}}})

@@ -94,6 +94,12 @@ async fn respond(shared: &Arc<Shared>, req: &Request) -> Reply {
         rec.subresource = rp.subresource.clone().unwrap_or_default();
         rec.namespace = rp.namespace.clone().unwrap_or_default();
         rec.name = rp.name.clone().unwrap_or_default();
+        // As the apiserver's RequestInfo: a list or watch of one name (`metadata.name=X`) is a
+        // request for that name, so RBAC `resourceNames` can allow it.
+        if rec.name.is_empty() && matches!(rec.verb.as_str(), "list" | "watch") {
+            let selector = req.param("fieldSelector").unwrap_or_default();
+            rec.name = super::selectors::exact_name(selector).unwrap_or_default().to_owned();
+        }
     }
     let reply = answer(shared, req, &route, &mut rec).await;
     rec.status = reply.status;

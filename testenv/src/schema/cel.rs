@@ -3,6 +3,9 @@
 //! A failing rule is a `FieldValueInvalid` at that node (or at `fieldPath` below it) with the
 //! rule's `message`. Transition rules (those reading `oldSelf`) are not evaluated here.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
 use cel_interpreter::{Context, Program, to_value};
 use serde_json::Value;
 
@@ -33,14 +36,36 @@ pub fn check(schema: &Value, value: &Value, path: &str, type_name: &str, errors:
     }
 }
 
-/// The rule's value with `self` bound to `value`; a non-boolean result is an error.
-fn evaluate(source: &str, value: &Value) -> Result<bool, String> {
+/// Each rule compiled once, as the apiserver compiles a CRD's rules once per schema (was:
+/// compiled on every write, the largest cost of a status patch). Keyed by the rule's text;
+/// emptied when [`MAX_COMPILED`] different rules were seen (tests create many CRDs).
+static COMPILED: LazyLock<Mutex<HashMap<String, Compiled>>> = LazyLock::new(Mutex::default);
+const MAX_COMPILED: usize = 4096;
+type Compiled = Result<Arc<Program>, String>;
+
+/// `source` compiled, or why it cannot be.
+fn compiled(source: &str) -> Compiled {
+    if let Some(known) = COMPILED.lock().unwrap_or_else(PoisonError::into_inner).get(source) {
+        return known.clone();
+    }
     // The parser panics on some malformed rules (cel-parser 0.10): a bad rule must not take
     // the server down, so it is an error like any compilation failure.
-    let compiled = std::panic::catch_unwind(|| Program::compile(source));
-    let program = compiled
-        .map_err(|_| "compilation failed: the parser gave up".to_owned())?
-        .map_err(|e| format!("compilation failed: {e}"))?;
+    let program = match std::panic::catch_unwind(|| Program::compile(source)) {
+        Ok(Ok(program)) => Ok(Arc::new(program)),
+        Ok(Err(e)) => Err(format!("compilation failed: {e}")),
+        Err(_) => Err("compilation failed: the parser gave up".to_owned()),
+    };
+    let mut cache = COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() >= MAX_COMPILED {
+        cache.clear();
+    }
+    cache.insert(source.to_owned(), program.clone());
+    program
+}
+
+/// The rule's value with `self` bound to `value`; a non-boolean result is an error.
+fn evaluate(source: &str, value: &Value) -> Result<bool, String> {
+    let program = compiled(source)?;
     let mut context = Context::default();
     let bound = to_value(value).map_err(|e| e.to_string())?;
     context.add_variable("self", bound).map_err(|e| e.to_string())?;
@@ -75,6 +100,18 @@ mod tests {
         );
         let missing = errors(&json!({"x-kubernetes-validations": [{"rule": "has(self.max)"}]}), &json!({}));
         assert_eq!(missing, ["spec: Invalid value: \"object\": failed rule: has(self.max)"]);
+    }
+
+    #[test]
+    fn a_rule_is_compiled_once_and_still_judges_each_value() {
+        let source = "self.compiled_once < 10";
+        let schema = json!({"x-kubernetes-validations": [{"rule": source}]});
+        assert!(errors(&schema, &json!({"compiled_once": 1})).is_empty());
+        assert_eq!(errors(&schema, &json!({"compiled_once": 11})).len(), 1);
+        let (first, second) = (compiled(source).unwrap(), compiled(source).unwrap());
+        assert!(Arc::ptr_eq(&first, &second), "the second use must reuse the compiled program");
+        // A rule that does not compile stays an error when met again.
+        assert!(compiled("self.a +").is_err() && compiled("self.a +").is_err());
     }
 
     #[test]
