@@ -82,7 +82,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                 watcher::Event::InitDone => return graph_ctx.graph.rebuild(&cache.state()),
                 watcher::Event::Init => return,
             };
-            crate::reconcile::status::caught_up(&graph_ctx.written, tf);
             for dependant in graph_ctx.graph.observe(tf, gone) {
                 // A closed channel: the controller stopped; nothing to wake.
                 let _ = dependency_wakes.unbounded_send(dependant);

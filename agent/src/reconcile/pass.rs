@@ -24,6 +24,8 @@ pub struct Pass<'a> {
     pub fingerprint: String,
     /// The status the pass started from (the agent's last write when the cache lags behind it).
     before: TerraformStatus,
+    /// The resourceVersions `before` is newer than (see [`status::Basis`]).
+    basis: status::Basis,
     /// The status the pass will write.
     pub status: TerraformStatus,
     /// The first `dependsOn` entry not Ready, and why (see [`super::dependencies`]).
@@ -36,7 +38,7 @@ impl<'a> Pass<'a> {
     pub fn new(tf: &'a Terraform, ctx: &'a Context) -> Result<Self> {
         let namespace = tf.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
         let uid = tf.uid().ok_or(Error::MissingField("metadata.uid"))?;
-        let before = status::current(&ctx.written, tf);
+        let (before, basis) = status::current(&ctx.written, tf);
         Ok(Self {
             tf,
             ctx,
@@ -47,6 +49,7 @@ impl<'a> Pass<'a> {
             fingerprint: tf.spec.inputs_fingerprint(),
             status: before.clone(),
             before,
+            basis,
             waiting_for: None,
             resolved: super::variables_from::Resolved::default(),
         })
@@ -161,7 +164,7 @@ impl<'a> Pass<'a> {
     /// Writes the status if it changed (one write per pass at most).
     pub async fn write(&mut self) -> Result<()> {
         let api: Api<Terraform> = self.api();
-        status::write(&api, self.tf, &self.ctx.written, &self.before, &self.status).await?;
+        status::write(&api, self.tf, &self.ctx.written, (&self.before, &mut self.basis), &self.status).await?;
         self.before = self.status.clone();
         Ok(())
     }

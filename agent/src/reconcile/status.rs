@@ -100,37 +100,75 @@ pub fn push_run(status: &mut TerraformStatus, record: RunRecord) {
     }
 }
 
-/// The agent's own last status write per resource uid, kept until its watch delivers it: the
-/// resourceVersion of the object the write was computed from, and the status written. A
-/// reconcile woken by the run's Job (whose event often arrives before the status write's) would
-/// otherwise start from the stale cached status and redo the run's start: a second Job create
-/// (refused, 409) and a second status write.
-pub type Written = Mutex<HashMap<String, (String, TerraformStatus)>>;
+/// The agent's own last status write per resource uid, kept until a reconcile finds the cache
+/// past it, not when the watch delivers it: a reconcile can still be handed an older object
+/// after that (the scale bench saw it: 11 of 2,000 runs started twice when writes were dropped
+/// on delivery; a re-list's paged snapshot is one way). A
+/// reconcile woken by the run's Job (whose event often arrives before the status write's)
+/// would otherwise start from the stale cached status and redo the run's start: a second Job
+/// create (refused, 409) and a second status write.
+pub type Written = Mutex<HashMap<String, LastWrite>>;
 
-/// The status a reconcile starts from: the agent's last write when the cached object is still
-/// the one that write was computed from, else the object's own status (and the remembered write
-/// is dropped: the cache has caught up, or someone else changed the object since).
-pub fn current(written: &Written, tf: &Terraform) -> TerraformStatus {
+/// A status the agent wrote and its [`Basis`]: a cached object at one of those versions is
+/// older than this status; at any other version (the write itself, or a later change by
+/// someone else, which carries this status too) the cache has caught up.
+#[derive(Debug, Clone)]
+pub struct LastWrite {
+    older: Basis,
+    version: String,
+    status: TerraformStatus,
+}
+
+/// The resourceVersions that predate the status a pass works on: the cached object's, or,
+/// when the pass started from the agent's own last write, that write's and all it built on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Basis(Vec<String>);
+
+/// How many versions a [`Basis`] keeps (passes chaining writes on a cache that lags; the
+/// oldest are dropped first).
+const BASIS_VERSIONS: usize = 8;
+
+impl Basis {
+    fn contains(&self, version: &str) -> bool {
+        self.0.iter().any(|known| known == version)
+    }
+
+    /// This basis and `version`, a write built on it.
+    fn and(&self, version: String) -> Self {
+        let mut versions = self.0.clone();
+        versions.push(version);
+        if versions.len() > BASIS_VERSIONS {
+            versions.drain(..versions.len() - BASIS_VERSIONS);
+        }
+        Self(versions)
+    }
+}
+
+/// The status a reconcile starts from, and its basis: the agent's last write while the cached
+/// object predates it, else the object's own status (and the remembered write is dropped).
+pub fn current(written: &Written, tf: &Terraform) -> (TerraformStatus, Basis) {
     let uid = tf.uid().unwrap_or_default();
     let version = tf.resource_version().unwrap_or_default();
     let mut written = written.lock().unwrap_or_else(PoisonError::into_inner);
     match written.get(&uid) {
-        Some((from, status)) if *from == version => return status.clone(),
+        Some(last) if last.older.contains(&version) => {
+            return (last.status.clone(), last.older.and(last.version.clone()));
+        }
         Some(_) => {
             written.remove(&uid);
         }
         None => {}
     }
-    tf.status.clone().unwrap_or_default()
+    (tf.status.clone().unwrap_or_default(), Basis(vec![version]))
 }
 
-/// Writes `status` unless it equals `before` (what [`current`] gave), remembering it for
-/// [`current`].
+/// Writes `status` unless it equals `before` (what [`current`] gave, on `basis`), remembering
+/// it for [`current`]; `basis` then includes the write.
 pub async fn write(
     api: &Api<Terraform>,
     tf: &Terraform,
     written: &Written,
-    before: &TerraformStatus,
+    (before, basis): (&TerraformStatus, &mut Basis),
     status: &TerraformStatus,
 ) -> Result<()> {
     if before == status {
@@ -141,23 +179,20 @@ pub async fn write(
         "kind": "Terraform",
         "status": status,
     });
-    api.patch_status(&tf.name_any(), &PatchParams::apply(meta::FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-    let from = tf.resource_version().unwrap_or_default();
-    written.lock().unwrap_or_else(PoisonError::into_inner).insert(tf.uid().unwrap_or_default(), (from, status.clone()));
+    let patched = api
+        .patch_status(&tf.name_any(), &PatchParams::apply(meta::FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await?;
+    *basis = remember(written, tf, basis, patched.resource_version().unwrap_or_default(), status.clone());
     Ok(())
 }
 
-/// Drops the remembered write of `tf`'s resource once the watch delivers a version other than
-/// the one the write was computed from (the write itself, or a later change): otherwise every
-/// resource's last status would stay in memory twice until its next reconcile.
-pub fn caught_up(written: &Written, tf: &Terraform) {
-    let (Some(uid), Some(version)) = (tf.metadata.uid.as_deref(), tf.metadata.resource_version.as_deref()) else {
-        return;
-    };
-    let mut written = written.lock().unwrap_or_else(PoisonError::into_inner);
-    if written.get(uid).is_some_and(|(from, _)| from != version) {
-        written.remove(uid);
-    }
+/// Records that `status`, computed on `basis`, was written as resourceVersion `version`; the
+/// basis of what builds on it.
+fn remember(written: &Written, tf: &Terraform, basis: &Basis, version: String, status: TerraformStatus) -> Basis {
+    tracing::debug!(version, older = ?basis, "status written");
+    let last = LastWrite { older: basis.clone(), version: version.clone(), status };
+    written.lock().unwrap_or_else(PoisonError::into_inner).insert(tf.uid().unwrap_or_default(), last);
+    basis.and(version)
 }
 
 /// Forgets a deleted resource.
@@ -186,24 +221,50 @@ mod tests {
         assert_eq!(status.conditions.len(), 3);
     }
 
+    fn at(version: &str) -> Terraform {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "alustan.io/v1alpha1", "kind": "Terraform",
+            "metadata": {"name": "a", "namespace": "n", "uid": "u", "resourceVersion": version},
+            "spec": {"scripts": {"deploy": "deploy"}, "containerRegistry": {"imageName": "x/y", "semanticVersion": "^1"}}
+        }))
+        .unwrap()
+    }
+
+    fn said(message: &str) -> TerraformStatus {
+        TerraformStatus { message: Some(message.into()), ..TerraformStatus::default() }
+    }
+
     #[test]
-    fn a_remembered_write_is_dropped_once_the_watch_delivers_another_version() {
-        let at = |version: &str| -> Terraform {
-            serde_json::from_value(serde_json::json!({
-                "apiVersion": "alustan.io/v1alpha1", "kind": "Terraform",
-                "metadata": {"name": "a", "namespace": "n", "uid": "u", "resourceVersion": version},
-                "spec": {"scripts": {"deploy": "deploy"}, "containerRegistry": {"imageName": "x/y", "semanticVersion": "^1"}}
-            }))
-            .unwrap()
-        };
+    fn a_remembered_write_is_dropped_once_the_cache_has_it() {
         let written = Written::default();
-        let mine = TerraformStatus { message: Some("mine".into()), ..TerraformStatus::default() };
-        written.lock().unwrap().insert("u".into(), ("7".into(), mine.clone()));
-        // The version the write was computed from: the write has not arrived yet.
-        caught_up(&written, &at("7"));
-        assert_eq!(current(&written, &at("7")), mine);
-        // The write (or a later change) arrived: nothing is kept twice any more.
-        caught_up(&written, &at("8"));
+        let (_, basis) = current(&written, &at("7"));
+        remember(&written, &at("7"), &basis, "8".into(), said("mine"));
+        // The cache still holds the version the write was computed from (or a re-list gave
+        // it back: paged lists are snapshots).
+        assert_eq!(current(&written, &at("7")).0, said("mine"));
+        assert_eq!(current(&written, &at("7")).0, said("mine"));
+        // The write arrived: nothing is kept twice any more.
+        assert_eq!(current(&written, &at("8")).0, TerraformStatus::default());
+        assert!(written.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_pass_building_on_a_write_keeps_every_version_before_it_older() {
+        let written = Written::default();
+        let (_, basis) = current(&written, &at("7"));
+        remember(&written, &at("7"), &basis, "8".into(), said("deployed"));
+        // The next pass starts while the cache still holds 7: it works on "deployed".
+        let (status, basis) = current(&written, &at("7"));
+        assert_eq!(status, said("deployed"));
+        // The pass writes 9 on top of it.
+        let basis = remember(&written, &at("7"), &basis, "9".into(), said("post-deploy started"));
+        // A reconcile finding 8 in the cache must not redo the post-deploy's start.
+        assert_eq!(current(&written, &at("8")).0, said("post-deploy started"));
+        // The same pass writing again builds on 9.
+        remember(&written, &at("7"), &basis, "10".into(), said("completed"));
+        assert_eq!(current(&written, &at("9")).0, said("completed"));
+        // Someone else's change (11, after ours) or our write itself ends it.
+        assert_eq!(current(&written, &at("11")).0, TerraformStatus::default());
         assert!(written.lock().unwrap().is_empty());
     }
 
