@@ -53,8 +53,9 @@ pub struct Context {
     /// The controller's cache of every `Terraform` (set by each [`crate::run`]): dependencies
     /// and producers of outputs are read from it, not fetched one by one.
     pub cache: Mutex<Option<kube::runtime::reflector::Store<Terraform>>>,
-    /// The controller's cache of the agent's Jobs, outcomes only (set by each [`crate::run`]).
-    pub job_cache: Mutex<Option<kube::runtime::reflector::Store<k8s_openapi::api::batch::v1::Job>>>,
+    /// How each of the agent's Jobs stands, fed by the controller's Jobs watch (each
+    /// [`crate::run`]).
+    pub job_outcomes: crate::runs::job_outcomes::JobOutcomes,
     /// Every Ingress, hosts only, for `status.ingressURLs` (set by each [`crate::run`]).
     pub ingress_cache: Mutex<Option<kube::runtime::reflector::Store<k8s_openapi::api::networking::v1::Ingress>>>,
     /// The credential sources' Secrets, key names only (set by each [`crate::run`]).
@@ -123,7 +124,7 @@ impl Context {
             scan_wakes: Mutex::new(futures::channel::mpsc::unbounded().0),
             graph: crate::graph::Graph::default(),
             cache: Mutex::new(None),
-            job_cache: Mutex::new(None),
+            job_outcomes: crate::runs::job_outcomes::JobOutcomes::default(),
             ingress_cache: Mutex::new(None),
             credential_cache: Mutex::default(),
         })
@@ -136,11 +137,10 @@ impl Context {
         cache.as_ref()?.get(&ObjectRef::new(&key.name).within(&key.namespace))
     }
 
-    /// Job `name` of `namespace` as the Jobs' watch last saw it (`None`: not seen yet, gone,
-    /// or no controller runs: the caller reads the API).
-    pub fn cached_job(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<k8s_openapi::api::batch::v1::Job>> {
-        let cache = self.job_cache.lock().unwrap_or_else(PoisonError::into_inner);
-        cache.as_ref()?.get(&ObjectRef::new(name).within(namespace))
+    /// How Job `name` of `namespace` stands as the Jobs' watch last saw it (`None`: not seen
+    /// yet, gone, or no controller runs: the caller reads the API).
+    pub fn cached_outcome(&self, namespace: &str, name: &str) -> Option<crate::runs::observe::Outcome> {
+        self.job_outcomes.get(namespace, name)
     }
 
     /// A new wake channel for the controller (replacing any earlier one).

@@ -89,20 +89,20 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         })
         .applied_objects();
     let pruner = tokio::spawn(prune_scans(Arc::clone(&ctx)));
+    let written_pruner = tokio::spawn(prune_written(Arc::clone(&ctx)));
     let (ingresses, ingress_watch) = crate::runs::gather::watch_ingresses(ctx.client.clone());
     *ctx.ingress_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ingresses);
     let (credentials, credential_watches) = crate::runs::credential_watch::watch(&ctx.client, &ctx.credential_sources);
     *ctx.credential_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = credentials;
     let scans_ended = ctx.connect_scan_wakes();
-    // The Jobs' watch also keeps a cache of their outcomes: a pass reads a run's Job from it
-    // rather than with a GET. Only what `runs::observe::outcome` reads is kept (metadata
-    // without managedFields, status), a few hundred bytes a Job.
-    let (job_reader, job_writer) = reflector::store();
-    *ctx.job_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(job_reader);
+    // The Jobs' watch also keeps each Job's outcome: a pass reads how a run's Job stands there
+    // rather than with a GET. The controller maps the Jobs it passes on to their owners: their
+    // metadata and status are all it needs.
+    let outcomes_ctx = Arc::clone(&ctx);
     let owned_jobs = watcher(jobs, watcher::Config::default().labels(&managed).page_size(JOB_PAGE_SIZE))
         .default_backoff()
         .modify(crate::runs::observe::keep_outcome_only)
-        .reflect(job_writer)
+        .inspect_ok(move |event| outcomes_ctx.job_outcomes.apply(event))
         .touched_objects();
     Controller::for_stream(terraforms, reader)
         .reconcile_on(scans_ended)
@@ -118,6 +118,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         })
         .await;
     pruner.abort();
+    written_pruner.abort();
     ingress_watch.abort();
     credential_watches.iter().for_each(tokio::task::JoinHandle::abort);
 }
@@ -132,6 +133,19 @@ async fn prune_scans(ctx: Arc<Context>) {
     loop {
         ticks.tick().await;
         ctx.scanner.prune(every.saturating_mul(2));
+    }
+}
+
+/// How long the agent's own status writes are remembered (see `reconcile::status::prune`).
+const WRITTEN_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Every half [`WRITTEN_KEPT`], drops the remembered status writes older than it.
+async fn prune_written(ctx: Arc<Context>) {
+    let mut ticks = tokio::time::interval(WRITTEN_KEPT / 2);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        reconcile::status::prune(&ctx.written, WRITTEN_KEPT);
     }
 }
 

@@ -34,13 +34,13 @@ impl Pass<'_> {
         for record in running {
             // The watch's copy when it has the Job (the event that woke this pass is in it); a
             // GET when it does not yet (just created) or no more.
-            let cached = self.ctx.cached_job(&self.namespace, &record.job_name);
-            let job = match cached {
-                Some(job) => Some(job),
-                None => jobs.get_opt(&record.job_name).await?.map(std::sync::Arc::new),
+            let cached = self.ctx.cached_outcome(&self.namespace, &record.job_name);
+            let outcome = match cached {
+                Some(outcome) => Some(outcome),
+                None => jobs.get_opt(&record.job_name).await?.as_ref().map(observe::outcome),
             };
-            let outcome = match job {
-                Some(job) => observe::outcome(&job),
+            let outcome = match outcome {
+                Some(outcome) => outcome,
                 // A Job deleted by hand may leave its Pod running (orphaned, or terminating): the
                 // run is over only once no Pod of it runs any more.
                 None if observe::pod_active(&pods, &record.job_name).await? => Outcome::Running,

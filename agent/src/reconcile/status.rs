@@ -117,6 +117,7 @@ pub struct LastWrite {
     older: Basis,
     version: String,
     status: TerraformStatus,
+    at: std::time::Instant,
 }
 
 /// The resourceVersions that predate the status a pass works on: the cached object's, or,
@@ -190,9 +191,17 @@ pub async fn write(
 /// basis of what builds on it.
 fn remember(written: &Written, tf: &Terraform, basis: &Basis, version: String, status: TerraformStatus) -> Basis {
     tracing::debug!(version, older = ?basis, "status written");
-    let last = LastWrite { older: basis.clone(), version: version.clone(), status };
+    let last = LastWrite { older: basis.clone(), version: version.clone(), status, at: std::time::Instant::now() };
     written.lock().unwrap_or_else(PoisonError::into_inner).insert(tf.uid().unwrap_or_default(), last);
     basis.and(version)
+}
+
+/// Drops the writes made more than `age` ago: by then the cache has long caught up (were a
+/// reconcile still handed an older object, it would at worst try the same run's start again,
+/// find its Job and adopt it). Without this every resource's last status would stay in memory
+/// twice until its next reconcile, an interval later.
+pub fn prune(written: &Written, age: std::time::Duration) {
+    written.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, last| last.at.elapsed() < age);
 }
 
 /// Forgets a deleted resource.
@@ -245,6 +254,16 @@ mod tests {
         assert_eq!(current(&written, &at("7")).0, said("mine"));
         // The write arrived: nothing is kept twice any more.
         assert_eq!(current(&written, &at("8")).0, TerraformStatus::default());
+        assert!(written.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn old_writes_are_pruned() {
+        let written = Written::default();
+        remember(&written, &at("7"), &Basis::default(), "8".into(), said("mine"));
+        prune(&written, std::time::Duration::from_secs(60));
+        assert_eq!(written.lock().unwrap().len(), 1, "a fresh write stays");
+        prune(&written, std::time::Duration::ZERO);
         assert!(written.lock().unwrap().is_empty());
     }
 

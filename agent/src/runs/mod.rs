@@ -5,6 +5,7 @@
 
 pub mod credential_watch;
 pub mod gather;
+pub mod job_outcomes;
 pub mod jobs;
 pub mod log_lines;
 pub mod observe;

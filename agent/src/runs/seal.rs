@@ -1,7 +1,8 @@
 //! The seal: a one-time pad that keeps a run's outputs (sensitive ones included) out of its
 //! log. Each deploy Job gets a Secret `<job>-seal` holding random bytes (see [`pad_bytes`]),
 //! mounted read-only at [`SEAL_DIR`]; the Job's wrapper XORs the outputs file with it and
-//! prints hex between the markers; the agent reads the Secret back and XORs again. Anyone
+//! prints hex between the markers; the agent XORs again with the pad, expanded from its seed
+//! kept in memory ([`PadSeeds`]) or, after a restart, read back from the Secret. Anyone
 //! reading the log (`pods/log`, a log shipper) sees bytes that say nothing without the Secret.
 //! Runs that have no outputs file by contract (post-deploy, destroy) get no pad; a plan run
 //! gets [`meta::PLAN_SEAL_BYTES`] for its plan bundle (see [`crate::runs::plan`]).
