@@ -94,10 +94,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     *ctx.ingress_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ingresses);
     let (credentials, credential_watches) = crate::runs::credential_watch::watch(&ctx.client, &ctx.credential_sources);
     *ctx.credential_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = credentials;
+    // Stopped with the controller, also when this future is dropped unfinished (a lost Lease
+    // aborts it).
+    let _helpers = AbortOnDrop([pruner, written_pruner, ingress_watch].into_iter().chain(credential_watches).collect());
     let scans_ended = ctx.connect_scan_wakes();
     // The Jobs' watch also keeps each Job's outcome: a pass reads how a run's Job stands there
     // rather than with a GET. The controller maps the Jobs it passes on to their owners: their
     // metadata and status are all it needs.
+    ctx.job_outcomes.clear();
     let outcomes_ctx = Arc::clone(&ctx);
     let owned_jobs = watcher(jobs, watcher::Config::default().labels(&managed).page_size(JOB_PAGE_SIZE))
         .default_backoff()
@@ -117,10 +121,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             }
         })
         .await;
-    pruner.abort();
-    written_pruner.abort();
-    ingress_watch.abort();
-    credential_watches.iter().for_each(tokio::task::JoinHandle::abort);
+}
+
+/// Aborts its tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
 }
 
 /// Every sync interval, drops the scanner's tag lists older than two intervals: repositories no
@@ -136,16 +145,19 @@ async fn prune_scans(ctx: Arc<Context>) {
     }
 }
 
-/// How long the agent's own status writes are remembered (see `reconcile::status::prune`).
-const WRITTEN_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long the agent's own status writes are remembered (see `reconcile::status::prune`):
+/// at least the first, then until the controller's cache has them, at most the second.
+const WRITTEN_KEPT: (std::time::Duration, std::time::Duration) =
+    (std::time::Duration::from_secs(60), std::time::Duration::from_secs(600));
 
-/// Every half [`WRITTEN_KEPT`], drops the remembered status writes older than it.
+/// Every 30 s, drops the remembered status writes as [`WRITTEN_KEPT`] says.
 async fn prune_written(ctx: Arc<Context>) {
-    let mut ticks = tokio::time::interval(WRITTEN_KEPT / 2);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(30));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        reconcile::status::prune(&ctx.written, WRITTEN_KEPT);
+        let cache = ctx.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        reconcile::status::prune(&ctx.written, cache.as_ref(), WRITTEN_KEPT);
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use alustan_shared::{RunRecord, State, Terraform, TerraformStatus, conditions, meta};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
@@ -118,6 +119,19 @@ pub struct LastWrite {
     version: String,
     status: TerraformStatus,
     at: std::time::Instant,
+    /// The resource's namespace and name, to find it in the controller's cache.
+    key: (String, String),
+}
+
+impl LastWrite {
+    /// Whether an object at `version` is older than this write: one of its basis, or (when
+    /// both parse as integers, as etcd's revisions do) a smaller number. The latter also
+    /// covers someone else's change made between two of the agent's writes, and a re-list
+    /// served from a lagging cache (`resourceVersion=0`) handing back an older object.
+    fn predates(&self, version: &str) -> bool {
+        self.older.contains(version)
+            || matches!((version.parse::<u64>(), self.version.parse::<u64>()), (Ok(seen), Ok(mine)) if seen < mine)
+    }
 }
 
 /// The resourceVersions that predate the status a pass works on: the cached object's, or,
@@ -152,7 +166,7 @@ pub fn current(written: &Written, tf: &Terraform) -> (TerraformStatus, Basis) {
     let version = tf.resource_version().unwrap_or_default();
     let mut written = written.lock().unwrap_or_else(PoisonError::into_inner);
     match written.get(&uid) {
-        Some(last) if last.older.contains(&version) => {
+        Some(last) if last.predates(&version) => {
             return (last.status.clone(), last.older.and(last.version.clone()));
         }
         Some(_) => {
@@ -191,17 +205,35 @@ pub async fn write(
 /// basis of what builds on it.
 fn remember(written: &Written, tf: &Terraform, basis: &Basis, version: String, status: TerraformStatus) -> Basis {
     tracing::debug!(version, older = ?basis, "status written");
-    let last = LastWrite { older: basis.clone(), version: version.clone(), status, at: std::time::Instant::now() };
+    let key = (tf.namespace().unwrap_or_default(), tf.name_any());
+    let last = LastWrite { older: basis.clone(), version: version.clone(), status, at: std::time::Instant::now(), key };
     written.lock().unwrap_or_else(PoisonError::into_inner).insert(tf.uid().unwrap_or_default(), last);
     basis.and(version)
 }
 
-/// Drops the writes made more than `age` ago: by then the cache has long caught up (were a
-/// reconcile still handed an older object, it would at worst try the same run's start again,
-/// find its Job and adopt it). Without this every resource's last status would stay in memory
-/// twice until its next reconcile, an interval later.
-pub fn prune(written: &Written, age: std::time::Duration) {
-    written.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, last| last.at.elapsed() < age);
+/// Drops the writes made at least `ages.0` ago that the controller's `cache` has caught up
+/// with (its object is at a version that does not predate the write, or is gone), and any
+/// made `ages.1` ago (a version that does not parse, a watch that stopped): without this
+/// every resource's last status would stay in memory twice until its next reconcile, an
+/// interval later. A reconcile can be handed an older object shortly after the watch
+/// delivered a newer one (the scale bench saw it, within a second), hence the margin; were it
+/// later still, it would at worst try the same run's start again, find its Job and adopt it.
+pub fn prune(written: &Written, cache: Option<&Store<Terraform>>, ages: (std::time::Duration, std::time::Duration)) {
+    let mut written = written.lock().unwrap_or_else(PoisonError::into_inner);
+    written.retain(|uid, last| {
+        let age = last.at.elapsed();
+        if age < ages.0 {
+            return true;
+        }
+        if age >= ages.1 {
+            return false;
+        }
+        let Some(cache) = cache else { return true };
+        let cached = cache.get(&ObjectRef::new(&last.key.1).within(&last.key.0));
+        cached.is_some_and(|tf| {
+            tf.uid().as_deref() == Some(uid.as_str()) && last.predates(&tf.resource_version().unwrap_or_default())
+        })
+    });
 }
 
 /// Forgets a deleted resource.
@@ -258,13 +290,36 @@ mod tests {
     }
 
     #[test]
-    fn old_writes_are_pruned() {
+    fn writes_are_pruned_once_the_cache_has_them_or_when_old() {
+        use std::time::Duration;
         let written = Written::default();
         remember(&written, &at("7"), &Basis::default(), "8".into(), said("mine"));
-        prune(&written, std::time::Duration::from_secs(60));
-        assert_eq!(written.lock().unwrap().len(), 1, "a fresh write stays");
-        prune(&written, std::time::Duration::ZERO);
-        assert!(written.lock().unwrap().is_empty());
+        let (reader, mut writer) = kube::runtime::reflector::store::<Terraform>();
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(at("8")));
+        prune(&written, Some(&reader), (Duration::from_secs(60), Duration::from_secs(600)));
+        assert_eq!(written.lock().unwrap().len(), 1, "a fresh write stays, whatever the cache holds");
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(at("7")));
+        prune(&written, Some(&reader), (Duration::ZERO, Duration::from_secs(600)));
+        assert_eq!(written.lock().unwrap().len(), 1, "the cache still predates the write");
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(at("8")));
+        prune(&written, Some(&reader), (Duration::ZERO, Duration::from_secs(600)));
+        assert!(written.lock().unwrap().is_empty(), "the cache has the write");
+        remember(&written, &at("7"), &Basis::default(), "9".into(), said("again"));
+        prune(&written, None, (Duration::ZERO, Duration::ZERO));
+        assert!(written.lock().unwrap().is_empty(), "too old");
+    }
+
+    #[test]
+    fn a_cached_object_numbered_below_the_write_predates_it_even_if_someone_else_wrote_it() {
+        let written = Written::default();
+        let (_, basis) = current(&written, &at("7"));
+        let basis = remember(&written, &at("7"), &basis, "8".into(), said("deploying"));
+        // A user's annotation lands as 9 (carrying "deploying"); the agent writes 10 on 8.
+        remember(&written, &at("7"), &basis, "10".into(), said("deployed"));
+        assert_eq!(current(&written, &at("9")).0, said("deployed"), "9 is older than the agent's 10");
+        // A re-list from a lagging cache hands back 7 again.
+        assert_eq!(current(&written, &at("7")).0, said("deployed"));
+        assert_eq!(current(&written, &at("12")).0, TerraformStatus::default());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! instead of a GET per Secret. The stores keep key names and the username only: never a
 //! password, nor the annotations (`kubectl apply` copies a whole Secret into one).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -43,43 +45,49 @@ fn is_ready(store: &Store<Secret>) -> bool {
     store.wait_until_ready().now_or_never().is_some_and(|ready| ready.is_ok())
 }
 
-/// Watches every Secret of `sources` until the returned tasks are aborted.
+/// Watches every Secret of `sources`, each once (sources may share one), until the returned
+/// tasks are aborted.
 pub fn watch(client: &Client, sources: &[CredentialSource]) -> (CredentialStores, Vec<tokio::task::JoinHandle<()>>) {
     use futures::StreamExt as _;
-    let mut stores = Vec::new();
-    let mut tasks = Vec::new();
+    // Each Secret with the username keys of every source naming it.
+    let mut secrets: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for source in sources {
         for candidate in &source.secrets {
-            let (reader, writer) = reflector::store();
-            let api: Api<Secret> = Api::namespaced(client.clone(), &source.namespace);
-            let config = watcher::Config::default().fields(&format!("metadata.name={}", candidate.name));
-            let username_key = source.username_key.clone();
-            let stream = watcher(api, config)
-                .default_backoff()
-                .modify(move |secret| keep_key_names(secret, username_key.as_deref()))
-                .reflect(writer);
-            let (namespace, name) = (source.namespace.clone(), candidate.name.clone());
-            tasks.push(tokio::spawn(stream.for_each(move |event| {
-                if let Err(err) = event {
-                    tracing::debug!(namespace, secret = name, error = %err, "a credential Secret's watch failed; it is read directly instead");
-                }
-                std::future::ready(())
-            })));
-            stores.push((source.namespace.clone(), candidate.name.clone(), reader));
+            let keys = secrets.entry((source.namespace.clone(), candidate.name.clone())).or_default();
+            keys.extend(source.username_key.iter().cloned());
         }
+    }
+    let mut stores = Vec::new();
+    let mut tasks = Vec::new();
+    for ((namespace, name), username_keys) in secrets {
+        let (reader, writer) = reflector::store();
+        let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let stream = watcher(api, config)
+            .default_backoff()
+            .modify(move |secret| keep_key_names(secret, &username_keys))
+            .reflect(writer);
+        let (ns, secret) = (namespace.clone(), name.clone());
+        tasks.push(tokio::spawn(stream.for_each(move |event| {
+            if let Err(err) = event {
+                tracing::debug!(namespace = ns, secret, error = %err, "a credential Secret's watch failed; it is read directly instead");
+            }
+            std::future::ready(())
+        })));
+        stores.push((namespace, name, reader));
     }
     (CredentialStores(stores), tasks)
 }
 
 /// A Secret stripped to what `status.credentials` reads: its keys with empty values, but the
-/// value of `username_key` (a username is shown in status).
-pub fn keep_key_names(secret: &mut Secret, username_key: Option<&str>) {
+/// values of `username_keys` (a username is shown in status).
+pub fn keep_key_names(secret: &mut Secret, username_keys: &BTreeSet<String>) {
     secret.metadata.managed_fields = None;
     secret.metadata.annotations = None;
     secret.metadata.labels = None;
     secret.string_data = None;
     for (key, value) in secret.data.iter_mut().flatten() {
-        if Some(key.as_str()) != username_key {
+        if !username_keys.contains(key) {
             *value = ByteString(Vec::new());
         }
     }
@@ -98,7 +106,8 @@ mod tests {
             "stringData": {"other": "hunter2"}
         }))
         .unwrap();
-        keep_key_names(&mut secret, Some("admin-user"));
+        // Two sources name this Secret, each with its username key: both values stay.
+        keep_key_names(&mut secret, &BTreeSet::from(["admin-user".to_owned(), "absent".to_owned()]));
         let text = serde_json::to_string(&secret).unwrap();
         assert!(!text.contains("aHVudGVyMg") && !text.contains("hunter2"), "{text}");
         let data = secret.data.unwrap();

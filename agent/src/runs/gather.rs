@@ -219,6 +219,7 @@ pub async fn credentials(
                 .as_ref()
                 .and_then(|k| data.get(k))
                 .and_then(|v| String::from_utf8(v.0.clone()).ok())
+                .filter(|name| !name.is_empty())
                 .or_else(|| source.username.clone())
                 .unwrap_or_default();
             let reference = SecretKeyReference {

@@ -3,7 +3,7 @@
 //! finished Job stays until its TTL deletes it (a day by default), so with thousands of
 //! resources the cache holds two Jobs each: an outcome is a tenth of even a stripped Job.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use k8s_openapi::api::batch::v1::Job;
@@ -12,15 +12,22 @@ use kube::runtime::watcher;
 
 use super::observe::{Outcome, outcome};
 
-/// Outcomes by `(namespace, name)`; a re-list's are collected aside and swapped in when it
-/// ends, as kube's reflector does, so Jobs deleted meanwhile drop out.
+/// Outcomes by `(namespace, name)`. A re-list's are applied at once (the reconcile each one
+/// wakes must read it, not the view from before the watch broke) and the Jobs it did not list
+/// are dropped when it ends (deleted meanwhile).
 #[derive(Debug, Default)]
 pub struct JobOutcomes {
     known: Mutex<HashMap<(String, String), Outcome>>,
-    relisting: Mutex<Option<HashMap<(String, String), Outcome>>>,
+    relisted: Mutex<Option<HashSet<(String, String)>>>,
 }
 
 impl JobOutcomes {
+    /// Forgets everything (a new controller, e.g. after winning an election again, lists anew).
+    pub fn clear(&self) {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        *self.relisted.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     /// Job `name` of `namespace` as last seen (`None`: not seen yet, or gone).
     pub fn get(&self, namespace: &str, name: &str) -> Option<Outcome> {
         let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
@@ -38,15 +45,15 @@ impl JobOutcomes {
                 self.known.lock().unwrap_or_else(PoisonError::into_inner).remove(&key(job));
             }
             watcher::Event::Init => {
-                *self.relisting.lock().unwrap_or_else(PoisonError::into_inner) = Some(HashMap::new());
+                *self.relisted.lock().unwrap_or_else(PoisonError::into_inner) = Some(HashSet::new());
             }
             watcher::Event::InitApply(job) => {
-                let mut relisting = self.relisting.lock().unwrap_or_else(PoisonError::into_inner);
-                relisting.get_or_insert_default().insert(key(job), outcome(job));
+                self.known.lock().unwrap_or_else(PoisonError::into_inner).insert(key(job), outcome(job));
+                self.relisted.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_default().insert(key(job));
             }
             watcher::Event::InitDone => {
-                let listed = self.relisting.lock().unwrap_or_else(PoisonError::into_inner).take();
-                *self.known.lock().unwrap_or_else(PoisonError::into_inner) = listed.unwrap_or_default();
+                let listed = self.relisted.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or_default();
+                self.known.lock().unwrap_or_else(PoisonError::into_inner).retain(|key, _| listed.contains(key));
             }
         }
     }
@@ -70,7 +77,7 @@ mod tests {
     }
 
     #[test]
-    fn outcomes_follow_the_watch_and_a_relist_drops_jobs_deleted_meanwhile() {
+    fn outcomes_follow_the_watch_and_a_relist_updates_at_once_and_drops_jobs_deleted_meanwhile() {
         let outcomes = JobOutcomes::default();
         outcomes.apply(&watcher::Event::Apply(job("a", false)));
         outcomes.apply(&watcher::Event::Apply(job("b", false)));
@@ -80,13 +87,18 @@ mod tests {
         assert_eq!(outcomes.get("other", "a"), None);
         outcomes.apply(&watcher::Event::Delete(job("a", true)));
         assert_eq!(outcomes.get("ns", "a"), None);
-        // A re-list: until it ends, the old view stays; then only what it listed.
+        // A re-list: each listed Job's outcome at once (its reconcile reads it); the Jobs it
+        // did not list drop out when it ends.
+        outcomes.apply(&watcher::Event::Apply(job("d", false)));
         outcomes.apply(&watcher::Event::Init);
         outcomes.apply(&watcher::Event::InitApply(job("c", true)));
+        outcomes.apply(&watcher::Event::InitApply(job("d", true)));
+        assert!(matches!(outcomes.get("ns", "d"), Some(Outcome::Succeeded { .. })), "finished while disconnected");
         assert_eq!(outcomes.get("ns", "b"), Some(Outcome::Running));
-        assert_eq!(outcomes.get("ns", "c"), None);
         outcomes.apply(&watcher::Event::InitDone);
         assert_eq!(outcomes.get("ns", "b"), None);
         assert!(matches!(outcomes.get("ns", "c"), Some(Outcome::Succeeded { .. })));
+        outcomes.clear();
+        assert_eq!(outcomes.get("ns", "c"), None);
     }
 }

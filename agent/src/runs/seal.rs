@@ -122,6 +122,14 @@ impl PadSeeds {
     pub fn forget(&self, uid: &str) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(uid);
     }
+
+    /// Forgets the pad of run `job` of resource `uid`, if remembered.
+    pub fn forget_run(&self, uid: &str, job: &str) {
+        let mut seeds = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if seeds.get(uid).is_some_and(|(known, _, _)| known.as_str() == job) {
+            seeds.remove(uid);
+        }
+    }
 }
 
 /// 32 random bytes a pad is expanded from. Its `Debug` never shows them.
@@ -347,6 +355,12 @@ mod tests {
         assert!(seeds.take("other", "tf-deploy-a-0").is_none());
         assert_eq!(seeds.take("uid", "tf-deploy-a-0").unwrap().unwrap(), pad);
         assert!(seeds.take("uid", "tf-deploy-a-0").is_none(), "taken once");
+        seeds.remember("uid", "tf-deploy-a-1", PadSeed::generate().unwrap(), 64);
+        seeds.forget_run("uid", "tf-deploy-a-0");
+        assert!(seeds.take("uid", "tf-deploy-a-1").is_some(), "another run's pad stays");
+        seeds.remember("uid", "tf-deploy-a-1", PadSeed::generate().unwrap(), 64);
+        seeds.forget_run("uid", "tf-deploy-a-1");
+        assert!(seeds.take("uid", "tf-deploy-a-1").is_none());
         seeds.remember("uid", "tf-deploy-a-1", PadSeed::generate().unwrap(), 64);
         seeds.forget("uid");
         assert!(seeds.take("uid", "tf-deploy-a-1").is_none());

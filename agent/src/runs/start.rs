@@ -63,13 +63,17 @@ pub async fn start(ctx: &Context, job: &Job, sensitive: &BTreeMap<String, String
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let seal = seal_secret(job, pad.as_ref(), sensitive)?;
     drop(pad);
-    if let Some(secret) = &seal
-        && create_seal(&secrets, job, secret).await?
-        && let Some(seed) = seed
-    {
-        // This pad is the one the Job mounts (a seal kept from before is not): reading the
-        // outputs back can expand the seed instead of reading the Secret.
-        ctx.pad_seeds.remember(&owner, &name, seed, pad_bytes);
+    if let Some(secret) = &seal {
+        // Whatever a failed or earlier attempt remembered for this run may not be what the
+        // Secret holds now.
+        ctx.pad_seeds.forget_run(&owner, &name);
+        if create_seal(&secrets, job, secret).await?
+            && let Some(seed) = seed
+        {
+            // This pad is the one the Job mounts (a seal kept from before is not): reading
+            // the outputs back can expand the seed instead of reading the Secret.
+            ctx.pad_seeds.remember(&owner, &name, seed, pad_bytes);
+        }
     }
     let (started, job) = match jobs.create(&PostParams::default(), job).await {
         Ok(job) => (Started::New, job),
