@@ -815,7 +815,17 @@ async fn rbac_server_side_apply_that_creates_needs_create_too() {
     let cms: Api<ConfigMap> = Api::default_namespaced(agent);
     let apply = PatchParams::apply("agent").force();
     let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}});
-    let err = cms.patch("c", &apply, &Patch::Apply(&config)).await.unwrap_err();
+    // The real API server's authorizer learns RBAC changes from its informers, a moment after
+    // the write: until the binding is seen, the refusal is about `patch`.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let err = loop {
+        let err = cms.patch("c", &apply, &Patch::Apply(&config)).await.unwrap_err();
+        let seen = matches!(&err, kube::Error::Api(s) if s.message.contains("cannot create"));
+        if seen || std::time::Instant::now() > deadline {
+            break err;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let kube::Error::Api(s) = &err else { panic!("{err:?}") };
     assert_eq!(
         (s.code, s.message.as_str()),
@@ -828,7 +838,11 @@ async fn rbac_server_side_apply_that_creates_needs_create_too() {
     let mut with_create = rbac("ClusterRole", "clusterroles").get("agent").await.unwrap();
     with_create.data["rules"] = role(&["patch", "create"]).data["rules"].clone();
     rbac("ClusterRole", "clusterroles").replace("agent", &PostParams::default(), &with_create).await.unwrap();
-    cms.patch("c", &apply, &Patch::Apply(&config)).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while let Err(err) = cms.patch("c", &apply, &Patch::Apply(&config)).await {
+        assert!(std::time::Instant::now() < deadline, "create was granted but is still refused: {err:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     rbac("ClusterRole", "clusterroles").replace("agent", &PostParams::default(), &role(&["patch"])).await.unwrap();
     let changed = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "w"}});
     let updated = cms.patch("c", &apply, &Patch::Apply(&changed)).await.unwrap();

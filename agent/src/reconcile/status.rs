@@ -102,12 +102,11 @@ pub fn push_run(status: &mut TerraformStatus, record: RunRecord) {
 }
 
 /// The agent's own last status write per resource uid, kept until a reconcile finds the cache
-/// past it, not when the watch delivers it: a reconcile can still be handed an older object
-/// after that (the scale bench saw it: 11 of 2,000 runs started twice when writes were dropped
-/// on delivery; a re-list's paged snapshot is one way). A
-/// reconcile woken by the run's Job (whose event often arrives before the status write's)
-/// would otherwise start from the stale cached status and redo the run's start: a second Job
-/// create (refused, 409) and a second status write.
+/// past it or [`prune`] drops it, not as soon as the watch delivers it: a reconcile can still
+/// be handed an older object after that (the scale bench saw it: 11 of 2,000 runs started
+/// twice when writes were dropped on delivery). A reconcile woken by the run's Job (whose event
+/// often arrives before the status write's) would otherwise start from the stale cached status
+/// and redo the run's start: a second Job create (refused, 409) and a second status write.
 pub type Written = Mutex<HashMap<String, LastWrite>>;
 
 /// A status the agent wrote and its [`Basis`]: a cached object at one of those versions is
