@@ -185,14 +185,19 @@ async fn failing_deploy_is_failed_with_the_log_tail_then_stalled() {
     let failed = agent.wait_for("staging-cluster", "Failed", is_state(State::Failed)).await;
     let message = failed.status.unwrap().message.unwrap();
     // One concise cause: the failing step and Terraform's `Error:` line; the tail is in the run.
-    assert_eq!(
-        message,
-        "deploy failed: exit code 1: Error: creating VPC: UnauthorizedOperation (see `kubectl alustan logs staging-cluster`)"
-    );
+    let first = "deploy failed: exit code 1: Error: creating VPC: UnauthorizedOperation (see `kubectl alustan logs staging-cluster`)";
+    // The first failure shows for the retry's 1 s backoff: a slow server (the real control
+    // plane on a busy CI machine) can let the poll see only the second, which names the same
+    // cause.
+    let stalled_prefix = "deploy failed 2 times, last: Error: creating VPC: UnauthorizedOperation; giving up";
+    assert!(message == first || message.starts_with(stalled_prefix), "{message}");
     let record = failed_record(&agent).await;
     assert!(record.contains("planning") && record.contains("UnauthorizedOperation"), "{record}");
     let warnings = agent.warnings("staging-cluster", "ScriptFailed").await;
-    assert!(warnings.iter().any(|(note, _)| note.contains("UnauthorizedOperation")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|(note, _)| note.contains("exit code 1: Error: creating VPC: UnauthorizedOperation")),
+        "{warnings:?}"
+    );
     // Two attempts (the test's retry budget), then Stalled until something changes.
     let stalled = agent
         .wait_for("staging-cluster", "Stalled", |tf| {
