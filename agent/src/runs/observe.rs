@@ -47,7 +47,7 @@ pub fn outcome(job: &Job) -> Outcome {
 }
 
 /// Strips a Job to what [`outcome`] and the controller's owner mapping read (its metadata
-/// without labels, annotations and managedFields; its status): the Job cache's shape.
+/// without labels, annotations and managedFields; its status): what the Jobs' watch passes on.
 pub fn keep_outcome_only(job: &mut Job) {
     job.spec = None;
     job.metadata.managed_fields = None;
